@@ -1,0 +1,87 @@
+/**
+ * Typed errors. Every error the library raises is an AgentError with a stable
+ * `code`; `hintFor(code)` is the one table that tells the user what to try next
+ * (the CLI prints it, the agent sends it through the PAM conversation).
+ */
+
+export type ErrorCode =
+  // wrapped-passphrase and key formats
+  | 'WRONG_PASSWORD'
+  | 'CORRUPT_FILE'
+  | 'UNSUPPORTED_VERSION'
+  | 'PASSPHRASE_TOO_LONG'
+  | 'PASSPHRASE_EMPTY'
+  | 'SIG_MISMATCH'
+  | 'BAD_SIG'
+  | 'BAD_CONFIG'
+  // files and paths
+  | 'NOT_FOUND'
+  | 'NOT_REGULAR_FILE'
+  | 'SYMLINK_REFUSED'
+  | 'BAD_OWNER'
+  | 'UNSAFE_PATH'
+  | 'ALREADY_EXISTS'
+  | 'IO'
+  // kernel edges
+  | 'KEYRING'
+  | 'KEY_NOT_FOUND'
+  | 'KEY_QUOTA'
+  | 'MOUNT'
+  | 'UNMOUNT_BUSY'
+  | 'NO_ECRYPTFS'
+  | 'NO_SUCH_USER'
+  | 'PERMISSION'
+  | 'NATIVE'
+  // usage
+  | 'USAGE';
+
+const HINTS: Record<ErrorCode, string> = {
+  WRONG_PASSWORD: 'Check the passphrase; if you changed your login password, rewrap with the old one: ecryptfs-agent rewrap-passphrase ~/.ecryptfs/wrapped-passphrase',
+  CORRUPT_FILE: 'The file is damaged; restore it from a backup or rewrap your recorded mount passphrase with ecryptfs-agent wrap-passphrase',
+  UNSUPPORTED_VERSION: 'This wrapped-passphrase version is not supported; only v1 and v2 files (ecryptfs-utils <= 111) are',
+  PASSPHRASE_TOO_LONG: 'Use a passphrase of at most 64 bytes',
+  PASSPHRASE_EMPTY: 'Use a passphrase of at least 1 byte',
+  SIG_MISMATCH: 'The unwrapped passphrase does not match ~/.ecryptfs/Private.sig; the wrapped file or Private.sig is damaged or from another setup',
+  BAD_SIG: 'A signature must be 16 hexadecimal characters; check ~/.ecryptfs/Private.sig',
+  BAD_CONFIG: 'Fix or recreate the file named in the message (see ecryptfs-agent(1), FILES)',
+  NOT_FOUND: 'Create it, or run ecryptfs-agent setup-private',
+  NOT_REGULAR_FILE: 'Replace it with a regular file',
+  SYMLINK_REFUSED: 'Replace the symbolic link with the real file or directory',
+  BAD_OWNER: 'The file or directory must be owned by the user (chown it)',
+  UNSAFE_PATH: 'Choose a mount point inside your own home directory that you own',
+  ALREADY_EXISTS: 'Move the existing file away first, or pass --force where offered',
+  IO: 'Check free space, permissions and the system log',
+  KEYRING: 'Check the kernel keyring (keyctl show @u) and the system log',
+  KEY_NOT_FOUND: 'Unlock first: ecryptfs-agent unlock (or ecryptfs-agent insert-wrapped-passphrase)',
+  KEY_QUOTA: 'The user keyring is full; remove unused keys (ecryptfs-agent forget) or raise /proc/sys/kernel/keys/maxkeys',
+  MOUNT: 'Check the system log (journalctl -t ecryptfs-agent, dmesg) for the kernel reason',
+  UNMOUNT_BUSY: 'Close the programs still using the directory (fuser -vm DIR) and try again',
+  NO_ECRYPTFS: 'Load the module: modprobe ecryptfs (package linux-image with CONFIG_ECRYPT_FS)',
+  NO_SUCH_USER: 'Check the user name',
+  PERMISSION: 'Run as root, or as the user who owns the files',
+  NATIVE: 'Rebuild the native addon: npm run build:native',
+  USAGE: 'See ecryptfs-agent --help',
+};
+
+export class AgentError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  /** errno name from a failed system call, when there was one (e.g. 'ENOKEY'). */
+  readonly errno?: string;
+
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; errno?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'AgentError';
+    this.code = code;
+    this.hint = opts.hint ?? HINTS[code];
+    if (opts.errno !== undefined) this.errno = opts.errno;
+  }
+}
+
+export function hintFor(code: ErrorCode): string {
+  return HINTS[code];
+}
+
+export function isAgentError(e: unknown, code?: ErrorCode): e is AgentError {
+  return e instanceof AgentError && (code === undefined || e.code === code);
+}
