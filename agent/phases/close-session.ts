@@ -1,0 +1,48 @@
+/**
+ * close_session: forget this session (idempotent: a second close removes nothing), prune the
+ * sessions whose process is gone, and when no session is left and ~/.ecryptfs/auto-umount
+ * exists: unmount (lazily when busy, like umount.ecryptfs_private), then unlink the sigs that
+ * no remaining eCryptfs mount uses.
+ */
+import { AgentError } from '../../src/errors';
+import { findPrivateMount, sigsNoLongerMounted, unmountPrivate } from '../../src/private-mount';
+import type { AgentReply } from '../../src/protocol';
+import { forgetKeys } from '../../src/unlock';
+import { ignore, success, tildePath, UNCOUNTED_SERVICES, type PhaseContext } from '../context';
+
+export function handleCloseSession(ctx: PhaseContext): AgentReply {
+  const { req, user, setup, log, store } = ctx;
+  if (UNCOUNTED_SERVICES.has(req.service)) {
+    log.debug('session of the systemd user manager: not counted', { user: user.name, phase: 'close_session', service: req.service });
+    return ignore();
+  }
+  if (!setup) return ignore();
+  return store.withUserLock(user.uid, () => {
+    const { removed, live, pruned } = store.close(user.uid, { id: req.session, pid: req.pamPid });
+    const base = { user: user.name, phase: 'close_session', sessions: live.length, pruned: pruned.length, closed: removed ? removed.id : 'none' };
+    if (live.length > 0) {
+      log.info('sessions remain; keeping the private directory mounted', { ...base, outcome: 'kept' });
+      return success();
+    }
+    if (!setup.autoUmount) {
+      log.info('last session closed; no auto-umount', { ...base, outcome: 'kept' });
+      return success();
+    }
+    try {
+      const mounted = findPrivateMount(setup) !== undefined;
+      const outcome = mounted ? unmountPrivate(setup) : { unmounted: false, lazy: false };
+      const forgotten = forgetKeys(user, sigsNoLongerMounted(setup));
+      log.notice(outcome.unmounted ? 'last session closed; private directory locked' : 'last session closed; nothing was mounted', {
+        ...base,
+        outcome: outcome.unmounted ? (outcome.lazy ? 'unmounted-lazy' : 'unmounted') : 'not-mounted',
+        mount: setup.upper,
+        keys_removed: forgotten.join(','),
+      });
+      return success();
+    } catch (e) {
+      const err = e instanceof AgentError ? e : new AgentError('IO', (e as Error).message);
+      log.error(`cannot lock the private directory: ${err.message}`, { ...base, outcome: 'unmount-failed', code: err.code, fix: err.hint });
+      return success([], [`${tildePath(user, setup.upper)} could not be locked: ${err.message}`, `Fix: ${err.hint}`]);
+    }
+  });
+}

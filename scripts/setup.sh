@@ -1,0 +1,40 @@
+#!/bin/bash
+# Installs everything ecryptfs-agent needs on Debian 12 (as root) and builds it:
+# Debian packages (build tools, libpam headers, the reference peer ecryptfs-utils, keyutils,
+# pamtester, qemu and friends for the VM suite), npm dependencies, the native addon, the PAM
+# module and the TypeScript. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: run as root (apt-get, real keyring, PAM)" >&2
+  exit 1
+fi
+
+PACKAGES=(
+  # build
+  g++ make python3 libpam0g-dev
+  # runtime and the reference peer
+  keyutils ecryptfs-utils
+  # PAM clients for tests
+  pamtester expect sshpass
+  # VM suite: Debian's kernel under qemu
+  qemu-system-x86 busybox-static kmod cpio xz-utils zstd
+  # systemd-mode VM (sshd logins, logind, the systemd user manager)
+  systemd systemd-sysv dbus libpam-systemd openssh-server openssh-client
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # ecryptfs-utils' postinst runs pam-auth-update and adds pam_ecryptfs to the host's
+  # common-* stacks; our tests use their own service files, so that is harmless here.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+npm run build

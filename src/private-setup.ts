@@ -1,0 +1,130 @@
+/**
+ * Reading a user's eCryptfs private-directory setup from ~/.ecryptfs, the layout that
+ * ecryptfs-setup-private (111) writes: Private.sig, Private.mnt, auto-mount, auto-umount,
+ * wrapping-independent, wrapped-passphrase, and the salt from ~/.ecryptfsrc.
+ *
+ * Call it as the user (credentials.asUser): every file is opened with the user's rights, so a
+ * symlink planted in the home can never make root read something the user could not.
+ * ~/.ecryptfs may itself be a symlink (the encrypted-home layout links it to
+ * /home/.ecryptfs/USER/.ecryptfs) but then it must resolve to a directory the user owns;
+ * the files in it are opened with O_NOFOLLOW and must be owned by the user or by root.
+ */
+import { lstatSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseEcryptfsrcSalt, parsePrivateMnt, parsePrivateSig } from './config';
+import { AgentError, isAgentError } from './errors';
+import { DEFAULT_SALT } from './kdf';
+import { fileExists, readSmallFile } from './secure-file';
+
+export interface UserRef {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+export interface PrivateSetup {
+  configDir: string;
+  wrappedPassphrasePath: string;
+  /** lower (ciphertext) directory, as ecryptfs-utils passes it: `$HOME/.Private` */
+  lower: string;
+  /** upper (plaintext) mount point, first line of Private.mnt or `$HOME/Private` */
+  upper: string;
+  fekSig: string;
+  fnekSig?: string;
+  autoMount: boolean;
+  autoUmount: boolean;
+  wrappingIndependent: boolean;
+  hasWrappedPassphrase: boolean;
+  /** salt for the main auth tok and for v1 wrapped files */
+  salt: Buffer;
+}
+
+const MAX_CONFIG_BYTES = 4096;
+
+function checkConfigDir(user: UserRef, dir: string): void {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new AgentError('NOT_FOUND', `${dir} does not exist`);
+    throw new AgentError('IO', `cannot examine ${dir}: ${(e as Error).message}`);
+  }
+  if (st.isSymbolicLink()) {
+    const target = realpathSync(dir);
+    const tst = statSync(target);
+    if (!tst.isDirectory() || tst.uid !== user.uid) {
+      throw new AgentError('SYMLINK_REFUSED', `${dir} is a symbolic link to ${target}, which is not a directory owned by ${user.name}`);
+    }
+    return;
+  }
+  if (!st.isDirectory()) throw new AgentError('NOT_REGULAR_FILE', `${dir} is not a directory`);
+  if (st.uid !== user.uid) throw new AgentError('BAD_OWNER', `${dir} is not owned by ${user.name}`);
+}
+
+function readConfig(path: string): Buffer {
+  return readSmallFile(path, { maxBytes: MAX_CONFIG_BYTES });
+}
+
+function ownedByUserOrRoot(user: UserRef, path: string): void {
+  const st = lstatSync(path);
+  if (st.uid !== user.uid && st.uid !== 0) throw new AgentError('BAD_OWNER', `${path} is owned by uid ${st.uid}, not by ${user.name}`);
+}
+
+/**
+ * Returns the setup, or null when the user has none (no ~/.ecryptfs/Private.sig): the
+ * common case for users without an encrypted directory, which the agent ignores quietly.
+ */
+export function loadPrivateSetup(user: UserRef): PrivateSetup | null {
+  const configDir = join(user.home, '.ecryptfs');
+  try {
+    checkConfigDir(user, configDir);
+  } catch (e) {
+    if (isAgentError(e, 'NOT_FOUND')) return null;
+    throw e;
+  }
+  const sigPath = join(configDir, 'Private.sig');
+  let sigBuf: Buffer;
+  try {
+    sigBuf = readConfig(sigPath);
+  } catch (e) {
+    if (isAgentError(e, 'NOT_FOUND')) return null;
+    throw e;
+  }
+  ownedByUserOrRoot(user, sigPath);
+  const sigs = parsePrivateSig(sigBuf);
+
+  let upper = join(user.home, 'Private');
+  const mntPath = join(configDir, 'Private.mnt');
+  if (fileExists(mntPath)) {
+    ownedByUserOrRoot(user, mntPath);
+    upper = parsePrivateMnt(readConfig(mntPath), user.home);
+  }
+
+  let salt = DEFAULT_SALT;
+  const rcPath = join(user.home, '.ecryptfsrc');
+  if (fileExists(rcPath)) {
+    const parsed = parseEcryptfsrcSalt(readConfig(rcPath));
+    if (parsed) salt = parsed;
+  }
+
+  const wrappedPassphrasePath = join(configDir, 'wrapped-passphrase');
+  const setup: PrivateSetup = {
+    configDir,
+    wrappedPassphrasePath,
+    lower: join(user.home, '.Private'),
+    upper,
+    fekSig: sigs.fekSig,
+    autoMount: fileExists(join(configDir, 'auto-mount')),
+    autoUmount: fileExists(join(configDir, 'auto-umount')),
+    wrappingIndependent: fileExists(join(configDir, 'wrapping-independent')),
+    hasWrappedPassphrase: fileExists(wrappedPassphrasePath),
+    salt,
+  };
+  if (sigs.fnekSig !== undefined) setup.fnekSig = sigs.fnekSig;
+  return setup;
+}
+
+export function setupSigs(setup: PrivateSetup): string[] {
+  return setup.fnekSig !== undefined ? [setup.fekSig, setup.fnekSig] : [setup.fekSig];
+}

@@ -1,0 +1,212 @@
+/**
+ * Session accounting that survives crashes.
+ *
+ * Each open PAM session of a user is one record naming the process that opened it (pid and
+ * its start time from /proc/PID/stat, so a recycled pid is not mistaken for it). A record
+ * whose process is gone is a session that ended without a clean close_session (crash,
+ * SIGKILL, `(sd-pam)` killed by systemd): it is pruned on every open and close. close is
+ * idempotent: a second close of the same session removes nothing. The state lives in a
+ * root-owned directory under /run (not /dev/shm, where logind's RemoveIPC deletes
+ * user-owned files), one JSON file per uid, read and written under a per-uid lock.
+ */
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { AgentError } from './errors';
+import { withFileLock } from './lock';
+import { writeFileAtomic } from './secure-file';
+
+export const DEFAULT_STATE_DIR = '/run/ecryptfs-agent';
+
+export interface SessionRecord {
+  id: string;
+  /** pid of the PAM application process that opened the session */
+  pid: number;
+  /** that process's start time in clock ticks since boot (field 22 of /proc/PID/stat) */
+  start: string;
+  service: string;
+  tty: string;
+  rhost: string;
+  /** ISO time of open_session */
+  opened: string;
+}
+
+/** Field 22 (starttime) of a /proc/PID/stat line; the comm field may hold spaces and parens. */
+export function parseProcStatStart(stat: string): string | null {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) return null;
+  const rest = stat.slice(close + 2).trim().split(/\s+/);
+  // rest[0] is field 3 (state); starttime is field 22 → rest[19].
+  const start = rest[19];
+  return start !== undefined && /^\d+$/.test(start) ? start : null;
+}
+
+export function processStart(pid: number): string | null {
+  try {
+    return parseProcStatStart(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+export type LivenessProbe = (pid: number, start: string) => boolean;
+
+export const processIsAlive: LivenessProbe = (pid, start) => processStart(pid) === start;
+
+/** Pure: splits records into the live ones and the ones whose opener is gone. */
+export function pruneDead(records: SessionRecord[], alive: LivenessProbe): { live: SessionRecord[]; dead: SessionRecord[] } {
+  const live: SessionRecord[] = [];
+  const dead: SessionRecord[] = [];
+  for (const r of records) (alive(r.pid, r.start) ? live : dead).push(r);
+  return { live, dead };
+}
+
+function isRecord(x: unknown): x is SessionRecord {
+  if (typeof x !== 'object' || x === null) return false;
+  const r = x as Record<string, unknown>;
+  return (
+    typeof r.id === 'string' &&
+    typeof r.pid === 'number' &&
+    typeof r.start === 'string' &&
+    typeof r.service === 'string' &&
+    typeof r.tty === 'string' &&
+    typeof r.rhost === 'string' &&
+    typeof r.opened === 'string'
+  );
+}
+
+/** Pure: parses the state file; a damaged file counts as no sessions (and is rewritten). */
+export function parseSessions(text: string): SessionRecord[] {
+  try {
+    const data: unknown = JSON.parse(text);
+    if (typeof data !== 'object' || data === null) return [];
+    const list = (data as { sessions?: unknown }).sessions;
+    return Array.isArray(list) ? list.filter(isRecord) : [];
+  } catch {
+    return [];
+  }
+}
+
+export function newSessionId(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+/**
+ * What the last PAM authentication found for a user, kept so that open_session (which knows
+ * the login succeeded) can tell a wrong password apart from a keyfile still wrapped with an
+ * older password (the classic desync after a root password reset).
+ */
+export type AuthOutcome =
+  | 'keys-added'
+  | 'keys-present'
+  | 'already-mounted'
+  | 'no-password'
+  | 'wrapping-independent'
+  | 'wrong-password'
+  | 'sig-mismatch'
+  | 'error';
+
+export interface AuthNote {
+  time: number;
+  outcome: AuthOutcome;
+  /** AgentError code for 'error' */
+  code?: string;
+}
+
+export const AUTH_NOTE_MAX_AGE_MS = 10 * 60 * 1000;
+
+export interface SessionChange {
+  live: SessionRecord[];
+  pruned: SessionRecord[];
+}
+
+export class SessionStore {
+  constructor(
+    readonly dir: string = DEFAULT_STATE_DIR,
+    private readonly alive: LivenessProbe = processIsAlive,
+  ) {}
+
+  private ensureDir(): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const st = lstatSync(this.dir);
+    if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
+      throw new AgentError('BAD_OWNER', `state directory ${this.dir} must be a root-owned directory not writable by others`);
+    }
+  }
+
+  private file(uid: number): string {
+    return join(this.dir, `${uid}.sessions`);
+  }
+
+  /** Runs fn while holding the user's lock: every open/close/mount/unmount of one user is serial. */
+  withUserLock<T>(uid: number, fn: () => T, timeoutMs = 3000): T {
+    this.ensureDir();
+    return withFileLock(join(this.dir, `${uid}.lock`), fn, { timeoutMs });
+  }
+
+  /** Reads and prunes (call under withUserLock). */
+  load(uid: number): SessionChange {
+    let text = '';
+    try {
+      text = readFileSync(this.file(uid), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const { live, dead } = pruneDead(parseSessions(text), this.alive);
+    return { live, pruned: dead };
+  }
+
+  save(uid: number, records: SessionRecord[]): void {
+    const body = JSON.stringify({ version: 1, uid, sessions: records }, null, 1) + '\n';
+    writeFileAtomic(this.file(uid), Buffer.from(body), { mode: 0o600 });
+  }
+
+  recordAuth(uid: number, note: AuthNote): void {
+    this.ensureDir();
+    writeFileAtomic(join(this.dir, `${uid}.auth`), Buffer.from(JSON.stringify(note) + '\n'), { mode: 0o600 });
+  }
+
+  /** The last authentication note if recent enough, and forgets it (it is used once). */
+  takeAuth(uid: number, now = Date.now()): AuthNote | null {
+    const path = join(this.dir, `${uid}.auth`);
+    let note: AuthNote | null = null;
+    try {
+      const data = JSON.parse(readFileSync(path, 'utf8')) as Partial<AuthNote>;
+      if (typeof data.time === 'number' && typeof data.outcome === 'string' && now - data.time <= AUTH_NOTE_MAX_AGE_MS) {
+        note = data as AuthNote;
+      }
+      rmSync(path, { force: true });
+    } catch {
+      return null;
+    }
+    return note;
+  }
+
+  /** Adds a session (call under withUserLock). */
+  open(uid: number, entry: Omit<SessionRecord, 'id' | 'start' | 'opened'>): SessionChange & { record: SessionRecord } {
+    const { live, pruned } = this.load(uid);
+    const start = processStart(entry.pid);
+    if (start === null) throw new AgentError('IO', `cannot read the start time of process ${entry.pid}`);
+    const record: SessionRecord = { ...entry, id: newSessionId(), start, opened: new Date().toISOString() };
+    const next = [...live, record];
+    this.save(uid, next);
+    return { live: next, pruned, record };
+  }
+
+  /**
+   * Removes the session named by id, or failing that the one opened by pid (same start time).
+   * Idempotent: closing an unknown or already closed session removes nothing.
+   */
+  close(uid: number, match: { id: string; pid: number }): SessionChange & { removed: SessionRecord | null } {
+    const { live, pruned } = this.load(uid);
+    let idx = match.id !== '' ? live.findIndex((r) => r.id === match.id) : -1;
+    if (idx < 0) {
+      const start = processStart(match.pid);
+      idx = live.findIndex((r) => r.pid === match.pid && r.start === start);
+    }
+    const removed = idx >= 0 ? (live[idx] as SessionRecord) : null;
+    const next = idx >= 0 ? live.filter((_, i) => i !== idx) : live;
+    this.save(uid, next);
+    return { live: next, pruned, removed };
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Key use-cases shared by the PAM agent and the CLI (one layer, two front-ends):
+ * unwrap the mount passphrase, check it against Private.sig, put the auth toks in the
+ * user's keyring; find, keep and forget them; re-wrap at a password change.
+ * Every step that touches the user's files or keyring runs with the user's credentials.
+ */
+import { deriveMountKeys } from './auth-tok';
+import { asUser } from './credentials';
+import { AgentError } from './errors';
+import { insertAuthTok, KEY_SPEC, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
+import type { PrivateSetup, UserRef } from './private-setup';
+import { setupSigs } from './private-setup';
+import { readSmallFile, writeFileAtomic } from './secure-file';
+import { unwrapPassphrase, wrapPassphrase } from './wrapped-passphrase';
+
+const MAX_WRAPPED_FILE_BYTES = 1024;
+
+export interface KeyLoadResult {
+  /** sigs whose auth toks this call added */
+  added: string[];
+  /** sigs that were already in the keyring (left as they were, like ecryptfs-utils) */
+  present: string[];
+}
+
+/** Unwraps the mount passphrase (as the user). The caller zeroes the result. */
+export function unwrapMountPassphrase(owner: UserRef, setup: PrivateSetup, wrappingPassphrase: Buffer): Buffer {
+  return asUser(owner, () => {
+    if (!setup.hasWrappedPassphrase) {
+      throw new AgentError('NOT_FOUND', `${setup.wrappedPassphrasePath} does not exist`, {
+        hint: 'Wrap your mount passphrase: ecryptfs-agent wrap-passphrase ~/.ecryptfs/wrapped-passphrase',
+      });
+    }
+    const file = readSmallFile(setup.wrappedPassphrasePath, { maxBytes: MAX_WRAPPED_FILE_BYTES });
+    return unwrapPassphrase(file, wrappingPassphrase, setup.salt);
+  });
+}
+
+/**
+ * Derives the auth toks from the mount passphrase, checks them against Private.sig and adds
+ * the missing ones to the user keyring (FNEK first, as ecryptfs-utils does). Nothing is
+ * inserted when a sig does not match: a damaged wrapped file (the format has no MAC) must not
+ * put garbage keys in the keyring. `timeoutSec` puts an expiry on keys this call adds.
+ */
+export function insertMountKeys(owner: UserRef, setup: PrivateSetup, mountPassphrase: Buffer, timeoutSec?: number): KeyLoadResult {
+  const keys = deriveMountKeys(mountPassphrase, setup.salt, setup.fnekSig !== undefined);
+  try {
+    if (keys.fek.sig !== setup.fekSig || (setup.fnekSig !== undefined && keys.fnek?.sig !== setup.fnekSig)) {
+      throw new AgentError('SIG_MISMATCH', `the unwrapped mount passphrase does not match ${setup.configDir}/Private.sig`);
+    }
+    const ordered = keys.fnek ? [keys.fnek, keys.fek] : [keys.fek];
+    return asUser(owner, () => {
+      const result: KeyLoadResult = { added: [], present: [] };
+      try {
+        for (const k of ordered) {
+          const { id, added } = insertAuthTok(k.sig, k.payload, KEY_SPEC.USER);
+          if (added) {
+            result.added.push(k.sig);
+            if (timeoutSec !== undefined) setKeyTimeout(id, timeoutSec);
+          } else {
+            result.present.push(k.sig);
+          }
+        }
+      } catch (e) {
+        // Nothing half-added: take back what this call put in.
+        for (const sig of result.added) removeAuthTok(sig, KEY_SPEC.USER);
+        throw e;
+      }
+      return result;
+    });
+  } finally {
+    keys.fek.payload.fill(0);
+    keys.fnek?.payload.fill(0);
+  }
+}
+
+/** Unwrap with the wrapping (login) passphrase, then insert. */
+export function loadKeysFromWrapped(owner: UserRef, setup: PrivateSetup, wrappingPassphrase: Buffer, timeoutSec?: number): KeyLoadResult {
+  const mountPassphrase = unwrapMountPassphrase(owner, setup, wrappingPassphrase);
+  try {
+    return insertMountKeys(owner, setup, mountPassphrase, timeoutSec);
+  } finally {
+    mountPassphrase.fill(0);
+  }
+}
+
+/** Which of the setup's sigs are in the user keyring now. */
+export function keysPresent(owner: UserRef, setup: PrivateSetup): { present: string[]; missing: string[] } {
+  return asUser(owner, () => {
+    const present: string[] = [];
+    const missing: string[] = [];
+    for (const sig of setupSigs(setup)) (searchUserKey(sig, KEY_SPEC.USER) !== null ? present : missing).push(sig);
+    return { present, missing };
+  });
+}
+
+/** Removes any expiry set at authentication: the session now uses these keys. */
+export function keepKeys(owner: UserRef, sigs: string[]): void {
+  asUser(owner, () => {
+    for (const sig of sigs) {
+      const id = searchUserKey(sig, KEY_SPEC.USER);
+      if (id !== null) setKeyTimeout(id, 0);
+    }
+  });
+}
+
+/** Unlinks the given auth toks from the user keyring; returns the sigs that were removed. */
+export function forgetKeys(owner: UserRef, sigs: string[]): string[] {
+  return asUser(owner, () => sigs.filter((sig) => removeAuthTok(sig, KEY_SPEC.USER)));
+}
+
+/**
+ * Re-wraps the wrapped-passphrase file with a new wrapping passphrase, atomically (temp file,
+ * fsync, rename): the file on disk is always the old one or the new one. Checks the unwrapped
+ * passphrase against Private.sig first, so a damaged file is never re-wrapped into a "valid" one.
+ */
+export function rewrapForNewPassword(owner: UserRef, setup: PrivateSetup, oldPassphrase: Buffer, newPassphrase: Buffer): void {
+  const mountPassphrase = unwrapMountPassphrase(owner, setup, oldPassphrase);
+  try {
+    const keys = deriveMountKeys(mountPassphrase, setup.salt, false);
+    keys.fek.payload.fill(0);
+    if (keys.fek.sig !== setup.fekSig) {
+      throw new AgentError('SIG_MISMATCH', `the unwrapped mount passphrase does not match ${setup.configDir}/Private.sig; not re-wrapping`);
+    }
+    const wrapped = wrapPassphrase(mountPassphrase, newPassphrase);
+    asUser(owner, () => writeFileAtomic(setup.wrappedPassphrasePath, wrapped, { mode: 0o600 }));
+  } finally {
+    mountPassphrase.fill(0);
+  }
+}

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { SessionStore, type SessionRecord } from '../../src/session';
+
+const rec = (id: string, pid: number, start: string): SessionRecord => ({ id, pid, start, service: 's', tty: '', rhost: '', opened: '' });
+
+test('store: open counts, close by id is idempotent, close by pid works, dead openers are pruned', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eat-sessions-'));
+  try {
+    const store = new SessionStore(join(dir, 'state'));
+    const uid = 4000123;
+    const a = store.withUserLock(uid, () => store.open(uid, { pid: process.pid, service: 'sshd', tty: 'ssh', rhost: '' }));
+    const b = store.withUserLock(uid, () => store.open(uid, { pid: process.pid, service: 'login', tty: 'tty1', rhost: '' }));
+    assert.equal(b.live.length, 2);
+    assert.notEqual(a.record.id, b.record.id);
+    const c1 = store.withUserLock(uid, () => store.close(uid, { id: a.record.id, pid: 1 }));
+    assert.equal(c1.removed?.id, a.record.id);
+    assert.equal(c1.live.length, 1);
+    const c2 = store.withUserLock(uid, () => store.close(uid, { id: a.record.id, pid: 1 }));
+    assert.equal(c2.removed, null, 'a second close of the same session removes nothing');
+    assert.equal(c2.live.length, 1);
+    const c3 = store.withUserLock(uid, () => store.close(uid, { id: '', pid: process.pid }));
+    assert.equal(c3.removed?.id, b.record.id, 'without an id the session is found by its opener');
+    assert.equal(c3.live.length, 0);
+    // A session whose opener is gone (pid that cannot exist) is pruned at the next event.
+    const file = join(dir, 'state', `${uid}.sessions`);
+    writeFileSync(file, JSON.stringify({ sessions: [rec('ghost', 2 ** 30, '1')] }));
+    const d = store.withUserLock(uid, () => store.load(uid));
+    assert.deepEqual(d.pruned.map((r) => r.id), ['ghost']);
+    assert.equal(d.live.length, 0);
+    assert.match(readFileSync(file, 'utf8'), /ghost/, 'load alone does not rewrite');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

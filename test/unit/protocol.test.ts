@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isAgentError } from '../../src/errors';
+import { parseRequest, renderReply, renderRequest, type AgentRequest } from '../../src/protocol';
+
+const base: AgentRequest = {
+  phase: 'auth',
+  user: 'alice',
+  service: 'sshd',
+  tty: 'ssh',
+  rhost: '127.0.0.1',
+  ruser: '',
+  pamPid: 4242,
+  session: '',
+  unwrap: true,
+  debug: false,
+  silent: false,
+};
+
+test('a request round-trips, secrets byte for byte (spaces, UTF-8, "=" and "end" inside)', () => {
+  const authtok = Buffer.from('pa ss=wörd\nend\n', 'utf8');
+  const oldauthtok = Buffer.from('x'.repeat(512));
+  const parsed = parseRequest(renderRequest({ ...base, phase: 'chauthtok', authtok, oldauthtok }));
+  assert.equal(parsed.phase, 'chauthtok');
+  assert.equal(parsed.user, 'alice');
+  assert.equal(parsed.pamPid, 4242);
+  assert.equal(parsed.unwrap, true);
+  assert.deepEqual(parsed.authtok, authtok);
+  assert.deepEqual(parsed.oldauthtok, oldauthtok);
+});
+
+test('unknown keys are ignored (forward compatible), missing optional keys default', () => {
+  const raw = Buffer.from('ECRYPTFS-AGENT 1\nphase=open_session\nuser=bob\npam_pid=7\nfuture_field=1\nend\n');
+  const r = parseRequest(raw);
+  assert.equal(r.phase, 'open_session');
+  assert.equal(r.service, '');
+  assert.equal(r.session, '');
+  assert.equal(r.authtok, undefined);
+});
+
+const malformed: Array<[string, string | Buffer]> = [
+  ['bad header', 'ECRYPTFS-AGENT 2\nphase=auth\nuser=a\npam_pid=1\nend\n'],
+  ['no end', 'ECRYPTFS-AGENT 1\nphase=auth\nuser=a\npam_pid=1\n'],
+  ['unknown phase', 'ECRYPTFS-AGENT 1\nphase=setcred\nuser=a\npam_pid=1\nend\n'],
+  ['no user', 'ECRYPTFS-AGENT 1\nphase=auth\npam_pid=1\nend\n'],
+  ['bad pid', 'ECRYPTFS-AGENT 1\nphase=auth\nuser=a\npam_pid=-1\nend\n'],
+  ['truncated secret', 'ECRYPTFS-AGENT 1\nphase=auth\nuser=a\npam_pid=1\nsecret authtok 10\nabc\nend\n'],
+  ['oversized secret', `ECRYPTFS-AGENT 1\nphase=auth\nuser=a\npam_pid=1\nsecret authtok 513\n${'a'.repeat(513)}\nend\n`],
+  ['bad session id', 'ECRYPTFS-AGENT 1\nphase=close_session\nuser=a\npam_pid=1\nsession=../x\nend\n'],
+  ['NUL in a field', Buffer.from('ECRYPTFS-AGENT 1\nphase=auth\nuser=a\0b\npam_pid=1\nend\n')],
+  ['garbage line', 'ECRYPTFS-AGENT 1\nphase=auth\nuser=a\npam_pid=1\nhello\nend\n'],
+];
+for (const [name, raw] of malformed) {
+  test(`malformed request is a typed USAGE error: ${name}`, () => {
+    assert.throws(() => parseRequest(Buffer.isBuffer(raw) ? raw : Buffer.from(raw)), (e) => isAgentError(e, 'USAGE'));
+  });
+}
+
+test('reply: control characters are flattened, lines bounded, session id validated', () => {
+  const out = renderReply({ result: 'success', info: ['a\nb\x1b[31m'], error: ['e'.repeat(5000)], session: 'abc_DEF-1' }).toString();
+  const lines = out.split('\n');
+  assert.equal(lines[0], 'ECRYPTFS-AGENT 1');
+  assert.equal(lines[1], 'result=success');
+  assert.equal(lines[2], 'info=a b [31m');
+  assert.ok((lines[3] as string).length < 1024);
+  assert.equal(lines[4], 'session=abc_DEF-1');
+  assert.equal(lines[5], 'end');
+  assert.throws(() => renderReply({ result: 'ignore', info: [], error: [], session: 'bad id' }));
+});
