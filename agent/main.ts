@@ -12,6 +12,7 @@ import { createLogger } from '../src/log';
 import { loadPrivateSetup } from '../src/private-setup';
 import { MAX_REQUEST_BYTES, parseRequest, renderReply, wipeRequest, type AgentReply, type AgentRequest } from '../src/protocol';
 import { SessionStore } from '../src/session';
+import { possessUserKeyring } from '../src/unlock';
 import { ignore, type PhaseContext, type PhaseHandler } from './context';
 import { handleAuth } from './phases/auth';
 import { handleChauthtok } from './phases/chauthtok';
@@ -73,6 +74,7 @@ function main(): number {
     const user = lookupUser(req.user);
     const store = new SessionStore();
     const setup = asUser(user, () => loadPrivateSetup(user));
+    if (setup) possessUserKeyring(user);
     const ctx: PhaseContext = { req, user, setup, log, store };
     if (!setup) log.debug('no eCryptfs private directory set up', { user: user.name, phase: req.phase });
     reply(HANDLERS[req.phase](ctx));

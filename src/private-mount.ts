@@ -146,10 +146,11 @@ export function findPrivateMount(setup: PrivateSetup, mounts: MountInfoEntry[] =
 export type MountOutcome = 'mounted' | 'already-mounted';
 
 /**
- * Mounts the private directory. The auth toks must already be in the user's keyring;
- * `linkKeyrings` makes them searchable from this process during mount(2).
+ * Mounts the private directory. The auth toks must already be in the user's keyring and that
+ * keyring linked into this process's keyring (unlock.possessUserKeyring), so that the
+ * kernel's request_key during mount(2) finds them.
  */
-export function mountPrivate(owner: UserRef, setup: PrivateSetup, linkKeyrings: () => void): MountOutcome {
+export function mountPrivate(owner: UserRef, setup: PrivateSetup): MountOutcome {
   if (findPrivateMount(setup)) return 'already-mounted';
   const fd = asUser(owner, () => {
     lowerCheck(owner, setup.lower);
@@ -159,7 +160,6 @@ export function mountPrivate(owner: UserRef, setup: PrivateSetup, linkKeyrings: 
     asUser(
       owner,
       () => {
-        linkKeyrings();
         const opts: Parameters<typeof mountEcryptfs>[2] = { sigs: [setup.fekSig], cipher: 'aes', keyBytes: 16, unlinkSigs: true, checkDevRuid: true };
         if (setup.fnekSig !== undefined) opts.fnekSig = setup.fnekSig;
         mountEcryptfs(setup.lower, `/proc/self/fd/${fd}`, opts);

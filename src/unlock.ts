@@ -7,13 +7,27 @@
 import { deriveMountKeys } from './auth-tok';
 import { asUser } from './credentials';
 import { AgentError } from './errors';
-import { insertAuthTok, KEY_SPEC, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
+import { getKeyringId, insertAuthTok, KEY_SPEC, linkKey, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { setupSigs } from './private-setup';
 import { readSmallFile, writeFileAtomic } from './secure-file';
 import { unwrapPassphrase, wrapPassphrase } from './wrapped-passphrase';
 
 const MAX_WRAPPED_FILE_BYTES = 1024;
+
+/**
+ * Links the user's keyring (@u of the user, resolved by the real uid) into this process's own
+ * keyring. Without it this root process, whose session keyring came from the PAM application,
+ * does not *possess* the user's keys: setting an expiry or unlinking by id would be refused
+ * (the default key permission gives the owner only "view"), and mount(2)'s request_key would
+ * not find the auth toks. Affects this process only. See docs/keyring.md.
+ */
+export function possessUserKeyring(owner: UserRef): void {
+  asUser(owner, () => {
+    const processRing = getKeyringId(KEY_SPEC.PROCESS, true);
+    linkKey(getKeyringId(KEY_SPEC.USER, true), processRing);
+  });
+}
 
 export interface KeyLoadResult {
   /** sigs whose auth toks this call added */

@@ -5,18 +5,11 @@
  * user and one log line with the reason and the fix; the login itself always proceeds.
  */
 import { AgentError } from '../../src/errors';
-import { getKeyringId, KEY_SPEC, linkKey } from '../../src/keyring';
 import { findPrivateMount, mountPrivate, sigsNoLongerMounted } from '../../src/private-mount';
 import type { AgentReply } from '../../src/protocol';
 import type { AuthNote } from '../../src/session';
 import { forgetKeys, keepKeys, keysPresent } from '../../src/unlock';
 import { ignore, success, tildePath, UNCOUNTED_SERVICES, type PhaseContext } from '../context';
-
-/** Makes the user's keyring searchable from this process for mount(2)'s request_key (docs/keyring.md). */
-export function linkUserKeyringIntoProcess(): void {
-  const processRing = getKeyringId(KEY_SPEC.PROCESS, true);
-  linkKey(getKeyringId(KEY_SPEC.USER, true), processRing);
-}
 
 function lockedMessage(ctx: PhaseContext, auth: AuthNote | null): string[] {
   const upper = ctx.setup ? tildePath(ctx.user, ctx.setup.upper) : '~/Private';
@@ -74,7 +67,7 @@ export function handleOpenSession(ctx: PhaseContext): AgentReply {
     }
     keepKeys(user, keys.present);
     try {
-      mountPrivate(user, setup, linkUserKeyringIntoProcess);
+      mountPrivate(user, setup);
     } catch (e) {
       forgetKeys(user, sigsNoLongerMounted(setup));
       const err = e instanceof AgentError ? e : new AgentError('MOUNT', (e as Error).message);
