@@ -1,0 +1,49 @@
+/** Shared shapes for CLI command groups (each group exports a list of Command). */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { type PassphraseReader, createStdinPassphraseReader } from '../passphrase-input';
+
+export interface CliIO {
+  /** Writes to stdout / stderr (text as given, no newline added). */
+  out(text: string | Buffer): void;
+  err(text: string): void;
+  passphrases: PassphraseReader;
+  /** Home directory of the invoking uid (getpwuid(getuid()), like the C tools; not $HOME). */
+  home(): string;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Full `--help` text, exit codes included. */
+  help: string;
+  /** Options recognised before the first positional argument (besides --help/-h). */
+  booleanOptions?: readonly string[];
+  run(args: { positionals: string[]; options: ReadonlySet<string> }, io: CliIO): Promise<number>;
+}
+
+function writeAll(fd: number, data: string | Buffer): void {
+  const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      throw e;
+    }
+  }
+}
+
+export function processIO(): CliIO {
+  let reader: PassphraseReader | undefined;
+  return {
+    out: (t) => writeAll(1, t),
+    err: (t) => writeAll(2, t),
+    get passphrases(): PassphraseReader {
+      reader ??= createStdinPassphraseReader();
+      return reader;
+    },
+    home: () => os.userInfo().homedir,
+  };
+}
