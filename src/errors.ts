@@ -11,7 +11,9 @@ export type ErrorCode =
   | 'UNSUPPORTED_VERSION'
   | 'PASSPHRASE_TOO_LONG'
   | 'PASSPHRASE_EMPTY'
+  | 'PASSPHRASE_NUL'
   | 'SIG_MISMATCH'
+  | 'BAD_AUTH_TOK'
   | 'BAD_SIG'
   | 'BAD_CONFIG'
   // files and paths
@@ -28,6 +30,7 @@ export type ErrorCode =
   | 'KEY_QUOTA'
   | 'MOUNT'
   | 'UNMOUNT_BUSY'
+  | 'LOCK_TIMEOUT'
   | 'NO_ECRYPTFS'
   | 'NO_SUCH_USER'
   | 'PERMISSION'
@@ -41,7 +44,9 @@ const HINTS: Record<ErrorCode, string> = {
   UNSUPPORTED_VERSION: 'This wrapped-passphrase version is not supported; only v1 and v2 files (ecryptfs-utils <= 111) are',
   PASSPHRASE_TOO_LONG: 'Use a passphrase of at most 64 bytes',
   PASSPHRASE_EMPTY: 'Use a passphrase of at least 1 byte',
+  PASSPHRASE_NUL: 'Use a passphrase without NUL bytes (ecryptfs-utils cuts passphrases at the first NUL)',
   SIG_MISMATCH: 'The unwrapped passphrase does not match ~/.ecryptfs/Private.sig; the wrapped file or Private.sig is damaged or from another setup',
+  BAD_AUTH_TOK: 'The eCryptfs auth token is malformed (must be 740 bytes, version 0x0004); this is a bug, please report it',
   BAD_SIG: 'A signature must be 16 hexadecimal characters; check ~/.ecryptfs/Private.sig',
   BAD_CONFIG: 'Fix or recreate the file named in the message (see ecryptfs-agent(1), FILES)',
   NOT_FOUND: 'Create it, or run ecryptfs-agent setup-private',
@@ -56,6 +61,7 @@ const HINTS: Record<ErrorCode, string> = {
   KEY_QUOTA: 'The user keyring is full; remove unused keys (ecryptfs-agent forget) or raise /proc/sys/kernel/keys/maxkeys',
   MOUNT: 'Check the system log (journalctl -t ecryptfs-agent, dmesg) for the kernel reason',
   UNMOUNT_BUSY: 'Close the programs still using the directory (fuser -vm DIR) and try again',
+  LOCK_TIMEOUT: 'Another login or unlock for this user is still running; wait and try again',
   NO_ECRYPTFS: 'Load the module: modprobe ecryptfs (package linux-image with CONFIG_ECRYPT_FS)',
   NO_SUCH_USER: 'Check the user name',
   PERMISSION: 'Run as root, or as the user who owns the files',

@@ -1,4 +1,590 @@
-// placeholder replaced by the native-addon work (issue 4)
+// ecryptfs_native: the agent's only native code. Thin, audited wrappers over
+// system calls Node does not expose (kernel keyring, mount, credentials,
+// prctl/rlimit, mlock, flock, syslog) plus the eCryptfs KDF hot loop.
+// No business logic lives here: argument checks, one call, errno → JS Error.
+//
+// Every failure throws a JS Error with .errno (number), .code (errno name,
+// e.g. 'ENOKEY') and .syscall (the call that failed). Type errors in
+// arguments throw a TypeError with code 'EINVAL_ARG'.
+//
+// Built with NAPI_DISABLE_CPP_EXCEPTIONS: every throw is followed by return.
+
 #include <napi.h>
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <linux/keyctl.h>
+
+// OpenSSL comes from Node's own exported symbols (headers in
+// /usr/include/node/openssl): no -lcrypto, so only one OpenSSL is in-process.
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+// ---------------------------------------------------------------- errors
+
+Napi::Value ThrowErrno(Napi::Env env, const char* syscall_name, int err) {
+  const char* name = strerrorname_np(err);  // glibc >= 2.32
+  std::string code = name ? name : ("E" + std::to_string(err));
+  Napi::Error e = Napi::Error::New(env, std::string(syscall_name) + ": " + strerror(err) + " (" + code + ")");
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("syscall", Napi::String::New(env, syscall_name));
+  e.ThrowAsJavaScriptException();
+  return env.Null();
+}
+
+Napi::Value ThrowType(Napi::Env env, const std::string& msg) {
+  Napi::TypeError e = Napi::TypeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "EINVAL_ARG"));
+  e.ThrowAsJavaScriptException();
+  return env.Null();
+}
+
+// ------------------------------------------------------- argument checks
+// Each returns false after throwing; callers `return env.Null()`.
+
+bool ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what, int64_t* out) {
+  if (i >= info.Length() || !info[i].IsNumber()) {
+    ThrowType(info.Env(), std::string(what) + " must be a number");
+    return false;
+  }
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  // Range check first: casting NaN/inf/huge doubles to int64 is undefined.
+  if (!(d >= -9007199254740991.0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    ThrowType(info.Env(), std::string(what) + " must be an integer");
+    return false;
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+bool ArgInt32(const Napi::CallbackInfo& info, size_t i, const char* what, int32_t* out) {
+  int64_t v;
+  if (!ArgInt(info, i, what, &v)) return false;
+  if (v < INT32_MIN || v > INT32_MAX) {
+    ThrowType(info.Env(), std::string(what) + " out of range");
+    return false;
+  }
+  *out = static_cast<int32_t>(v);
+  return true;
+}
+
+// uid_t/gid_t: 0..2^32-2, or -1 meaning "unchanged" where the call allows it.
+bool ArgId(const Napi::CallbackInfo& info, size_t i, const char* what, bool allow_minus1, uint32_t* out) {
+  int64_t v;
+  if (!ArgInt(info, i, what, &v)) return false;
+  if (allow_minus1 && v == -1) {
+    *out = static_cast<uint32_t>(-1);
+    return true;
+  }
+  if (v < 0 || v >= 0xffffffffLL) {
+    ThrowType(info.Env(), std::string(what) + " is not a valid id");
+    return false;
+  }
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+// Strings must not contain NUL: C would silently truncate them.
+bool ArgStr(const Napi::CallbackInfo& info, size_t i, const char* what, std::string* out) {
+  if (i >= info.Length() || !info[i].IsString()) {
+    ThrowType(info.Env(), std::string(what) + " must be a string");
+    return false;
+  }
+  *out = info[i].As<Napi::String>().Utf8Value();
+  if (out->find('\0') != std::string::npos) {
+    ThrowType(info.Env(), std::string(what) + " must not contain NUL");
+    return false;
+  }
+  return true;
+}
+
+// string or null/undefined → *is_null
+bool ArgStrOrNull(const Napi::CallbackInfo& info, size_t i, const char* what, std::string* out, bool* is_null) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) {
+    *is_null = true;
+    return true;
+  }
+  *is_null = false;
+  return ArgStr(info, i, what, out);
+}
+
+bool ArgBuf(const Napi::CallbackInfo& info, size_t i, const char* what, Napi::Buffer<uint8_t>* out) {
+  if (i >= info.Length() || !info[i].IsBuffer()) {
+    ThrowType(info.Env(), std::string(what) + " must be a Buffer");
+    return false;
+  }
+  *out = info[i].As<Napi::Buffer<uint8_t>>();
+  return true;
+}
+
+bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* what, bool* out) {
+  if (i >= info.Length() || !info[i].IsBoolean()) {
+    ThrowType(info.Env(), std::string(what) + " must be a boolean");
+    return false;
+  }
+  *out = info[i].As<Napi::Boolean>().Value();
+  return true;
+}
+
+// ------------------------------------------------------------- keyring
+// Raw syscalls (no libkeyutils): key_serial_t is int32; KEY_SPEC_* are negative.
+
+long Keyctl(int op, unsigned long a2, unsigned long a3 = 0, unsigned long a4 = 0, unsigned long a5 = 0) {
+  return syscall(SYS_keyctl, op, a2, a3, a4, a5);
+}
+
+Napi::Value AddKey(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string type, desc;
+  Napi::Buffer<uint8_t> payload;
+  int32_t ring;
+  if (!ArgStr(info, 0, "type", &type) || !ArgStr(info, 1, "description", &desc) ||
+      !ArgBuf(info, 2, "payload", &payload) || !ArgInt32(info, 3, "keyring", &ring))
+    return env.Null();
+  long id = syscall(SYS_add_key, type.c_str(), desc.c_str(), payload.Length() ? payload.Data() : nullptr,
+                    payload.Length(), ring);
+  if (id < 0) return ThrowErrno(env, "add_key", errno);
+  return Napi::Number::New(env, static_cast<double>(id));
+}
+
+Napi::Value KeyctlSearch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t ring, dest = 0;
+  std::string type, desc;
+  if (!ArgInt32(info, 0, "keyring", &ring) || !ArgStr(info, 1, "type", &type) ||
+      !ArgStr(info, 2, "description", &desc))
+    return env.Null();
+  if (info.Length() > 3 && !info[3].IsUndefined() && !ArgInt32(info, 3, "destKeyring", &dest)) return env.Null();
+  long id = Keyctl(KEYCTL_SEARCH, static_cast<unsigned long>(ring), reinterpret_cast<unsigned long>(type.c_str()),
+                   reinterpret_cast<unsigned long>(desc.c_str()), static_cast<unsigned long>(dest));
+  if (id < 0) return ThrowErrno(env, "keyctl_search", errno);
+  return Napi::Number::New(env, static_cast<double>(id));
+}
+
+// KEYCTL_READ / KEYCTL_DESCRIBE both return the full size even when the buffer
+// is short; loop until the buffer was big enough (the key may change between calls).
+bool ReadLoop(int op, int32_t id, std::vector<uint8_t>* buf, long* len) {
+  buf->assign(64, 0);
+  for (;;) {
+    long n = Keyctl(op, static_cast<unsigned long>(id), reinterpret_cast<unsigned long>(buf->data()), buf->size());
+    if (n < 0) return false;
+    if (static_cast<size_t>(n) <= buf->size()) {
+      *len = n;
+      return true;
+    }
+    OPENSSL_cleanse(buf->data(), buf->size());
+    buf->assign(static_cast<size_t>(n), 0);
+  }
+}
+
+Napi::Value KeyctlRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t id;
+  if (!ArgInt32(info, 0, "id", &id)) return env.Null();
+  std::vector<uint8_t> buf;
+  long n;
+  if (!ReadLoop(KEYCTL_READ, id, &buf, &n)) return ThrowErrno(env, "keyctl_read", errno);
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::Copy(env, buf.data(), static_cast<size_t>(n));
+  OPENSSL_cleanse(buf.data(), buf.size());  // payloads are secrets (auth toks)
+  return out;
+}
+
+Napi::Value KeyctlDescribe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t id;
+  if (!ArgInt32(info, 0, "id", &id)) return env.Null();
+  std::vector<uint8_t> buf;
+  long n;
+  if (!ReadLoop(KEYCTL_DESCRIBE, id, &buf, &n)) return ThrowErrno(env, "keyctl_describe", errno);
+  // Result is "type;uid;gid;perm;description" with a trailing NUL.
+  size_t len = static_cast<size_t>(n);
+  if (len > 0 && buf[len - 1] == 0) len--;
+  return Napi::String::New(env, reinterpret_cast<const char*>(buf.data()), len);
+}
+
+// Two-argument keyctl operations that return 0 or -1.
+Napi::Value Keyctl2(const Napi::CallbackInfo& info, int op, const char* name, const char* a, const char* b) {
+  Napi::Env env = info.Env();
+  int32_t x, y;
+  if (!ArgInt32(info, 0, a, &x) || !ArgInt32(info, 1, b, &y)) return env.Null();
+  if (Keyctl(op, static_cast<unsigned long>(x), static_cast<unsigned long>(y)) < 0) return ThrowErrno(env, name, errno);
+  return env.Undefined();
+}
+
+Napi::Value KeyctlLink(const Napi::CallbackInfo& info) { return Keyctl2(info, KEYCTL_LINK, "keyctl_link", "id", "keyring"); }
+Napi::Value KeyctlUnlink(const Napi::CallbackInfo& info) {
+  return Keyctl2(info, KEYCTL_UNLINK, "keyctl_unlink", "id", "keyring");
+}
+
+Napi::Value KeyctlSetTimeout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t id;
+  int64_t secs;
+  if (!ArgInt32(info, 0, "id", &id) || !ArgInt(info, 1, "seconds", &secs)) return env.Null();
+  if (secs < 0 || secs > UINT32_MAX) return ThrowType(env, "seconds out of range");
+  if (Keyctl(KEYCTL_SET_TIMEOUT, static_cast<unsigned long>(id), static_cast<unsigned long>(secs)) < 0)
+    return ThrowErrno(env, "keyctl_set_timeout", errno);
+  return env.Undefined();
+}
+
+Napi::Value Keyctl1(const Napi::CallbackInfo& info, int op, const char* name) {
+  Napi::Env env = info.Env();
+  int32_t id;
+  if (!ArgInt32(info, 0, "id", &id)) return env.Null();
+  if (Keyctl(op, static_cast<unsigned long>(id)) < 0) return ThrowErrno(env, name, errno);
+  return env.Undefined();
+}
+Napi::Value KeyctlRevoke(const Napi::CallbackInfo& info) { return Keyctl1(info, KEYCTL_REVOKE, "keyctl_revoke"); }
+Napi::Value KeyctlInvalidate(const Napi::CallbackInfo& info) {
+  return Keyctl1(info, KEYCTL_INVALIDATE, "keyctl_invalidate");
+}
+
+Napi::Value KeyctlGetKeyringId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t spec;
+  bool create;
+  if (!ArgInt32(info, 0, "spec", &spec) || !ArgBool(info, 1, "create", &create)) return env.Null();
+  long id = Keyctl(KEYCTL_GET_KEYRING_ID, static_cast<unsigned long>(spec), create ? 1 : 0);
+  if (id < 0) return ThrowErrno(env, "keyctl_get_keyring_ID", errno);
+  return Napi::Number::New(env, static_cast<double>(id));
+}
+
+Napi::Value KeyctlJoinSessionKeyring(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  bool is_null;
+  if (!ArgStrOrNull(info, 0, "name", &name, &is_null)) return env.Null();
+  long id = Keyctl(KEYCTL_JOIN_SESSION_KEYRING, is_null ? 0UL : reinterpret_cast<unsigned long>(name.c_str()));
+  if (id < 0) return ThrowErrno(env, "keyctl_join_session_keyring", errno);
+  return Napi::Number::New(env, static_cast<double>(id));
+}
+
+// --------------------------------------------------------------- mount
+
+Napi::Value Mount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string source, target, fstype, data;
+  bool no_source, no_fstype, no_data;
+  int64_t flags;
+  if (!ArgStrOrNull(info, 0, "source", &source, &no_source) || !ArgStr(info, 1, "target", &target) ||
+      !ArgStrOrNull(info, 2, "fstype", &fstype, &no_fstype) || !ArgInt(info, 3, "flags", &flags) ||
+      !ArgStrOrNull(info, 4, "data", &data, &no_data))
+    return env.Null();
+  if (flags < 0 || flags > UINT32_MAX) return ThrowType(env, "flags out of range");
+  if (mount(no_source ? nullptr : source.c_str(), target.c_str(), no_fstype ? nullptr : fstype.c_str(),
+            static_cast<unsigned long>(flags), no_data ? nullptr : data.c_str()) != 0)
+    return ThrowErrno(env, "mount", errno);
+  return env.Undefined();
+}
+
+Napi::Value Umount2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string target;
+  int32_t flags;
+  if (!ArgStr(info, 0, "target", &target) || !ArgInt32(info, 1, "flags", &flags)) return env.Null();
+  if (umount2(target.c_str(), flags) != 0) return ThrowErrno(env, "umount2", errno);
+  return env.Undefined();
+}
+
+// --------------------------------------------------------- credentials
+// set*id/setgroups MUST go through the glibc wrappers, never syscall():
+// on Linux credentials are per-thread, and Node runs libuv/V8 worker threads.
+// glibc's wrappers broadcast the change to every thread of the process
+// (the nptl "setxid" signal), so no thread keeps stale root or user ids.
+
+Napi::Value SetResUid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t r, e, s;
+  if (!ArgId(info, 0, "ruid", true, &r) || !ArgId(info, 1, "euid", true, &e) || !ArgId(info, 2, "suid", true, &s))
+    return env.Null();
+  if (setresuid(r, e, s) != 0) return ThrowErrno(env, "setresuid", errno);
+  return env.Undefined();
+}
+
+Napi::Value SetResGid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t r, e, s;
+  if (!ArgId(info, 0, "rgid", true, &r) || !ArgId(info, 1, "egid", true, &e) || !ArgId(info, 2, "sgid", true, &s))
+    return env.Null();
+  if (setresgid(r, e, s) != 0) return ThrowErrno(env, "setresgid", errno);
+  return env.Undefined();
+}
+
+Napi::Value GetResUid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uid_t r, e, s;
+  if (getresuid(&r, &e, &s) != 0) return ThrowErrno(env, "getresuid", errno);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ruid", Napi::Number::New(env, r));
+  o.Set("euid", Napi::Number::New(env, e));
+  o.Set("suid", Napi::Number::New(env, s));
+  return o;
+}
+
+Napi::Value GetResGid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  gid_t r, e, s;
+  if (getresgid(&r, &e, &s) != 0) return ThrowErrno(env, "getresgid", errno);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rgid", Napi::Number::New(env, r));
+  o.Set("egid", Napi::Number::New(env, e));
+  o.Set("sgid", Napi::Number::New(env, s));
+  return o;
+}
+
+Napi::Value GidArray(Napi::Env env, const std::vector<gid_t>& g) {
+  Napi::Array a = Napi::Array::New(env, g.size());
+  for (size_t i = 0; i < g.size(); i++) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, g[i]));
+  return a;
+}
+
+Napi::Value SetGroups(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) return ThrowType(env, "groups must be an array");
+  Napi::Array a = info[0].As<Napi::Array>();
+  if (a.Length() > 65536) return ThrowType(env, "too many groups");
+  std::vector<gid_t> g(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsNumber()) return ThrowType(env, "groups must be numbers");
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d < 4294967295.0) || d != static_cast<double>(static_cast<int64_t>(d)))
+      return ThrowType(env, "group is not a valid id");
+    g[i] = static_cast<gid_t>(d);
+  }
+  if (setgroups(g.size(), g.empty() ? nullptr : g.data()) != 0) return ThrowErrno(env, "setgroups", errno);
+  return env.Undefined();
+}
+
+Napi::Value GetGroups(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int n = getgroups(0, nullptr);
+  if (n < 0) return ThrowErrno(env, "getgroups", errno);
+  std::vector<gid_t> g(static_cast<size_t>(n));
+  n = getgroups(n, g.data());
+  if (n < 0) return ThrowErrno(env, "getgroups", errno);
+  g.resize(static_cast<size_t>(n));
+  return GidArray(env, g);
+}
+
+Napi::Value GetGroupList(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string user;
+  uint32_t gid;
+  if (!ArgStr(info, 0, "user", &user) || !ArgId(info, 1, "gid", false, &gid)) return env.Null();
+  int n = 32;
+  std::vector<gid_t> g;
+  for (int tries = 0; tries < 8; tries++) {
+    g.assign(static_cast<size_t>(n), 0);
+    int want = n;
+    if (getgrouplist(user.c_str(), gid, g.data(), &want) >= 0) {
+      g.resize(static_cast<size_t>(want));
+      return GidArray(env, g);
+    }
+    if (want <= n) want = n * 2;  // glibc updates want; be defensive
+    n = want;
+  }
+  return ThrowErrno(env, "getgrouplist", ERANGE);
+}
+
+Napi::Value PasswdObject(Napi::Env env, const struct passwd* pw) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", Napi::String::New(env, pw->pw_name));
+  o.Set("uid", Napi::Number::New(env, pw->pw_uid));
+  o.Set("gid", Napi::Number::New(env, pw->pw_gid));
+  o.Set("dir", Napi::String::New(env, pw->pw_dir ? pw->pw_dir : ""));
+  o.Set("shell", Napi::String::New(env, pw->pw_shell ? pw->pw_shell : ""));
+  return o;
+}
+
+// getpw*_r: reentrant (no static buffer shared with other callers); retry on ERANGE.
+template <typename F>
+Napi::Value GetPw(Napi::Env env, const char* name, F call) {
+  long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
+  size_t size = sz > 0 ? static_cast<size_t>(sz) : 16384;
+  for (int tries = 0; tries < 8; tries++) {
+    std::vector<char> buf(size);
+    struct passwd pw, *res = nullptr;
+    int rc = call(&pw, buf.data(), buf.size(), &res);
+    if (rc == ERANGE) {
+      size *= 2;
+      continue;
+    }
+    // "not found" is rc 0 with res NULL; some NSS modules report ENOENT/ESRCH.
+    if (rc == 0 || rc == ENOENT || rc == ESRCH) return res ? PasswdObject(env, res) : env.Null();
+    return ThrowErrno(env, name, rc);
+  }
+  return ThrowErrno(env, name, ERANGE);
+}
+
+Napi::Value GetPwNam(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  if (!ArgStr(info, 0, "name", &name)) return env.Null();
+  return GetPw(env, "getpwnam_r", [&](struct passwd* pw, char* b, size_t n, struct passwd** r) {
+    return getpwnam_r(name.c_str(), pw, b, n, r);
+  });
+}
+
+Napi::Value GetPwUid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t uid;
+  if (!ArgId(info, 0, "uid", false, &uid)) return env.Null();
+  return GetPw(env, "getpwuid_r",
+               [&](struct passwd* pw, char* b, size_t n, struct passwd** r) { return getpwuid_r(uid, pw, b, n, r); });
+}
+
+// ------------------------------------------------------ process hardening
+
+Napi::Value PrctlSetDumpable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool on;
+  if (!ArgBool(info, 0, "dumpable", &on)) return env.Null();
+  if (prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0) != 0) return ThrowErrno(env, "prctl", errno);
+  return env.Undefined();
+}
+
+Napi::Value PrctlGetDumpable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int r = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  if (r < 0) return ThrowErrno(env, "prctl", errno);
+  return Napi::Number::New(env, r);
+}
+
+Napi::Value SetRlimitCoreZero(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct rlimit rl = {0, 0};
+  if (setrlimit(RLIMIT_CORE, &rl) != 0) return ThrowErrno(env, "setrlimit", errno);
+  return env.Undefined();
+}
+
+// mlock/munlock are best effort (RLIMIT_MEMLOCK may be small): they return 0
+// or the errno instead of throwing, so the caller decides and can log it.
+Napi::Value MlockOp(const Napi::CallbackInfo& info, bool lock) {
+  Napi::Env env = info.Env();
+  Napi::Buffer<uint8_t> b;
+  if (!ArgBuf(info, 0, "buf", &b)) return env.Null();
+  if (b.Length() == 0) return Napi::Number::New(env, 0);
+  int rc = lock ? mlock(b.Data(), b.Length()) : munlock(b.Data(), b.Length());
+  return Napi::Number::New(env, rc == 0 ? 0 : errno);
+}
+Napi::Value Mlock(const Napi::CallbackInfo& info) { return MlockOp(info, true); }
+Napi::Value Munlock(const Napi::CallbackInfo& info) { return MlockOp(info, false); }
+
+Napi::Value Flock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd, op;
+  if (!ArgInt32(info, 0, "fd", &fd) || !ArgInt32(info, 1, "op", &op)) return env.Null();
+  if (flock(fd, op) != 0) return ThrowErrno(env, "flock", errno);
+  return env.Undefined();
+}
+
+// ---------------------------------------------------------------- syslog
+// openlog keeps the ident pointer, so it must outlive the call: static storage.
+std::string g_ident;
+
+Napi::Value Syslog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ident, msg;
+  int32_t pri;
+  if (!ArgStr(info, 0, "ident", &ident) || !ArgInt32(info, 1, "priority", &pri) || !ArgStr(info, 2, "message", &msg))
+    return env.Null();
+  if (pri < 0 || pri > 0x3ff) return ThrowType(env, "priority out of range");
+  if (ident != g_ident) {
+    closelog();
+    g_ident = ident;
+    openlog(g_ident.c_str(), LOG_PID, LOG_AUTHPRIV);
+  }
+  syslog(pri, "%s", msg.c_str());  // never the message as the format
+  return env.Undefined();
+}
+
+// ------------------------------------------------------------------- KDF
+// eCryptfs key derivation hot loop: buf = SHA512(first), then rounds-1 times
+// buf = SHA512(buf). Intermediate digests are cleansed.
+Napi::Value Sha512Iterate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Buffer<uint8_t> first;
+  int64_t rounds;
+  if (!ArgBuf(info, 0, "first", &first) || !ArgInt(info, 1, "rounds", &rounds)) return env.Null();
+  if (rounds < 1 || rounds > (1 << 24)) return ThrowType(env, "rounds must be in 1..16777216");
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (!ctx) return ThrowErrno(env, "EVP_MD_CTX_new", ENOMEM);
+  unsigned char md[64];
+  unsigned int len = 0;
+  bool ok = EVP_DigestInit_ex(ctx, EVP_sha512(), nullptr) == 1 &&
+            EVP_DigestUpdate(ctx, first.Data(), first.Length()) == 1 && EVP_DigestFinal_ex(ctx, md, &len) == 1;
+  for (int64_t i = 1; ok && i < rounds; i++) {
+    ok = EVP_DigestInit_ex(ctx, EVP_sha512(), nullptr) == 1 && EVP_DigestUpdate(ctx, md, sizeof md) == 1 &&
+         EVP_DigestFinal_ex(ctx, md, &len) == 1;
+  }
+  EVP_MD_CTX_free(ctx);
+  if (!ok || len != sizeof md) {
+    OPENSSL_cleanse(md, sizeof md);
+    return ThrowErrno(env, "EVP_Digest", EIO);
+  }
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::Copy(env, md, sizeof md);
+  OPENSSL_cleanse(md, sizeof md);
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  struct {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  } fns[] = {
+      {"addKey", AddKey},
+      {"keyctlSearch", KeyctlSearch},
+      {"keyctlRead", KeyctlRead},
+      {"keyctlLink", KeyctlLink},
+      {"keyctlUnlink", KeyctlUnlink},
+      {"keyctlDescribe", KeyctlDescribe},
+      {"keyctlGetKeyringId", KeyctlGetKeyringId},
+      {"keyctlJoinSessionKeyring", KeyctlJoinSessionKeyring},
+      {"keyctlSetTimeout", KeyctlSetTimeout},
+      {"keyctlRevoke", KeyctlRevoke},
+      {"keyctlInvalidate", KeyctlInvalidate},
+      {"mount", Mount},
+      {"umount2", Umount2},
+      {"setresuid", SetResUid},
+      {"setresgid", SetResGid},
+      {"getresuid", GetResUid},
+      {"getresgid", GetResGid},
+      {"setgroups", SetGroups},
+      {"getgroups", GetGroups},
+      {"getgrouplist", GetGroupList},
+      {"getpwnam", GetPwNam},
+      {"getpwuid", GetPwUid},
+      {"prctlSetDumpable", PrctlSetDumpable},
+      {"prctlGetDumpable", PrctlGetDumpable},
+      {"setrlimitCoreZero", SetRlimitCoreZero},
+      {"mlock", Mlock},
+      {"munlock", Munlock},
+      {"flock", Flock},
+      {"syslog", Syslog},
+      {"sha512Iterate", Sha512Iterate},
+  };
+  for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+  return exports;
+}
+
+}  // namespace
+
 NODE_API_MODULE(ecryptfs_native, Init)

@@ -1,0 +1,235 @@
+/**
+ * mount(2)/umount2(2) wrappers, eCryptfs mount options and /proc/PID/mountinfo parsing.
+ * Credentials for the eCryptfs mount (ruid = user, euid 0) are the caller's business:
+ * see credentials.asUser({effectiveRoot: true}).
+ */
+import { lstatSync, readFileSync, realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { AgentError } from './errors';
+import { isSig } from './keyring';
+import { call, errnoName } from './native';
+
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+} as const;
+
+export const MNT = { FORCE: 1, DETACH: 2, EXPIRE: 4, UMOUNT_NOFOLLOW: 8 } as const;
+
+export interface EcryptfsOptions {
+  sigs: string[];
+  fnekSig?: string;
+  /** default 'aes' */
+  cipher?: string;
+  /** default 16 */
+  keyBytes?: number;
+  /** default false */
+  passthrough?: boolean;
+  /** default true */
+  unlinkSigs?: boolean;
+  /** default true */
+  checkDevRuid?: boolean;
+  fnCipher?: string;
+  fnKeyBytes?: number;
+  xattrMetadata?: boolean;
+  encryptedView?: boolean;
+  mountAuthTokOnly?: boolean;
+}
+
+const CIPHER = /^[a-z0-9_]{1,32}$/i; // kernel crypto names: aes, des3_ede, cast6, twofish…
+
+function checkSig(s: unknown, what: string): string {
+  if (!isSig(s)) throw new AgentError('BAD_SIG', `${what} "${String(s).slice(0, 40)}" is not 16 hex digits`);
+  return s;
+}
+
+function checkCipher(c: unknown, what: string): string {
+  if (typeof c !== 'string' || !CIPHER.test(c)) throw new AgentError('BAD_CONFIG', `${what} "${String(c).slice(0, 40)}" is not a cipher name`);
+  return c;
+}
+
+function checkKeyBytes(n: unknown, what: string): number {
+  // ECRYPTFS_MAX_KEY_BYTES = 64
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 64) throw new AgentError('BAD_CONFIG', `${what} must be an integer 1..64`);
+  return n;
+}
+
+/**
+ * The eCryptfs mount data string. Defaults and order equal mount.ecryptfs_private's:
+ * `ecryptfs_check_dev_ruid,ecryptfs_cipher=aes,ecryptfs_key_bytes=16,ecryptfs_unlink_sigs,ecryptfs_sig=S[,ecryptfs_fnek_sig=F]`.
+ * Every value is validated, so no ',' or '=' can inject another option.
+ */
+export function renderEcryptfsOptions(o: EcryptfsOptions): string {
+  if (!Array.isArray(o.sigs) || o.sigs.length === 0) throw new AgentError('BAD_SIG', 'at least one ecryptfs_sig is required');
+  const out: string[] = [];
+  if (o.checkDevRuid ?? true) out.push('ecryptfs_check_dev_ruid');
+  out.push(`ecryptfs_cipher=${checkCipher(o.cipher ?? 'aes', 'cipher')}`);
+  out.push(`ecryptfs_key_bytes=${checkKeyBytes(o.keyBytes ?? 16, 'keyBytes')}`);
+  if (o.passthrough) out.push('ecryptfs_passthrough');
+  if (o.xattrMetadata) out.push('ecryptfs_xattr_metadata');
+  if (o.encryptedView) out.push('ecryptfs_encrypted_view');
+  if (o.unlinkSigs ?? true) out.push('ecryptfs_unlink_sigs');
+  for (const s of o.sigs) out.push(`ecryptfs_sig=${checkSig(s, 'sig')}`);
+  if (o.fnekSig !== undefined) out.push(`ecryptfs_fnek_sig=${checkSig(o.fnekSig, 'fnekSig')}`);
+  if (o.fnCipher !== undefined) out.push(`ecryptfs_fn_cipher=${checkCipher(o.fnCipher, 'fnCipher')}`);
+  if (o.fnKeyBytes !== undefined) out.push(`ecryptfs_fn_key_bytes=${checkKeyBytes(o.fnKeyBytes, 'fnKeyBytes')}`);
+  if (o.mountAuthTokOnly) out.push('ecryptfs_mount_auth_tok_only');
+  return out.join(',');
+}
+
+export function mountRaw(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
+  const opts = fstype === null ? {} : { fstype };
+  call('mount', `mount ${source ?? 'none'} on ${target} (${fstype ?? '-'})`, (n) => n.mount(source, target, fstype, flags, data), opts);
+}
+
+/** mount(lower, target, "ecryptfs", MS_NOSUID|MS_NODEV, options). ENODEV → NO_ECRYPTFS. */
+export function mountEcryptfs(lower: string, target: string, opts: EcryptfsOptions): void {
+  mountRaw(lower, target, 'ecryptfs', MS.NOSUID | MS.NODEV, renderEcryptfsOptions(opts));
+}
+
+/**
+ * umount2 with UMOUNT_NOFOLLOW always (a user-planted symlink must not redirect the unmount).
+ * EBUSY → UNMOUNT_BUSY; a symlink target → SYMLINK_REFUSED.
+ */
+export function unmount(target: string, opts: { lazy?: boolean; force?: boolean } = {}): void {
+  const flags = MNT.UMOUNT_NOFOLLOW | (opts.lazy ? MNT.DETACH : 0) | (opts.force ? MNT.FORCE : 0);
+  try {
+    call('mount', `unmount ${target}`, (n) => n.umount2(target, flags));
+  } catch (e) {
+    const errno = errnoName(e);
+    if (errno === 'EBUSY') throw new AgentError('UNMOUNT_BUSY', `${target} is busy`, { errno, cause: e });
+    if (errno === 'EINVAL') {
+      let link = false;
+      try {
+        link = lstatSync(target).isSymbolicLink();
+      } catch {
+        /* keep the original error */
+      }
+      if (link) throw new AgentError('SYMLINK_REFUSED', `refusing to unmount through the symbolic link ${target}`, { errno, cause: e });
+    }
+    throw e;
+  }
+}
+
+export interface MountInfoEntry {
+  mountId: number;
+  parentId: number;
+  major: number;
+  minor: number;
+  /** root of the mount within its filesystem (unescaped) */
+  root: string;
+  /** mount point (unescaped) */
+  mountPoint: string;
+  /** per-mount options, e.g. "rw,nosuid,nodev" */
+  mountOptions: string;
+  /** optional fields such as "shared:1", "master:2" */
+  optionalFields: string[];
+  fsType: string;
+  /** mount source (unescaped), e.g. /home/alice/.Private */
+  source: string;
+  /** per-superblock options, kept escaped: split on ',' first, then unescapeMountField each value */
+  superOptions: string;
+}
+
+/** Undoes the kernel's octal escaping (\040 space, \011 tab, \012 newline, \134 backslash). Byte-exact for UTF-8 paths. */
+export function unescapeMountField(s: string): string {
+  if (!s.includes('\\')) return s;
+  const bytes = Buffer.from(s, 'utf8');
+  const out: number[] = [];
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b === 0x5c && i + 3 < bytes.length && /^[0-7]{3}$/.test(bytes.toString('latin1', i + 1, i + 4))) {
+      out.push(parseInt(bytes.toString('latin1', i + 1, i + 4), 8) & 0xff);
+      i += 3;
+    } else {
+      out.push(b);
+    }
+  }
+  return Buffer.from(out).toString('utf8');
+}
+
+function badLine(n: number, why: string): AgentError {
+  return new AgentError('IO', `malformed mountinfo line ${n}: ${why}`);
+}
+
+/** Parses /proc/PID/mountinfo text (proc(5)). Blank lines are skipped; malformed lines throw IO. */
+export function parseMountInfo(text: string): MountInfoEntry[] {
+  const out: MountInfoEntry[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() === '') continue;
+    const f = line.split(' ');
+    const sep = f.indexOf('-', 6);
+    if (f.length < 10 || sep < 0 || f.length < sep + 4) throw badLine(i + 1, 'too few fields');
+    const [mountId, parentId, dev, root, mountPoint, mountOptions] = f as [string, string, string, string, string, string];
+    const m = /^(\d+):(\d+)$/.exec(dev);
+    if (!/^\d+$/.test(mountId) || !/^\d+$/.test(parentId) || !m) throw badLine(i + 1, 'bad ids');
+    out.push({
+      mountId: Number(mountId),
+      parentId: Number(parentId),
+      major: Number(m[1]),
+      minor: Number(m[2]),
+      root: unescapeMountField(root),
+      mountPoint: unescapeMountField(mountPoint),
+      mountOptions,
+      optionalFields: f.slice(6, sep),
+      fsType: unescapeMountField(f[sep + 1]!),
+      source: unescapeMountField(f[sep + 2]!),
+      superOptions: f.slice(sep + 3).join(' '),
+    });
+  }
+  return out;
+}
+
+export function readMountInfo(pid: number | 'self' = 'self'): MountInfoEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+  } catch (e) {
+    throw new AgentError('IO', `cannot read /proc/${pid}/mountinfo: ${(e as Error).message}`, { errno: errnoName(e) ?? 'EIO', cause: e });
+  }
+  return parseMountInfo(text);
+}
+
+/** Mounts whose mount point is path (canonicalised when it exists), innermost (last) at the end. */
+export function findMountsAt(path: string, mounts: MountInfoEntry[] = readMountInfo()): MountInfoEntry[] {
+  let p = resolve(path);
+  try {
+    p = realpathSync(p);
+  } catch {
+    /* compare the resolved path */
+  }
+  return mounts.filter((m) => m.mountPoint === p);
+}
+
+export function ecryptfsMounts(mounts: MountInfoEntry[] = readMountInfo()): MountInfoEntry[] {
+  return mounts.filter((m) => m.fsType === 'ecryptfs');
+}
+
+/** ecryptfs_sig= and ecryptfs_fnek_sig= values of an eCryptfs mount, separately. */
+export function parseEcryptfsSigs(entry: MountInfoEntry): { sigs: string[]; fnekSig?: string } {
+  const sigs: string[] = [];
+  let fnekSig: string | undefined;
+  for (const opt of entry.superOptions.split(',')) {
+    const eq = opt.indexOf('=');
+    if (eq < 0) continue;
+    const name = opt.slice(0, eq);
+    const value = unescapeMountField(opt.slice(eq + 1));
+    if ((name === 'ecryptfs_sig' || name === 'sig') && isSig(value)) sigs.push(value);
+    else if (name === 'ecryptfs_fnek_sig' && isSig(value)) fnekSig = value;
+  }
+  return fnekSig === undefined ? { sigs } : { sigs, fnekSig };
+}
+
+/** All sigs a mount uses (file sigs, then the FNEK sig). */
+export function sigsOfMount(entry: MountInfoEntry): string[] {
+  const { sigs, fnekSig } = parseEcryptfsSigs(entry);
+  return fnekSig === undefined ? sigs : [...sigs, fnekSig];
+}

@@ -1,0 +1,126 @@
+/**
+ * Loader and typed surface of the native addon (src/native/addon.cc), plus the one
+ * place where native errors become AgentErrors. The addon is loaded lazily so the
+ * pure parts of the library (option rendering, mountinfo parsing) work without it.
+ *
+ * The path is fixed relative to this file's compiled location (dist/src/native.js):
+ * the agent runs as root, so it never takes the addon path from the environment.
+ */
+import { join } from 'node:path';
+import { AgentError, type ErrorCode } from './errors';
+
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  dir: string;
+  shell: string;
+}
+
+/** The raw functions. Failures throw an Error with errno (number), code (errno name), syscall. */
+export interface NativeAddon {
+  addKey(type: string, description: string, payload: Buffer, keyring: number): number;
+  keyctlSearch(keyring: number, type: string, description: string, destKeyring?: number): number;
+  keyctlRead(id: number): Buffer;
+  keyctlLink(id: number, keyring: number): void;
+  keyctlUnlink(id: number, keyring: number): void;
+  keyctlDescribe(id: number): string;
+  keyctlGetKeyringId(spec: number, create: boolean): number;
+  keyctlJoinSessionKeyring(name: string | null): number;
+  keyctlSetTimeout(id: number, seconds: number): void;
+  keyctlRevoke(id: number): void;
+  keyctlInvalidate(id: number): void;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  setresuid(ruid: number, euid: number, suid: number): void;
+  setresgid(rgid: number, egid: number, sgid: number): void;
+  getresuid(): { ruid: number; euid: number; suid: number };
+  getresgid(): { rgid: number; egid: number; sgid: number };
+  setgroups(groups: number[]): void;
+  getgroups(): number[];
+  getgrouplist(user: string, gid: number): number[];
+  getpwnam(name: string): PasswdEntry | null;
+  getpwuid(uid: number): PasswdEntry | null;
+  prctlSetDumpable(dumpable: boolean): void;
+  prctlGetDumpable(): number;
+  setrlimitCoreZero(): void;
+  /** Best effort: returns 0 or the errno (never throws for the syscall itself). */
+  mlock(buf: Buffer): number;
+  munlock(buf: Buffer): number;
+  flock(fd: number, op: number): void;
+  syslog(ident: string, priority: number, message: string): void;
+  sha512Iterate(first: Buffer, rounds: number): Buffer;
+}
+
+/** Shape of the errors the addon throws. */
+export interface NativeError extends Error {
+  errno: number;
+  code: string;
+  syscall: string;
+}
+
+export const ADDON_PATH = join(__dirname, '..', '..', 'build', 'Release', 'ecryptfs_native.node');
+
+let cached: NativeAddon | undefined;
+
+/** The addon; AgentError NATIVE when it is missing or does not load. */
+export function native(): NativeAddon {
+  if (cached) return cached;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    cached = require(ADDON_PATH) as NativeAddon;
+  } catch (e) {
+    throw new AgentError('NATIVE', `cannot load the native addon ${ADDON_PATH}: ${(e as Error).message}`, { cause: e });
+  }
+  return cached;
+}
+
+export function isNativeError(e: unknown): e is NativeError {
+  return e instanceof Error && typeof (e as Partial<NativeError>).errno === 'number' && typeof (e as Partial<NativeError>).code === 'string';
+}
+
+/** errno name of a native (or Node fs) error, if any. */
+export function errnoName(e: unknown): string | undefined {
+  if (e instanceof AgentError) return e.errno;
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export type Concern = 'keyring' | 'mount' | 'credentials' | 'system';
+
+const DEFAULT_CODE: Record<Concern, ErrorCode> = {
+  keyring: 'KEYRING',
+  mount: 'MOUNT',
+  credentials: 'PERMISSION',
+  system: 'IO',
+};
+
+/**
+ * Maps a native error to an AgentError whose code depends on the concern:
+ * ENOKEY → KEY_NOT_FOUND, EDQUOT → KEY_QUOTA, EPERM/EACCES → PERMISSION,
+ * ENODEV on an eCryptfs mount → NO_ECRYPTFS, else the concern's default.
+ * Argument type errors (a bug in the caller) become NATIVE.
+ */
+export function toAgentError(e: unknown, concern: Concern, what: string, opts: { fstype?: string } = {}): AgentError {
+  if (e instanceof AgentError) return e;
+  if (!isNativeError(e)) {
+    return new AgentError('NATIVE', `${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  }
+  const name = e.code;
+  let code: ErrorCode = DEFAULT_CODE[concern];
+  if (name === 'EPERM' || name === 'EACCES') code = 'PERMISSION';
+  else if (concern === 'keyring' && name === 'ENOKEY') code = 'KEY_NOT_FOUND';
+  else if (name === 'EDQUOT') code = concern === 'keyring' ? 'KEY_QUOTA' : 'IO';
+  else if (concern === 'mount' && name === 'ENODEV' && opts.fstype === 'ecryptfs') code = 'NO_ECRYPTFS';
+  return new AgentError(code, `${what}: ${e.message}`, { errno: name, cause: e });
+}
+
+/** Runs one native call and converts its failure. */
+export function call<T>(concern: Concern, what: string, fn: (n: NativeAddon) => T, opts: { fstype?: string } = {}): T {
+  const n = native();
+  try {
+    return fn(n);
+  } catch (e) {
+    throw toAgentError(e, concern, what, opts);
+  }
+}
