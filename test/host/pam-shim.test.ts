@@ -1,0 +1,583 @@
+// Host tests of the C PAM shim (pam/pam_ecryptfs_agent.c) against docs/protocol.md.
+// Runs as root: fake agents must be root-owned under root-owned directories (/run/…),
+// and the pamtester check writes a service file into /etc/pam.d.
+// The module is taken from $ECRYPTFS_AGENT_PAM_MODULE or build/Release/pam_ecryptfs_agent.so.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  Harness,
+  PAM,
+  TstResult,
+  aloneStack,
+  clearDump,
+  hex,
+  expectedRequest,
+  markerDir,
+  modulePath,
+  neighbourStack,
+  ours,
+  parseRequest,
+  groupMembers,
+  processAlive,
+  readDumps,
+  runTst,
+  setupHarness,
+  teardownHarness,
+  waitForFile,
+  writeService,
+} from '../helpers/pam-harness';
+
+const isRoot = process.getuid?.() === 0;
+const ALL = ['auth', 'setcred', 'open', 'close', 'chauthtok'];
+// agent-ok's reply lines, shown through the conversation in reply order
+const AGENT_LINES = [
+  { kind: 'info', text: 'hello from the agent' },
+  { kind: 'error', text: 'an error line' },
+  { kind: 'info', text: 'second info line' },
+];
+const PW = Buffer.from('correct horse ünïcødé 🔑');
+const OLD = Buffer.from('old battery staple');
+
+let h: Harness;
+let svcN = 0;
+function service(lines: string[]): string {
+  const name = `svc${++svcN}`;
+  writeService(h, name, lines);
+  return name;
+}
+const agent = (name: string): string => join(h.agents, name);
+const agentConv = (r: TstResult) =>
+  r.conv.filter((c) => AGENT_LINES.some((l) => l.text === c.text) || c.text === 'nothing to do');
+const spyCodes = (r: TstResult) => r.spy.map((s) => `${s.hook}${s.pass === '-' ? '' : '/' + s.pass}=${s.rc}`);
+const errors = (r: TstResult) => r.syslog.filter((l) => l.prio <= 3 && !l.msg.startsWith('_pam_init_handlers'));
+
+describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot && 'needs root' }, () => {
+  before(() => {
+    h = setupHarness();
+  });
+  after(() => {
+    if (h) teardownHarness(h);
+  });
+
+  test('exports exactly the five pam_sm_* hooks; nothing else', () => {
+    const out = execFileSync('nm', ['-D', '--defined-only', modulePath], { encoding: 'utf8' });
+    const syms = out
+      .split('\n')
+      .filter((l) => / [TDBR] /.test(l))
+      .map((l) => l.trim().split(/\s+/)[2])
+      .filter((s) => s && !s.startsWith('_'))
+      .sort();
+    assert.deepEqual(syms, [
+      'pam_sm_authenticate',
+      'pam_sm_chauthtok',
+      'pam_sm_close_session',
+      'pam_sm_open_session',
+      'pam_sm_setcred',
+    ]);
+  });
+
+  test('success agent, optional between pam_debug neighbours: exact codes, requests, conversation', async () => {
+    clearDump(h);
+    const svc = service(
+      neighbourStack(h, {
+        control: 'optional',
+        ours: ours(h, 'spy', `agent=${agent('agent-ok')} timeout=3 unwrap debug`),
+        authtok: PW,
+        oldauthtok: OLD,
+      }),
+    );
+    const r = await runTst(h, svc, ['leakfd', ...ALL]);
+    // libpam refuses PAM_AUTHTOK from the application: only modules may set it
+    assert.equal(r.codes.app_set_authtok, PAM.BAD_ITEM);
+    // stack results (pam_debug neighbours succeed)
+    for (const k of ['authenticate', 'setcred', 'open_session', 'close_session', 'chauthtok']) {
+      assert.equal(r.codes[k], PAM.SUCCESS, k);
+    }
+    // our module's own return codes, per the protocol table
+    assert.deepEqual(spyCodes(r), [
+      'authenticate=25',
+      'setcred=25',
+      'open_session=0',
+      'close_session=0',
+      'chauthtok/prelim=25',
+      'chauthtok/update=0',
+    ]);
+    // four agent runs → the info/error lines four times, in order, and never a prompt
+    assert.deepEqual(agentConv(r), [...AGENT_LINES, ...AGENT_LINES, ...AGENT_LINES, ...AGENT_LINES]);
+    assert.equal(r.conv.filter((c) => c.kind.startsWith('prompt')).length, 0);
+    // the application's signal state is restored, and it never saw our child's SIGCHLD
+    assert.equal(r.flags.sigchld_handler, 'kept');
+    assert.equal(r.codes.sigchld_seen, 0);
+    assert.equal(r.flags.sigmask, 'kept');
+    assert.equal(r.flags.sigpipe, 'kept');
+    assert.deepEqual(errors(r).map((l) => l.msg), []);
+    // one LOG_DEBUG line per hook with the outcome (debug option)
+    const dbg = r.syslog.filter((l) => l.prio === 7).map((l) => l.msg);
+    assert.equal(dbg.length, 6);
+    assert.match(dbg[0], /^auth: agent result=success .*PAM_IGNORE$/);
+    assert.match(dbg[2], /^open_session: agent result=success .*PAM_SUCCESS$/);
+
+    const dumps = readDumps(h);
+    assert.equal(dumps.length, 4);
+    const byPhase = new Map(dumps.map((d) => [parseRequest(d.req).fields.phase, d]));
+    const open = byPhase.get('open_session')!;
+    const base = { user: 'root', service: svc, pam_pid: r.pid, unwrap: true, debug: true };
+    assert.deepEqual(byPhase.get('auth')!.req, expectedRequest({ ...base, phase: 'auth' }, [['authtok', PW]]));
+    assert.deepEqual(open.req, expectedRequest({ ...base, phase: 'open_session' }));
+    // the session id from open_session's reply comes back at close_session
+    assert.deepEqual(
+      byPhase.get('close_session')!.req,
+      expectedRequest({ ...base, phase: 'close_session', session: `s${open.pid}` }),
+    );
+    assert.deepEqual(
+      byPhase.get('chauthtok')!.req,
+      expectedRequest({ ...base, phase: 'chauthtok' }, [
+        ['authtok', PW],
+        ['oldauthtok', OLD],
+      ]),
+    );
+    for (const d of dumps) {
+      // argv {agent, "pam"} (the kernel puts the interpreter first for a #! script)
+      assert.deepEqual(d.argv, ['/bin/sh', agent('agent-ok'), 'pam']);
+      assert.equal(d.env, 'PATH=/usr/sbin:/usr/bin:/sbin:/bin\0LANG=C\0');
+      assert.equal(d.cwd, '/');
+      const f = d.stat!.slice(d.stat!.lastIndexOf(')') + 2).split(' ');
+      assert.equal(Number(f[1]), r.pid, 'parent is the PAM application');
+      assert.equal(Number(f[2]), d.pid, 'own process group');
+      assert.match(d.status!, /^SigBlk:\s+0+$/m);
+      assert.match(d.status!, /^SigIgn:\s+0+$/m);
+    }
+  });
+
+  test('application with SIGCHLD=SIG_IGN: the shim still reaps its agent and restores SIG_IGN', async () => {
+    clearDump(h);
+    const svc = service([`session optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`]);
+    const r = await runTst(h, svc, ['chldign', 'open', 'close']);
+    assert.deepEqual(spyCodes(r), ['open_session=0', 'close_session=0']);
+    assert.equal(r.flags.sigchld_handler, 'kept');
+    assert.deepEqual(errors(r), []);
+  });
+
+  test('PAM_SILENT: agent lines suppressed, silent=1 sent', async () => {
+    clearDump(h);
+    const svc = service(
+      neighbourStack(h, { control: 'optional', ours: ours(h, 'spy', `agent=${agent('agent-ok')}`), authtok: PW }),
+    );
+    const r = await runTst(h, svc, ['silent', 'auth', 'open', 'close']);
+    assert.deepEqual(agentConv(r), []);
+    assert.deepEqual(spyCodes(r), ['authenticate=25', 'open_session=0', 'close_session=0']);
+    const reqs = readDumps(h).map((d) => parseRequest(d.req).fields);
+    assert.equal(reqs.length, 3);
+    for (const f of reqs) assert.equal(f.silent, '1');
+  });
+
+  test('module alone in the stack: libpam turns the all-PAM_IGNORE stack into PAM_PERM_DENIED', async () => {
+    for (const [name, sessionCode] of [
+      ['agent-ok', PAM.SUCCESS],
+      ['agent-ignore', PAM.PERM_DENIED],
+      ['agent-crash', PAM.PERM_DENIED],
+    ] as const) {
+      clearDump(h);
+      const svc = service(
+        aloneStack(h, {
+          control: 'required',
+          ours: ours(h, 'direct', `agent=${agent(name)} timeout=2`),
+          authtok: PW,
+          oldauthtok: OLD,
+        }),
+      );
+      const r = await runTst(h, svc, ALL);
+      assert.equal(r.codes.authenticate, PAM.PERM_DENIED, `${name}: our module never authenticates anyone`);
+      assert.notEqual(r.codes.authenticate, PAM.SUCCESS);
+      assert.equal(r.codes.setcred, PAM.PERM_DENIED, name);
+      assert.equal(r.codes.open_session, sessionCode, name);
+      assert.equal(r.codes.close_session, sessionCode, name);
+      // chauthtok: the PRELIM pass is all-ignored → libpam stops there; the UPDATE pass
+      // (and so the agent) never runs when our module is the only password module
+      assert.equal(r.codes.chauthtok, PAM.PERM_DENIED, name);
+      if (name !== 'agent-crash') {
+        const phases = readDumps(h).map((d) => parseRequest(d.req).fields.phase).sort();
+        assert.deepEqual(phases, ['auth', 'close_session', 'open_session'], name);
+      }
+    }
+  });
+
+  // Every failing agent: exact fallback codes, the stack never fails (control `required`),
+  // one log line with the reason.
+  const failures: [string, RegExp][] = [
+    ['agent-crash', /^agent killed by signal 11$/],
+    ['agent-exit1', /^agent exited with status 1$/],
+    ['agent-silent', /^malformed agent reply: empty reply$/],
+    ['agent-garbage', /^malformed agent reply: bad header line$/],
+    ['agent-noend', /^malformed agent reply: no end line$/],
+    ['agent-longline', /^malformed agent reply: line 3 longer than 1024 bytes$/],
+    ['agent-huge', /^malformed agent reply: longer than 16384 bytes$/],
+    ['agent-badsession', /^malformed agent reply: invalid session id$/],
+    ['agent-trailing', /^malformed agent reply: data after the end line$/],
+    ['agent-nineinfo', /^malformed agent reply: more than 8 info lines$/],
+    ['does-not-exist', /^refusing to run the agent: .*does-not-exist: No such file or directory$/],
+  ];
+  for (const [name, reason] of failures) {
+    test(`failing agent ${name}: fallback codes, stack unaffected with "required"`, async () => {
+      const svc = service(
+        neighbourStack(h, {
+          control: 'required',
+          ours: ours(h, 'spy', `agent=${agent(name)} timeout=2`),
+          authtok: PW,
+          oldauthtok: OLD,
+        }),
+      );
+      const r = await runTst(h, svc, ALL);
+      for (const k of ['authenticate', 'setcred', 'open_session', 'close_session', 'chauthtok']) {
+        assert.equal(r.codes[k], PAM.SUCCESS, k);
+      }
+      assert.deepEqual(spyCodes(r), [
+        'authenticate=25',
+        'setcred=25',
+        'open_session=25',
+        'close_session=25',
+        'chauthtok/prelim=25',
+        'chauthtok/update=25',
+      ]);
+      const errs = errors(r).map((l) => l.msg);
+      assert.equal(errs.length, 4, errs.join('\n')); // one per agent run
+      for (const e of errs) assert.match(e, reason);
+      assert.deepEqual(agentConv(r), []);
+    });
+  }
+
+  test('result=ignore → open/close/chauthtok PAM_IGNORE, lines still shown', async () => {
+    const svc = service(
+      neighbourStack(h, {
+        control: 'required',
+        ours: ours(h, 'spy', `agent=${agent('agent-ignore')}`),
+        authtok: PW,
+        oldauthtok: OLD,
+      }),
+    );
+    const r = await runTst(h, svc, ALL);
+    assert.deepEqual(spyCodes(r), [
+      'authenticate=25',
+      'setcred=25',
+      'open_session=25',
+      'close_session=25',
+      'chauthtok/prelim=25',
+      'chauthtok/update=25',
+    ]);
+    assert.equal(agentConv(r).length, 4);
+    assert.deepEqual(errors(r), []);
+  });
+
+  test('a 1024-byte reply line is still well-formed', async () => {
+    const svc = service([`session required ${ours(h, 'spy', `agent=${agent('agent-maxline')}`)}`]);
+    const r = await runTst(h, svc, ['open']);
+    assert.deepEqual(spyCodes(r), ['open_session=0']);
+    assert.equal(r.conv[0].text, 'y'.repeat(1019));
+  });
+
+  test('hanging agent: killed with its process group after timeout=1; secret never in argv/environ', async () => {
+    clearDump(h);
+    const secret = Buffer.from('hang-secret Σ 42');
+    const svc = service(
+      neighbourStack(h, { control: 'optional', ours: ours(h, 'spy', `agent=${agent('agent-hang')} timeout=1`), authtok: secret }),
+    );
+    let agentPid = 0;
+    let childPid = 0;
+    const r = await runTst(h, svc, ['leakfd', 'auth'], 'root', async () => {
+      await waitForFile(join(h.dump, 'hang.child'), 3000);
+      agentPid = Number(readFileSync(join(h.dump, 'hang.pid'), 'utf8'));
+      childPid = Number(readFileSync(join(h.dump, 'hang.child'), 'utf8'));
+      for (const pid of [agentPid, childPid]) {
+        for (const what of ['cmdline', 'environ']) {
+          const b = readFileSync(`/proc/${pid}/${what}`);
+          assert.equal(b.indexOf(secret), -1, `secret in /proc/${pid}/${what}`);
+          assert.equal(b.indexOf('hang-secret'), -1);
+        }
+      }
+      // fds the agent was given: 0,1 pipes, 2 /dev/null, nothing else (the driver holds a
+      // non-CLOEXEC fd 77: "leakfd"); dash adds only its O_CLOEXEC fd on the script itself
+      const shellFds = readdirSync(`/proc/${agentPid}/fd`).filter(
+        (fd) => readlinkSync(`/proc/${agentPid}/fd/${fd}`) !== agent('agent-hang'),
+      );
+      assert.deepEqual(shellFds.sort(), ['0', '1', '2']);
+      assert.match(readlinkSync(`/proc/${agentPid}/fd/0`), /^pipe:/);
+      assert.match(readlinkSync(`/proc/${agentPid}/fd/1`), /^pipe:/);
+      assert.equal(readlinkSync(`/proc/${agentPid}/fd/2`), '/dev/null');
+      // …and what its exec'd child inherited (dash gives `cmd &` /dev/null as stdin)
+      assert.deepEqual(readdirSync(`/proc/${childPid}/fd`).sort(), ['0', '1', '2']);
+    });
+    assert.ok(agentPid > 0 && childPid > 0);
+    assert.equal(r.codes.authenticate, PAM.SUCCESS);
+    assert.deepEqual(spyCodes(r), ['authenticate=25']);
+    assert.ok(r.ms.authenticate >= 950 && r.ms.authenticate < 2000, `took ${r.ms.authenticate} ms`);
+    assert.deepEqual(errors(r).map((l) => l.msg), ['agent timed out after 1 s']);
+    // the request (with the secret) did travel, on fd 0
+    assert.deepEqual(parseRequest(readDumps(h)[0].req).secrets.authtok, secret);
+    // SIGKILL was sent to the whole group when the hook returned: nothing of it still runs
+    assert.deepEqual(groupMembers(agentPid), [], 'process group gone');
+    assert.equal(processAlive(agentPid), false, 'agent gone');
+    assert.equal(processAlive(childPid), false, 'agent child gone');
+    // no secret in any log line either
+    for (const l of r.syslog) assert.ok(!l.msg.includes('hang-secret'));
+  });
+
+  test('hanging agent at open_session with timeout=2 returns within ~2 s', async () => {
+    clearDump(h);
+    const svc = service([`session optional ${ours(h, 'spy', `agent=${agent('agent-hang')} timeout=2`)}`]);
+    const r = await runTst(h, svc, ['open']);
+    assert.deepEqual(spyCodes(r), ['open_session=25']);
+    assert.ok(r.ms.open_session >= 1950 && r.ms.open_session < 3000, `took ${r.ms.open_session} ms`);
+    assert.deepEqual(errors(r).map((l) => l.msg), ['agent timed out after 2 s']);
+  });
+
+  describe('unsafe agent paths are refused and never executed', () => {
+    let tmpDir = '';
+    const cases: [string, () => string, RegExp][] = [
+      ['relative path', () => 'agents/agent-marker', /is not absolute/],
+      ['group-writable file', () => place('agent-gw', 0o775), /agent-gw is writable by group or others \(mode 0775\)/],
+      ['other-writable file', () => place('agent-ow', 0o757), /agent-ow is writable by group or others \(mode 0757\)/],
+      ['file not owned by root', () => place('agent-nobody', 0o755, 65534), /agent-nobody is not owned by root \(uid 65534\)/],
+      ['file not executable', () => place('agent-noexec', 0o644), /agent-noexec is not executable \(mode 0644\)/],
+      ['world-writable directory (/tmp)', () => join(tmpDir, 'agent-marker'), /^refusing to run the agent: \/tmp is writable/],
+      ['group-writable directory', () => placeIn('gwdir', 0o775, 0), /gwdir is writable by group or others \(mode 0775\)/],
+      ['directory not owned by root', () => placeIn('nobodydir', 0o755, 65534), /nobodydir is not owned by root/],
+      ['symlinked directory', () => link('linkdir', h.agents, 'agent-marker'), /linkdir is a symbolic link/],
+      ['symlinked file', () => link('agent-link', agent('agent-marker')), /agent-link is a symbolic link/],
+      ['a directory', () => h.agents, /agents is not a regular file/],
+      ['.. component', () => `${h.agents}/../agents/agent-marker`, /contains a \. or \.\. component/],
+    ];
+    function place(name: string, mode: number, uid = 0): string {
+      const p = agent(name);
+      copyFileSync(agent('agent-marker'), p);
+      chownSync(p, uid, 0);
+      chmodSync(p, mode);
+      return p;
+    }
+    function placeIn(dir: string, mode: number, uid: number): string {
+      const d = join(h.root, dir);
+      mkdirSync(d, { recursive: true });
+      chownSync(d, uid, 0);
+      chmodSync(d, mode);
+      const p = join(d, 'agent-marker');
+      copyFileSync(agent('agent-marker'), p);
+      chownSync(p, 0, 0);
+      chmodSync(p, 0o755);
+      return p;
+    }
+    function link(name: string, target: string, below?: string): string {
+      const l = join(h.root, name);
+      rmSync(l, { force: true });
+      symlinkSync(target, l);
+      return below ? join(l, below) : l;
+    }
+    before(() => {
+      tmpDir = mkdtempSync('/tmp/eat-pam-');
+      chmodSync(tmpDir, 0o755);
+      copyFileSync(agent('agent-marker'), join(tmpDir, 'agent-marker'));
+      chmodSync(join(tmpDir, 'agent-marker'), 0o755);
+    });
+    after(() => rmSync(tmpDir, { recursive: true, force: true }));
+
+    test('control: the marker agent at a safe path does run', async () => {
+      clearDump(h);
+      const svc = service([`session required ${ours(h, 'spy', `agent=${agent('agent-marker')}`)}`]);
+      const r = await runTst(h, svc, ['open']);
+      assert.deepEqual(spyCodes(r), ['open_session=0']);
+      assert.deepEqual(readdirSync(markerDir), ['marker-agent-marker']);
+    });
+    for (const [what, path, reason] of cases) {
+      test(what, async () => {
+        clearDump(h);
+        const p = path();
+        const svc = service(
+          neighbourStack(h, { control: 'required', ours: ours(h, 'spy', `agent=${p}`), authtok: PW }),
+        );
+        const r = await runTst(h, svc, ['auth', 'open', 'close']);
+        assert.deepEqual(spyCodes(r), ['authenticate=25', 'open_session=25', 'close_session=25']);
+        assert.equal(r.codes.open_session, PAM.SUCCESS);
+        const errs = errors(r).map((l) => l.msg);
+        assert.equal(errs.length, 3);
+        for (const e of errs) {
+          assert.match(e, /^refusing to run the agent: /);
+          assert.match(e, reason);
+        }
+        assert.deepEqual(readdirSync(markerDir), [], 'agent was executed');
+      });
+    }
+  });
+
+  describe('request contents', () => {
+    const passwords: [string, Buffer][] = [
+      ['spaces', Buffer.from('a pass phrase with  spaces ')],
+      ['utf-8', Buffer.from('пароль 密码 🔑 ü')],
+      ['512 bytes (PAM_MAX_RESP_SIZE)', Buffer.from('x'.repeat(500) + 'ÿ'.repeat(6))],
+      ['empty', Buffer.alloc(0)],
+    ];
+    for (const [what, pw] of passwords) {
+      test(`secret bytes exact: ${what}`, async () => {
+        clearDump(h);
+        const old = Buffer.concat([Buffer.from('old '), pw]).subarray(0, 512);
+        const svc = service(
+          neighbourStack(h, {
+            control: 'optional',
+            ours: ours(h, 'spy', `agent=${agent('agent-ok')}`),
+            authtok: pw,
+            oldauthtok: old,
+          }),
+        );
+        const r = await runTst(h, svc, ['auth', 'chauthtok']);
+        const reqs = readDumps(h).map((d) => parseRequest(d.req));
+        const auth = reqs.find((q) => q.fields.phase === 'auth');
+        const ch = reqs.find((q) => q.fields.phase === 'chauthtok');
+        assert.ok(auth && ch);
+        assert.deepEqual(auth.secrets.authtok, pw);
+        assert.deepEqual(Object.keys(auth.secrets), ['authtok']);
+        assert.deepEqual(ch.secrets.authtok, pw);
+        assert.deepEqual(ch.secrets.oldauthtok, old);
+        if (pw.length > 0) for (const l of r.syslog) assert.ok(!l.msg.includes(pw.toString('utf8')));
+      });
+    }
+    assert.equal(passwords[2][1].length, 512);
+
+    test('a 513-byte PAM_AUTHTOK is not sent; logged; PAM_IGNORE', async () => {
+      clearDump(h);
+      const svc = service(
+        neighbourStack(h, { control: 'optional', ours: ours(h, 'spy', `agent=${agent('agent-ok')}`), authtok: Buffer.alloc(513, 'q') }),
+      );
+      const r = await runTst(h, svc, ['auth', 'chauthtok']);
+      assert.deepEqual(spyCodes(r), ['authenticate=25', 'chauthtok/prelim=25', 'chauthtok/update=25']);
+      assert.deepEqual(readDumps(h), []);
+      assert.deepEqual(
+        errors(r).map((l) => l.msg),
+        ['auth: PAM_AUTHTOK longer than 512 bytes; agent not run', 'chauthtok: PAM_AUTHTOK longer than 512 bytes; agent not run'],
+      );
+    });
+
+    test('auth without PAM_AUTHTOK: agent not run (debug log); chauthtok without PAM_OLDAUTHTOK: only authtok sent', async () => {
+      clearDump(h);
+      const svc = service([
+        `auth     optional ${ours(h, 'spy', `agent=${agent('agent-ok')} debug`)}`,
+        `password required ${h.spy} authtok=${hex('new only')}`,
+        `password optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`,
+        'password required pam_permit.so',
+      ]);
+      const r = await runTst(h, svc, ['auth', 'chauthtok']);
+      assert.deepEqual(spyCodes(r), ['authenticate=25', 'chauthtok/prelim=25', 'chauthtok/update=0']);
+      assert.ok(r.syslog.some((l) => l.prio === 7 && l.msg === 'auth: PAM_AUTHTOK not set; agent not run; PAM_IGNORE'));
+      const reqs = readDumps(h).map((d) => parseRequest(d.req));
+      assert.equal(reqs.length, 1);
+      assert.equal(reqs[0].fields.phase, 'chauthtok');
+      assert.deepEqual(Object.keys(reqs[0].secrets), ['authtok']);
+      assert.deepEqual(reqs[0].secrets.authtok, Buffer.from('new only'));
+    });
+
+    test('tty/rhost/ruser sent; a value with a newline is sent empty and logged', async () => {
+      clearDump(h);
+      const svc = service([`session optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`]);
+      const hx = (s: string) => Buffer.from(s).toString('hex');
+      const r = await runTst(h, svc, [`tty=${hx('pts/7\nevil=1')}`, `rhost=${hx('host.example')}`, `ruser=${hx('rü ser')}`, 'open']);
+      const q = parseRequest(readDumps(h)[0].req);
+      assert.deepEqual(q.keys, ['phase', 'user', 'service', 'tty', 'rhost', 'ruser', 'pam_pid', 'session', 'unwrap', 'debug', 'silent']);
+      assert.equal(q.fields.tty, '');
+      assert.equal(q.fields.rhost, 'host.example');
+      assert.equal(q.fields.ruser, 'rü ser');
+      assert.equal(q.fields.evil, undefined);
+      assert.deepEqual(errors(r).map((l) => l.msg), ['PAM_TTY contains a newline; sent empty to the agent']);
+    });
+
+    test('a user name with a newline: agent not run', async () => {
+      clearDump(h);
+      const svc = service([`session optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`]);
+      const r = await runTst(h, svc, ['open'], 'root\nphase=auth');
+      assert.deepEqual(spyCodes(r), ['open_session=25']);
+      assert.deepEqual(readDumps(h), []);
+      assert.deepEqual(errors(r).map((l) => l.msg), ['open_session: user name contains a newline; agent not run']);
+    });
+
+    test('options: unknown and invalid ones logged and ignored, defaults kept', async () => {
+      clearDump(h);
+      const svc = service([
+        `session optional ${ours(h, 'spy', `bogus timeout=0 timeout=301 timeout=5s agent=${agent('agent-ok')}`)}`,
+      ]);
+      const r = await runTst(h, svc, ['open']);
+      assert.deepEqual(spyCodes(r), ['open_session=0']);
+      assert.deepEqual(errors(r).map((l) => l.msg), [
+        'unknown option "bogus" ignored',
+        'invalid option "timeout=0" (1..300 seconds) ignored; using 5',
+        'invalid option "timeout=301" (1..300 seconds) ignored; using 5',
+        'invalid option "timeout=5s" (1..300 seconds) ignored; using 5',
+      ]);
+      const f = parseRequest(readDumps(h)[0].req).fields;
+      assert.equal(f.unwrap, '0');
+      assert.equal(f.debug, '0');
+    });
+
+    test('default agent path is /usr/lib/ecryptfs-agent/dist/agent/main.js', async () => {
+      const svc = service([`session optional ${ours(h, 'spy', '')}`]);
+      const r = await runTst(h, svc, ['open']);
+      assert.deepEqual(spyCodes(r), ['open_session=25']);
+      const e = errors(r).map((l) => l.msg);
+      assert.equal(e.length, 1);
+      if (!existsSync('/usr/lib/ecryptfs-agent/dist/agent/main.js')) {
+        assert.match(e[0], /^refusing to run the agent: \/usr\/lib\/ecryptfs-agent: No such file or directory$/);
+      }
+    });
+  });
+
+  test('pamtester (a real PAM client) with /etc/pam.d/eat-shim-*: three phases reach the agent', () => {
+    clearDump(h);
+    const svc = `eat-shim-${randomBytes(4).toString('hex')}`;
+    const file = join('/etc/pam.d', svc);
+    writeFileSync(
+      file,
+      [
+        'auth     required pam_permit.so',
+        `auth     optional ${h.spy} prompt`,
+        `auth     optional ${modulePath} agent=${agent('agent-ok')}`,
+        'account  required pam_permit.so',
+        'session  required pam_permit.so',
+        `session  optional ${modulePath} agent=${agent('agent-ok')}`,
+      ].join('\n') + '\n',
+    );
+    try {
+      // a missing service silently falls back to /etc/pam.d/other
+      assert.ok(existsSync(file));
+      const p = spawnSync('pamtester', ['-v', svc, 'root', 'authenticate', 'open_session', 'close_session'], {
+        input: 'typed secret\n',
+        encoding: 'utf8',
+      });
+      assert.equal(p.status, 0, p.stderr + p.stdout);
+      const all = p.stdout + p.stderr;
+      assert.match(all, /successfully authenticated/);
+      assert.match(all, /successfully opened a session/);
+      assert.match(all, /session has successfully been closed/);
+      assert.equal(all.split('hello from the agent').length - 1, 3);
+      const dumps = readDumps(h);
+      const reqs = new Map(dumps.map((d) => [parseRequest(d.req).fields.phase, { d, q: parseRequest(d.req) }]));
+      assert.deepEqual([...reqs.keys()].sort(), ['auth', 'close_session', 'open_session']);
+      assert.deepEqual(reqs.get('auth')!.q.secrets.authtok, Buffer.from('typed secret'));
+      assert.equal(reqs.get('auth')!.q.fields.service, svc);
+      assert.equal(reqs.get('close_session')!.q.fields.session, `s${reqs.get('open_session')!.d.pid}`);
+    } finally {
+      rmSync(file, { force: true });
+    }
+    assert.equal(existsSync(file), false);
+  });
+});
