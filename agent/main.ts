@@ -9,6 +9,7 @@ import { readSync, writeSync } from 'node:fs';
 import { asUser, hardenProcess, lookupUser } from '../src/credentials';
 import { AgentError } from '../src/errors';
 import { createLogger } from '../src/log';
+import { native } from '../src/native';
 import { loadPrivateSetup } from '../src/private-setup';
 import { MAX_REQUEST_BYTES, parseRequest, renderReply, wipeRequest, type AgentReply, type AgentRequest } from '../src/protocol';
 import { SessionStore } from '../src/session';
@@ -70,7 +71,11 @@ function main(): number {
       raw.fill(0);
     }
     log = createLogger({ debug: req.debug, stderr: false });
-    if (process.getuid?.() !== 0) throw new AgentError('PERMISSION', 'the agent must run as root (from the PAM module)');
+    // Under a setuid application (su, passwd) the agent inherits ruid=caller, euid=0: become
+    // root entirely, so every later switch to the user starts from and returns to root.
+    if (process.geteuid?.() !== 0) throw new AgentError('PERMISSION', 'the agent must run as root (from the PAM module)');
+    native().setresgid(0, 0, 0);
+    native().setresuid(0, 0, 0);
     const user = lookupUser(req.user);
     const store = new SessionStore();
     const setup = asUser(user, () => loadPrivateSetup(user));

@@ -7,7 +7,7 @@
 import { deriveMountKeys } from './auth-tok';
 import { asUser } from './credentials';
 import { AgentError } from './errors';
-import { getKeyringId, insertAuthTok, KEY_SPEC, linkKey, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
+import { insertAuthTok, KEY_SPEC, possessUserKeyring as linkUserKeyringIntoProcess, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { setupSigs } from './private-setup';
 import { readSmallFile, writeFileAtomic } from './secure-file';
@@ -23,10 +23,7 @@ const MAX_WRAPPED_FILE_BYTES = 1024;
  * not find the auth toks. Affects this process only. See docs/keyring.md.
  */
 export function possessUserKeyring(owner: UserRef): void {
-  asUser(owner, () => {
-    const processRing = getKeyringId(KEY_SPEC.PROCESS, true);
-    linkKey(getKeyringId(KEY_SPEC.USER, true), processRing);
-  });
+  asUser(owner, () => linkUserKeyringIntoProcess());
 }
 
 export interface KeyLoadResult {
