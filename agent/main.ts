@@ -8,6 +8,7 @@
 import { readSync, writeSync } from 'node:fs';
 import { asUser, hardenProcess, lookupUser } from '../src/credentials';
 import { AgentError } from '../src/errors';
+import { useNativeKdf } from '../src/kdf-native';
 import { createLogger } from '../src/log';
 import { native } from '../src/native';
 import { loadPrivateSetup } from '../src/private-setup';
@@ -61,6 +62,7 @@ function main(): number {
   }
   // Before any secret is read: no core dump, no ptrace by the user, no swap of secret pages we lock.
   hardenProcess();
+  useNativeKdf();
   let req: AgentRequest | undefined;
   let log = createLogger({ debug: false, stderr: false });
   try {

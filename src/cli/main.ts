@@ -3,6 +3,7 @@
  * its own leading options; everything from the first positional argument on is
  * passed verbatim (so passphrase arguments that start with '-' work, as in the C tools).
  */
+import { useNativeKdf } from '../kdf-native';
 import { parseArgs } from 'node:util';
 import { isAgentError } from '../errors';
 import { type CliIO, type Command, processIO } from './command';
@@ -65,6 +66,7 @@ export function parseCommandArgs(args: string[], booleanOptions: readonly string
 }
 
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+  useNativeKdf();
   const [name, ...rest] = argv;
   if (name === undefined) {
     io.err(globalHelp());

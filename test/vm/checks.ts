@@ -1,0 +1,44 @@
+/**
+ * Runs a CHECK-style guest script (lines "CHECK <name> ok" / "CHECK <name> FAIL <why>") in the
+ * VM and turns every check into a node:test subtest, so the runner counts each one.
+ */
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { runInVm, type VmMode } from './vm';
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  why: string;
+}
+
+export function parseChecks(output: string): CheckResult[] {
+  const out: CheckResult[] = [];
+  for (const line of output.split('\n')) {
+    const m = /^CHECK (\S+) (ok|FAIL)(?: (.*))?$/.exec(line.trim());
+    if (m) out.push({ name: m[1] as string, ok: m[2] === 'ok', why: m[3] ?? '' });
+  }
+  return out;
+}
+
+export async function runChecksInVm(
+  t: TestContext,
+  opts: { script: string; mode: VmMode; timeoutMs: number; expectedChecks: number },
+): Promise<void> {
+  const started = Date.now();
+  const r = await runInVm({
+    script: opts.script,
+    mode: opts.mode,
+    timeoutMs: opts.timeoutMs,
+    onOutput: (chunk) => process.stderr.write(chunk),
+  });
+  t.diagnostic(`accelerator ${r.accel}; boot ${r.bootMs} ms; whole run ${Date.now() - started} ms`);
+  const checks = parseChecks(r.output);
+  for (const c of checks) {
+    await t.test(c.name, () => assert.ok(c.ok, c.why));
+  }
+  await t.test('every check ran and the script agrees', () => {
+    assert.equal(checks.length, opts.expectedChecks, `expected ${opts.expectedChecks} checks, got ${checks.length}`);
+    assert.equal(r.exitCode, checks.every((c) => c.ok) ? 0 : 1);
+  });
+}

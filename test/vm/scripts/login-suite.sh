@@ -1,0 +1,171 @@
+# Login → unlock → logout with OUR module on Debian's kernel, with real PAM clients.
+# Run as root inside the fast-mode VM by test/vm/login.vm.test.ts, which prepends
+#   REPO=<repo root>  HOLD=<pam-hold binary>
+# Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>" per step; exits non-zero if any failed.
+failed=0
+check() { # check NAME COMMAND...
+  local name=$1; shift
+  if "$@" > /tmp/check.out 2>&1 < /dev/null; then
+    echo "CHECK $name ok"
+  else
+    echo "CHECK $name FAIL $(tr '\n' ' ' < /tmp/check.out | cut -c1-600)"; failed=1
+    echo "--- syslog tail"; tail -n 15 /tmp/syslog 2>/dev/null
+  fi
+}
+# check_output NAME REGEX FILE: FILE (a client's captured output) matches REGEX
+check_output() { check "$1" grep -qE "$2" "$3"; }
+
+MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
+AGENT="$REPO/dist/agent/main.js"
+OPTS="agent=$AGENT timeout=120 debug"
+
+# Our agent logs to syslog (authpriv); keep what it says for the checks and for failures.
+busybox syslogd -n -O /tmp/syslog & sleep 0.5
+modprobe ecryptfs
+# The host's ecryptfs-utils package put pam_ecryptfs into common-*; this suite tests ours.
+sed -i '/pam_ecryptfs\.so/d' /etc/pam.d/common-*
+# Debian stacks with our profile lines (what pam-auth-update writes): used by su and passwd.
+sed -i "/^auth.*pam_permit.so/a auth optional $MOD unwrap $OPTS" /etc/pam.d/common-auth
+echo "session optional $MOD $OPTS" >> /etc/pam.d/common-session
+echo "password optional $MOD $OPTS" >> /etc/pam.d/common-password
+
+cat > /etc/pam.d/eat-login <<PAM
+auth     required  pam_unix.so
+auth     optional  $MOD unwrap $OPTS
+account  required  pam_unix.so
+session  optional  pam_keyinit.so force revoke
+session  required  pam_unix.so
+session  optional  $MOD $OPTS
+PAM
+
+as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups --reset-env "$@"; }
+mounted() { awk -v m="$1/Private" '$5 == m && $0 ~ / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
+not_mounted() { ! mounted "$1"; }
+# user keys (type user) of uid $1 whose description is $2, as the kernel shows them to that user
+has_key() { as "$1" grep -q " user  *$2: " /proc/keys; }
+no_key() { ! has_key "$@"; }
+sessions() { local f="/run/ecryptfs-agent/$(id -u "$1").sessions"; [ -f "$f" ] && grep -c '"id"' "$f" || echo 0; }
+sig1() { head -n1 "$1/.ecryptfs/Private.sig"; }
+sig2() { sed -n 2p "$1/.ecryptfs/Private.sig"; }
+newuser() { useradd -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
+
+# ---------------------------------------------------------------------------------------------
+# a. A private directory set up by ecryptfs-setup-private (the reference peer, FNEK on) is
+#    unlocked by our module through pamtester; plaintext above, ciphertext below; locked at logout.
+A=eata; APW='A-pass 0815 é'; HA=/home/$A; PLAIN='eatvm-plaintext-marker-5b1c'
+check a.useradd newuser $A "$APW"
+check a.setup-private-reference as $A env HOME=$HA keyctl session - ecryptfs-setup-private --nopwcheck -l "$APW" -m "mount-pass-$A-31337"
+check a.fnek-setup test "$(wc -l < $HA/.ecryptfs/Private.sig)" -eq 2
+check a.login sh -c "echo '$APW' | pamtester eat-login $A authenticate open_session > /tmp/a.login 2>&1"
+check a.mounted mounted $HA
+check a.fek-key-in-user-keyring has_key $A "$(sig1 $HA)"
+check a.fnek-key-in-user-keyring has_key $A "$(sig2 $HA)"
+check a.session-counted test "$(sessions $A)" -le 1
+check a.write-plaintext as $A sh -c "printf '%s\n' '$PLAIN' > $HA/Private/secret.txt"
+check a.read-back as $A grep -qx "$PLAIN" $HA/Private/secret.txt
+lower=$(find $HA/.Private -type f | head -n1)
+check a.lower-name-encrypted sh -c "case '$lower' in */ECRYPTFS_FNEK_ENCRYPTED.*) true ;; *) false ;; esac"
+check a.lower-no-plaintext sh -c "! grep -q '$PLAIN' '$lower'"
+magic_ok() { local h; h=$(od -An -tx1 -j8 -N8 "$1" | tr -d ' \n'); [ $(( 0x${h:0:8} ^ 0x${h:8:8} )) -eq $(( 0x3c81b7f5 )) ]; }
+check a.lower-ecryptfs-header magic_ok "$lower"
+check a.logged-mounted grep -q "private directory mounted.*user=$A" /tmp/syslog
+check a.logout pamtester eat-login $A close_session
+check a.unmounted not_mounted $HA
+check a.fek-key-gone no_key $A "$(sig1 $HA)"
+check a.fnek-key-gone no_key $A "$(sig2 $HA)"
+check a.logged-locked grep -q "private directory locked.*user=$A" /tmp/syslog
+check a.no-secret-in-syslog sh -c "! grep -qF '$APW' /tmp/syslog && ! grep -qF 'mount-pass-$A' /tmp/syslog"
+
+# b. The reference tools mount what ours wrote and the other way round (same ~/.Private).
+check b.reference-mount-reads-ours as $A env HOME=$HA keyctl session - sh -c \
+  "printf '%s' '$APW' | ecryptfs-insert-wrapped-passphrase-into-keyring $HA/.ecryptfs/wrapped-passphrase - && mount.ecryptfs_private && grep -qx '$PLAIN' $HA/Private/secret.txt && echo from-reference > $HA/Private/ref.txt && umount.ecryptfs_private"
+check b.reference-unmounted not_mounted $HA
+check b.ours-reads-reference sh -c "echo '$APW' | pamtester eat-login $A authenticate open_session && grep -qx from-reference $HA/Private/ref.txt"
+check b.logout pamtester eat-login $A close_session
+check b.unmounted not_mounted $HA
+
+# c. Overlapping sessions with live opener processes (pam-hold): the first logout keeps the
+#    mount, the last one locks; a session whose process was killed is pruned, not counted forever.
+hold_open() { # hold_open NAME USER PASSWORD: starts a held session on fd 3x
+  mkfifo /tmp/$1.in; "$HOLD" eat-login "$2" < /tmp/$1.in > /tmp/$1.out 2>&1 &
+  eval "exec {fd_$1}>/tmp/$1.in"; eval "echo '$3' >&\$fd_$1"; eval "pid_$1=\$!"
+  for _ in $(seq 1 600); do grep -q '^OPEN ' /tmp/$1.out && return 0; sleep 0.2; done; return 1
+}
+hold_close() { eval "exec {fd_$1}>&-"; for _ in $(seq 1 600); do grep -q '^CLOSED ' /tmp/$1.out && return 0; sleep 0.2; done; return 1; }
+check c.first-session hold_open s1 $A "$APW"
+check c.second-session hold_open s2 $A "$APW"
+check c.mounted-twice mounted $HA
+check c.two-sessions-counted test "$(sessions $A)" -eq 2
+check c.first-logout hold_close s1
+check c.still-mounted-for-the-second mounted $HA
+check c.one-session-left test "$(sessions $A)" -eq 1
+check c.third-session hold_open s3 $A "$APW"
+kill -9 "$pid_s3"; wait "$pid_s3" 2>/dev/null
+check c.killed-session-pruned-at-last-logout hold_close s2
+check c.locked-after-last-live-session not_mounted $HA
+check c.no-session-left test "$(sessions $A)" -eq 0
+check c.keys-gone no_key $A "$(sig1 $HA)"
+
+# d. su - with the password (a setuid PAM application, Debian's common-* stacks with our lines).
+B=eatb; BPW='B-pw-4711'
+check d.other-user newuser $B "$BPW"
+cat > /tmp/su.exp <<EXP
+set timeout 240
+spawn su - $A -c "grep -qx '$PLAIN' $HA/Private/secret.txt && echo SU-SAW-PLAINTEXT"
+expect "Password:"
+send "$APW\r"
+expect eof
+EXP
+check d.su-login-unlocks sh -c "as $B expect -f /tmp/su.exp > /tmp/d.su 2>&1; grep -q SU-SAW-PLAINTEXT /tmp/d.su"
+check d.su-logout-locks not_mounted $HA
+
+# e. passwd as the user re-wraps; the new password unlocks, the reference tool agrees.
+NEWPW='Fresh-Pw-2026-xy'
+cat > /tmp/passwd.exp <<EXP
+set timeout 240
+spawn passwd
+expect "Current password:"
+send "$APW\r"
+expect "New password:"
+send "$NEWPW\r"
+expect "Retype new password:"
+send "$NEWPW\r"
+expect eof
+EXP
+check e.passwd as $A expect -f /tmp/passwd.exp
+check e.reference-unwraps-with-new as $A sh -c "printf '%s' '$NEWPW' | ecryptfs-unwrap-passphrase $HA/.ecryptfs/wrapped-passphrase - | grep -qx 'mount-pass-$A-31337'"
+check e.new-password-login sh -c "echo '$NEWPW' | pamtester eat-login $A authenticate open_session && grep -qx '$PLAIN' $HA/Private/secret.txt"
+check e.logout pamtester eat-login $A close_session
+check e.old-password-refused sh -c "! (echo '$APW' | pamtester eat-login $A authenticate)"
+check e.no-key-after-refused-login no_key $A "$(sig1 $HA)"
+
+# f. root resets the password (no old one): the keyfile keeps the old wrapping; the next login
+#    says so and how to fix it, and proceeds; the fix works.
+ROOTPW='Root-Set-9911'
+check f.root-reset sh -c "echo '$A:$ROOTPW' | chpasswd"
+check f.login-proceeds sh -c "echo '$ROOTPW' | pamtester eat-login $A authenticate open_session > /tmp/f.login 2>&1"
+check_output f.desync-explained 'rewrap-passphrase' /tmp/f.login
+check f.not-mounted not_mounted $HA
+check f.no-key-left no_key $A "$(sig1 $HA)"
+pamtester eat-login $A close_session >/dev/null 2>&1
+check f.fix-with-reference-rewrap as $A sh -c "printf '%s\n%s' '$NEWPW' '$ROOTPW' | ecryptfs-rewrap-passphrase $HA/.ecryptfs/wrapped-passphrase -"
+check f.login-after-fix sh -c "echo '$ROOTPW' | pamtester eat-login $A authenticate open_session"
+check f.mounted-after-fix mounted $HA
+check f.logout pamtester eat-login $A close_session
+
+# g. A broken setup (wrong sig in Private.sig) fails loudly: the user is told, nothing is
+#    mounted, no key stays — and the harness's own mounted-check reports it (it can fail).
+G=eatg; GPW='G-pw-77'; HG=/home/$G
+check g.useradd newuser $G "$GPW"
+check g.setup as $G env HOME=$HG keyctl session - ecryptfs-setup-private --nopwcheck -n -l "$GPW" -m "gmount-pass-1"
+check g.break-sig sh -c "echo 0123456789abcdef > $HG/.ecryptfs/Private.sig"
+check g.login-proceeds sh -c "echo '$GPW' | pamtester eat-login $G authenticate open_session > /tmp/g.login 2>&1"
+check_output g.user-told 'stays locked|could not be mounted' /tmp/g.login
+check g.not-mounted not_mounted $HG
+if mounted $HG > /dev/null 2>&1; then echo "CHECK g.harness-detects-missing-mount FAIL mounted-check passed on a broken setup"; failed=1
+else echo "CHECK g.harness-detects-missing-mount ok"; fi
+check g.no-key-left sh -c "! as $G grep -q ' user ' /proc/keys"
+
+echo "--- agent log lines: $(grep -c ecryptfs-agent /tmp/syslog)"
+grep ecryptfs-agent /tmp/syslog | tail -n 40
+exit $failed
