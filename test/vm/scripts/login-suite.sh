@@ -78,7 +78,7 @@ check a.no-secret-in-syslog sh -c "! grep -qF '$APW' /tmp/syslog && ! grep -qF '
 
 # b. The reference tools mount what ours wrote and the other way round (same ~/.Private).
 check b.reference-mount-reads-ours as $A env HOME=$HA keyctl session - sh -c \
-  "printf '%s' '$APW' | ecryptfs-insert-wrapped-passphrase-into-keyring $HA/.ecryptfs/wrapped-passphrase - && mount.ecryptfs_private && grep -qx '$PLAIN' $HA/Private/secret.txt && echo from-reference > $HA/Private/ref.txt && umount.ecryptfs_private"
+  "printf '%s' '$APW' | ecryptfs-insert-wrapped-passphrase-into-keyring $HA/.ecryptfs/wrapped-passphrase - && /sbin/mount.ecryptfs_private && grep -qx '$PLAIN' $HA/Private/secret.txt && echo from-reference > $HA/Private/ref.txt && /sbin/umount.ecryptfs_private"
 check b.reference-unmounted not_mounted $HA
 check b.ours-reads-reference sh -c "echo '$APW' | pamtester eat-login $A authenticate open_session && grep -qx from-reference $HA/Private/ref.txt"
 check b.logout pamtester eat-login $A close_session
@@ -87,7 +87,11 @@ check b.unmounted not_mounted $HA
 # c. Overlapping sessions with live opener processes (pam-hold): the first logout keeps the
 #    mount, the last one locks; a session whose process was killed is pruned, not counted forever.
 hold_open() { # hold_open NAME USER PASSWORD: starts a held session on fd 3x
-  mkfifo /tmp/$1.in; "$HOLD" eat-login "$2" < /tmp/$1.in > /tmp/$1.out 2>&1 &
+  mkfifo /tmp/$1.in
+  # The holder must not inherit the write ends of the other holders' fifos (bash {fd}s are >= 10),
+  # or closing one of them would never reach EOF.
+  ( for f in /proc/self/fd/*; do n=${f##*/}; [ "$n" -ge 10 ] 2>/dev/null && eval "exec $n>&-"; done
+    exec "$HOLD" eat-login "$2" ) < /tmp/$1.in > /tmp/$1.out 2>&1 &
   eval "exec {fd_$1}>/tmp/$1.in"; eval "echo '$3' >&\$fd_$1"; eval "pid_$1=\$!"
   for _ in $(seq 1 600); do grep -q '^OPEN ' /tmp/$1.out && return 0; sleep 0.2; done; return 1
 }
