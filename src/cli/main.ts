@@ -7,11 +7,12 @@ import { useNativeKdf } from '../kdf-native';
 import { parseArgs } from 'node:util';
 import { isAgentError } from '../errors';
 import { type CliIO, type Command, processIO } from './command';
+import { keyCommands } from './key-commands';
 import { passphraseCommands } from './passphrase-commands';
 
 export const EXIT_USAGE = 2;
 
-export const commands: readonly Command[] = [...passphraseCommands];
+export const commands: readonly Command[] = [...passphraseCommands, ...keyCommands];
 
 function globalHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
