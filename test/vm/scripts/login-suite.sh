@@ -44,7 +44,7 @@ not_mounted() { ! mounted "$1"; }
 # user keys (type user) of uid $1 whose description is $2, as the kernel shows them to that user
 has_key() { as "$1" grep -q " user  *$2: " /proc/keys; }
 no_key() { ! has_key "$@"; }
-sessions() { local f="/run/ecryptfs-agent/$(id -u "$1").sessions"; [ -f "$f" ] && grep -c '"id"' "$f" || echo 0; }
+sessions() { local f="/run/ecryptfs-agent/$(id -u "$1").sessions"; if [ -f "$f" ]; then grep -c '"id"' "$f"; else echo 0; fi; }
 sig1() { head -n1 "$1/.ecryptfs/Private.sig"; }
 sig2() { sed -n 2p "$1/.ecryptfs/Private.sig"; }
 newuser() { useradd -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
@@ -77,8 +77,11 @@ check a.logged-locked grep -q "private directory locked.*user=$A" /tmp/syslog
 check a.no-secret-in-syslog sh -c "! grep -qF '$APW' /tmp/syslog && ! grep -qF 'mount-pass-$A' /tmp/syslog"
 
 # b. The reference tools mount what ours wrote and the other way round (same ~/.Private).
+#    (mount.ecryptfs_private's mount(2) finds the keys through the caller's session keyring,
+#    which must link @u, as a login's pam_keyinit does; our agent links @u into its own
+#    process keyring instead, so it does not depend on the session keyring.)
 check b.reference-mount-reads-ours as $A env HOME=$HA keyctl session - sh -c \
-  "printf '%s' '$APW' | ecryptfs-insert-wrapped-passphrase-into-keyring $HA/.ecryptfs/wrapped-passphrase - && /sbin/mount.ecryptfs_private && grep -qx '$PLAIN' $HA/Private/secret.txt && echo from-reference > $HA/Private/ref.txt && /sbin/umount.ecryptfs_private"
+  "keyctl link @u @s && printf '%s' '$APW' | ecryptfs-insert-wrapped-passphrase-into-keyring $HA/.ecryptfs/wrapped-passphrase - && /sbin/mount.ecryptfs_private && grep -qx '$PLAIN' $HA/Private/secret.txt && echo from-reference > $HA/Private/ref.txt && /sbin/umount.ecryptfs_private"
 check b.reference-unmounted not_mounted $HA
 check b.ours-reads-reference sh -c "echo '$APW' | pamtester eat-login $A authenticate open_session && grep -qx from-reference $HA/Private/ref.txt"
 check b.logout pamtester eat-login $A close_session
