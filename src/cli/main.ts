@@ -9,10 +9,12 @@ import { isAgentError } from '../errors';
 import { type CliIO, type Command, processIO } from './command';
 import { keyCommands } from './key-commands';
 import { passphraseCommands } from './passphrase-commands';
+import { privateCommands } from './private-commands';
+import { diagnoseCommands } from './diagnose-commands';
 
 export const EXIT_USAGE = 2;
 
-export const commands: readonly Command[] = [...passphraseCommands, ...keyCommands];
+export const commands: readonly Command[] = [...passphraseCommands, ...keyCommands, ...privateCommands, ...diagnoseCommands];
 
 function globalHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,0 +1,409 @@
+/**
+ * `setup-private`, `unlock`, `lock`: the manual path, a second thin front-end over the same
+ * use-cases the PAM agent uses (src/setup.ts, src/unlock.ts, src/private-mount.ts).
+ *
+ * Privilege model (no new setuid binary):
+ *  - as root with `-u USER`: everything is done here, keys as the user (asUser), mount(2) with
+ *    our own safe mountPrivate (real uid = user, euid 0, O_NOFOLLOW walk, fs-type whitelist),
+ *    serialised with the PAM agent by the per-user lock in /run/ecryptfs-agent;
+ *  - as the user: the keys are loaded as the user (works unprivileged); mount(2) needs root, so
+ *    the mount is done by the installed setuid `mount.ecryptfs_private` of ecryptfs-utils
+ *    (interop: it reads the same Private.sig/Private.mnt and finds the keys we put in @u) and
+ *    `lock` by `umount.ecryptfs_private -f`. Without that helper the keys stay loaded and we say
+ *    exactly what to run (`sudo ecryptfs-agent unlock -u USER`).
+ *
+ * Sessions: a manual unlock is NOT recorded as a PAM session (docs/sessions.md counts login
+ * sessions by their live opener process; this CLI process exits right away, so such a record
+ * would be pruned as dead at the next open/close anyway). Consequence, by design: with
+ * ~/.ecryptfs/auto-umount, the end of the user's last PAM login session locks the directory,
+ * also when it was unlocked by hand (e.g. `ecryptfs-agent unlock` after an ssh key login, whose
+ * session is counted: its logout locks, as for a password login). Without any login session
+ * it stays unlocked until `ecryptfs-agent lock`.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { hardenProcess, lookupUid, lookupUser, type UserInfo } from '../credentials';
+import { AgentError, isAgentError } from '../errors';
+import { joinSessionKeyring, KEY_SPEC, linkKey } from '../keyring';
+import { unmount } from '../mount';
+import { findPrivateMount, mountPrivate, sigsNoLongerMounted, unmountPrivate } from '../private-mount';
+import { loadPrivateSetup, type PrivateSetup } from '../private-setup';
+import { SessionStore } from '../session';
+import { checkSetupPossible, decideFnek, newMountPassphrase, setupPrivate } from '../setup';
+import { checkLoginPassword, processesUsingMount, renderHolders } from '../status';
+import { asOwner, forgetKeys, keysPresent, loadKeysFromWrapped, possessUserKeyring } from '../unlock';
+import type { CliIO, Command } from './command';
+
+export const MOUNT_HELPER = '/sbin/mount.ecryptfs_private';
+export const UMOUNT_HELPER = '/sbin/umount.ecryptfs_private';
+
+type OptSpec = Record<string, { type: 'boolean' | 'string'; short?: string }>;
+
+/** Strict option parsing for these commands (they take no passphrase arguments). */
+export function parseCommandOptions(args: string[], spec: OptSpec): { values: Record<string, string | boolean | undefined>; positionals: string[] } | string {
+  try {
+    const { values, positionals } = parseArgs({ args, options: spec, strict: true, allowPositionals: true });
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function fail(io: CliIO, cmd: string, e: unknown): number {
+  if (isAgentError(e)) io.err(`ecryptfs-agent ${cmd}: ${e.message}\nhint: ${e.hint}\n`);
+  else io.err(`ecryptfs-agent ${cmd}: ${e instanceof Error ? e.message : String(e)}\n`);
+  return 1;
+}
+
+function usage(io: CliIO, help: string, why: string): number {
+  io.err(`${why}\n\n${help}\n`);
+  return 2;
+}
+
+interface Target {
+  me: UserInfo;
+  user: UserInfo;
+  root: boolean;
+}
+
+/** Who runs us, and for whom: the user themself, or root with -u USER. */
+export function resolveTarget(name: string | undefined): Target {
+  const me = lookupUid(process.getuid?.() ?? -1);
+  const root = me.uid === 0 && process.geteuid?.() === 0;
+  const user = name === undefined ? me : lookupUser(name);
+  if (user.uid === 0) {
+    throw new AgentError('USAGE', root ? 'root has no private directory here: run as the user, or as root with -u USER' : 'refusing to act for uid 0', {
+      hint: 'Run it as the user, or as root with -u USER',
+    });
+  }
+  if (!root && user.uid !== me.uid) throw new AgentError('PERMISSION', `only root can act for ${user.name}`, { hint: 'Run it as that user, or as root: sudo ecryptfs-agent ... -u USER' });
+  return { me, user, root };
+}
+
+function loadSetupOf(t: Target): PrivateSetup {
+  const setup = asOwner(t.user, () => loadPrivateSetup(t.user));
+  if (setup === null) {
+    throw new AgentError('NOT_FOUND', `${t.user.name} has no private directory set up (no ${t.user.home}/.ecryptfs/Private.sig)`, {
+      hint: `Set one up: ecryptfs-agent setup-private${t.root ? ` -u ${t.user.name}` : ''}`,
+    });
+  }
+  return setup;
+}
+
+function tilde(t: Target, path: string): string {
+  return !t.root && path.startsWith(t.user.home + '/') ? '~' + path.slice(t.user.home.length) : path;
+}
+
+/** Interactive: prompt (echo off); from a pipe: one line per passphrase, no prompt (like "-" of the C tools). */
+async function readSecret(io: CliIO, prompt: string, interactive: boolean): Promise<Buffer | null> {
+  return io.passphrases.read(interactive ? prompt : undefined);
+}
+
+function isInteractive(): boolean {
+  return process.stdin.isTTY === true;
+}
+
+/** mount.ecryptfs_private installed setuid root and executable by us. */
+export function helperUsable(path: string): boolean {
+  try {
+    const st = fs.statSync(path);
+    if (st.uid !== 0 || (st.mode & 0o4000) === 0) return false;
+    fs.accessSync(path, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function runHelper(path: string, args: string[], home: string): { ok: boolean; output: string } {
+  const r = spawnSync(path, args, {
+    cwd: '/',
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 60_000,
+  });
+  const output = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`.trim();
+  return { ok: r.status === 0, output: r.error ? `${r.error.message} ${output}` : output };
+}
+
+// ------------------------------------------------------------------ setup-private
+
+const SETUP_HELP = `Usage: ecryptfs-agent setup-private [-u USER] [-n|--no-fnek] [-w|--wrapping]
+                                    [--noautomount] [--noautoumount] [--nopwcheck] [-f|--force]
+
+Sets up an encrypted private directory exactly as ecryptfs-setup-private (ecryptfs-utils 111)
+does, so its tools and pam_ecryptfs work with it as well as ecryptfs-agent:
+  ~/.ecryptfs (700): wrapped-passphrase (v2, 0600), Private.sig, Private.mnt, auto-mount,
+  auto-umount; ~/.Private (700, the encrypted files); ~/Private (500, the mount point).
+A random mount passphrase (32 hex characters from the kernel RNG) is wrapped with your login
+password, or with a separate wrapping passphrase (-w; creates wrapping-independent). It is
+shown ONCE: record it offline; it is the only way back to your data if the wrapped file is lost.
+Nothing is mounted: afterwards log in again, or run "ecryptfs-agent unlock".
+
+  -u, --username USER  as root: set up for USER (every file is created as, and owned by, USER);
+                       the passphrase is read from stdin unless stdin is a terminal
+  -n, --no-fnek        no filename encryption (default: on when the kernel supports it)
+  -w, --wrapping       wrap with a separate passphrase instead of the login password
+  --noautomount        do not mount at login (no auto-mount file)
+  --noautoumount       do not lock at the last logout (no auto-umount file)
+  --nopwcheck          do not check the login password with unix_chkpwd (asked twice instead)
+  -f, --force          move an existing wrapped-passphrase / Private.sig aside (NAME.<timestamp>)
+Refuses (nothing changed) when a setup exists, ~/Private or ~/.Private is not empty or mounted,
+or the eCryptfs kernel module is not loaded.
+
+Exit status:
+  0  set up
+  1  refused or failed (nothing changed)
+  2  usage error`;
+
+const SETUP_OPTS: OptSpec = {
+  username: { type: 'string', short: 'u' },
+  'no-fnek': { type: 'boolean', short: 'n' },
+  wrapping: { type: 'boolean', short: 'w' },
+  noautomount: { type: 'boolean' },
+  noautoumount: { type: 'boolean' },
+  nopwcheck: { type: 'boolean' },
+  force: { type: 'boolean', short: 'f' },
+};
+
+export const setupPrivateCommand: Command = {
+  name: 'setup-private',
+  summary: 'set up an encrypted ~/Private (ecryptfs-setup-private compatible)',
+  help: SETUP_HELP,
+  async run({ positionals: args }, io) {
+    const p = parseCommandOptions(args, SETUP_OPTS);
+    if (typeof p === 'string') return usage(io, SETUP_HELP, p);
+    if (p.positionals.length > 0) return usage(io, SETUP_HELP, `unexpected argument: ${p.positionals[0]}`);
+    const v = p.values;
+    let wrapping: Buffer | null = null;
+    let again: Buffer | null = null;
+    let mountPass: Buffer | null = null;
+    try {
+      hardenProcess();
+      const t = resolveTarget(v.username as string | undefined);
+      const fnek = decideFnek(v['no-fnek'] === true);
+      const opts = { fnek, wrappingIndependent: v.wrapping === true, autoMount: v.noautomount !== true, autoUmount: v.noautoumount !== true, force: v.force === true };
+      checkSetupPossible(t.user, opts); // before asking for anything
+      const interactive = isInteractive();
+      const what = opts.wrappingIndependent ? 'wrapping passphrase' : 'login passphrase';
+      wrapping = await readSecret(io, `Enter your ${what} [${t.user.name}]`, interactive);
+      if (wrapping === null || wrapping.length === 0) throw new AgentError('USAGE', `no ${what} given`, { hint: `Type the ${what} (stdin: one line)` });
+      const check = opts.wrappingIndependent || v.nopwcheck === true ? null : checkLoginPassword(t.user.name, wrapping);
+      if (check === false) throw new AgentError('WRONG_PASSWORD', `that is not the login password of ${t.user.name}`, { hint: 'Type the password you log in with (or use -w for a separate wrapping passphrase)' });
+      if (check === null && interactive) {
+        again = await readSecret(io, `Enter your ${what} (again)`, true);
+        if (again === null || !again.equals(wrapping)) throw new AgentError('USAGE', `the ${what}s do not match`, { hint: 'Run it again and type the same passphrase twice' });
+      }
+      mountPass = newMountPassphrase();
+      const r = setupPrivate(t.user, mountPass, wrapping, opts);
+      const bar = '*'.repeat(76);
+      io.out(`${bar}\nYOUR MOUNT PASSPHRASE (shown only this once):\n\n    `);
+      io.out(mountPass);
+      io.out(
+        `\n\nRECORD IT AND STORE IT OFFLINE, IN A SAFE PLACE (paper, a password manager).\n` +
+          `It is the only way to recover your data if ${tilde(t, r.configDir)}/wrapped-passphrase is lost or\n` +
+          `your login password is reset by root. (Later: ecryptfs-agent unwrap-passphrase)\n${bar}\n\n`,
+      );
+      for (const b of r.backups) io.out(`Moved the old file aside: ${b}\n`);
+      io.out(
+        `Done configuring: ${tilde(t, r.lower)} (encrypted) will be mounted on ${tilde(t, r.upper)}.\n` +
+          `  file name encryption: ${r.fnekSig ? 'on' : 'off'}; sigs ${r.fekSig}${r.fnekSig ? ` ${r.fnekSig}` : ''}\n` +
+          `  unlocked with: ${opts.wrappingIndependent ? 'the wrapping passphrase (ecryptfs-agent unlock)' : 'the login password'}` +
+          `${opts.autoMount ? '' : '; not mounted at login (--noautomount)'}${opts.autoUmount ? '' : '; not locked at logout (--noautoumount)'}\n` +
+          `Not mounted now. Unlock it with: ${t.root ? `ecryptfs-agent unlock -u ${t.user.name}` : 'ecryptfs-agent unlock'} (or log in again).\n`,
+      );
+      return 0;
+    } catch (e) {
+      return fail(io, 'setup-private', e);
+    } finally {
+      wrapping?.fill(0);
+      again?.fill(0);
+      mountPass?.fill(0);
+    }
+  },
+};
+
+// ------------------------------------------------------------------ unlock
+
+const UNLOCK_HELP = `Usage: ecryptfs-agent unlock [-u USER]
+
+Unwraps ~/.ecryptfs/wrapped-passphrase with your login passphrase (or the wrapping passphrase
+of a setup made with -w), checks it against Private.sig, adds the keys to your user keyring
+(@u, no expiry) and mounts ~/.Private on ~/Private. Use it after a login that had no password
+(ssh key, autologin) or for a setup with a separate wrapping passphrase. Keys already present
+are used without asking. Nothing is changed when the passphrase is wrong.
+
+  as the user   keys are added as you; the mount is done by the setuid mount.ecryptfs_private
+                of ecryptfs-utils (${MOUNT_HELPER}). Without it the keys stay loaded and
+                the command says what to run: sudo ecryptfs-agent unlock -u USER
+  -u USER       as root: unlock USER's directory, mounting with ecryptfs-agent's own checks
+
+The passphrase is prompted for on a terminal, otherwise read as one line from stdin.
+A manual unlock is not a login session: with auto-umount, the end of your last login
+session locks the directory again (see docs/sessions.md); "ecryptfs-agent lock" locks it now.
+
+Exit status:
+  0  unlocked (or already unlocked)
+  1  not unlocked (wrong passphrase, no setup, no way to mount: the message says why)
+  2  usage error`;
+
+export const unlockCommand: Command = {
+  name: 'unlock',
+  summary: 'load the keys and mount ~/Private (after an ssh key login, or with -u USER as root)',
+  help: UNLOCK_HELP,
+  async run({ positionals: args }, io) {
+    const p = parseCommandOptions(args, { username: { type: 'string', short: 'u' } });
+    if (typeof p === 'string') return usage(io, UNLOCK_HELP, p);
+    if (p.positionals.length > 0) return usage(io, UNLOCK_HELP, `unexpected argument: ${p.positionals[0]}`);
+    let pw: Buffer | null = null;
+    try {
+      hardenProcess();
+      const t = resolveTarget(p.values.username as string | undefined);
+      const setup = loadSetupOf(t);
+      const where = tilde(t, setup.upper);
+      if (findPrivateMount(setup)) {
+        io.out(`${where} is already unlocked (mounted).\n`);
+        return 0;
+      }
+      possessUserKeyring(t.user);
+      let added: string[] = [];
+      if (keysPresent(t.user, setup).missing.length > 0) {
+        const what = setup.wrappingIndependent ? 'wrapping passphrase' : 'login passphrase';
+        pw = await readSecret(io, `Enter your ${what} [${t.user.name}]`, isInteractive());
+        if (pw === null || pw.length === 0) throw new AgentError('USAGE', `no ${what} given; nothing changed`, { hint: `Type the ${what} (stdin: one line)` });
+        try {
+          added = loadKeysFromWrapped(t.user, setup, pw).added;
+        } catch (e) {
+          if (isAgentError(e, 'WRONG_PASSWORD')) {
+            throw new AgentError('WRONG_PASSWORD', `wrong ${what}: it does not unwrap ${tilde(t, setup.wrappedPassphrasePath)}; nothing changed`, {
+              hint: setup.wrappingIndependent ? 'Type the wrapping passphrase you chose at setup-private -w' : 'If your password was changed by root or another tool, rewrap with the old one: ecryptfs-agent rewrap-passphrase ~/.ecryptfs/wrapped-passphrase',
+            });
+          }
+          throw e;
+        } finally {
+          pw.fill(0);
+        }
+      }
+      const takeBack = (): void => {
+        const unused = new Set(sigsNoLongerMounted(setup));
+        forgetKeys(t.user, added.filter((s) => unused.has(s)));
+      };
+      if (t.root) {
+        const store = new SessionStore();
+        try {
+          store.withUserLock(t.user.uid, () => {
+            if (!findPrivateMount(setup)) mountPrivate(t.user, setup);
+          });
+        } catch (e) {
+          takeBack();
+          throw e;
+        }
+      } else {
+        if (!helperUsable(MOUNT_HELPER)) {
+          io.err(
+            `ecryptfs-agent unlock: the keys are in your keyring, but mounting needs privileges and ${MOUNT_HELPER} (setuid, from ecryptfs-utils) is not usable here.\n` +
+              `Mount it with:  sudo ecryptfs-agent unlock -u ${t.user.name}   (or install ecryptfs-utils; or log in again with your password)\n`,
+          );
+          return 1;
+        }
+        // The helper's mount(2) finds the keys by request_key from ITS keyrings: give it (our
+        // child) a session keyring that links @u, without touching the caller's own session.
+        joinSessionKeyring();
+        linkKey(KEY_SPEC.USER, KEY_SPEC.SESSION);
+        const r = runHelper(MOUNT_HELPER, [], t.user.home);
+        if (!r.ok || !findPrivateMount(setup)) {
+          takeBack();
+          throw new AgentError('MOUNT', `${MOUNT_HELPER} did not mount ${where}${r.output ? `: ${r.output}` : ''}`);
+        }
+      }
+      io.out(`${where} is unlocked (${tilde(t, setup.lower)} mounted).\nLock it with: ecryptfs-agent lock${t.root ? ` -u ${t.user.name}` : ''}${setup.autoUmount ? ' (the end of the last login session also locks it)' : ''}\n`);
+      return 0;
+    } catch (e) {
+      return fail(io, 'unlock', e);
+    } finally {
+      pw?.fill(0);
+    }
+  },
+};
+
+// ------------------------------------------------------------------ lock
+
+const LOCK_HELP = `Usage: ecryptfs-agent lock [-u USER] [--force]
+
+Unmounts ~/Private and removes its keys from the user keyring. Refuses while processes use
+files under it (open files, current directory, mapped files; listed like fuser -vm) unless
+--force is given: then the mount is detached lazily (hidden at once; the open files stay
+usable until closed, as umount.ecryptfs_private does).
+
+  as the user   the unmount is done by ${UMOUNT_HELPER} -f (ecryptfs-utils); only your own
+                processes can be inspected
+  -u USER       as root: lock USER's directory with ecryptfs-agent's own unmount
+
+Exit status:
+  0  locked (or was not mounted; its keys are removed)
+  1  refused (in use) or failed
+  2  usage error`;
+
+export const lockCommand: Command = {
+  name: 'lock',
+  summary: 'unmount ~/Private and forget its keys (refuses while in use, unless --force)',
+  help: LOCK_HELP,
+  async run({ positionals: args }, io) {
+    const p = parseCommandOptions(args, { username: { type: 'string', short: 'u' }, force: { type: 'boolean', short: 'f' } });
+    if (typeof p === 'string') return usage(io, LOCK_HELP, p);
+    if (p.positionals.length > 0) return usage(io, LOCK_HELP, `unexpected argument: ${p.positionals[0]}`);
+    const force = p.values.force === true;
+    try {
+      const t = resolveTarget(p.values.username as string | undefined);
+      const setup = loadSetupOf(t);
+      const where = tilde(t, setup.upper);
+      const entry = findPrivateMount(setup);
+      if (!entry) {
+        const removed = forgetKeys(t.user, sigsNoLongerMounted(setup));
+        io.out(`${where} is not mounted${removed.length ? `; removed its keys ${removed.join(', ')}` : ''}.\n`);
+        return 0;
+      }
+      const { holders, uninspected } = processesUsingMount(entry);
+      if (holders.length > 0 && !force) {
+        io.err(
+          `ecryptfs-agent lock: refusing to lock ${where}: ${holders.length} process(es) use files under it:\n` +
+            renderHolders(setup.upper, holders) +
+            `Close them (or leave the directory), then try again; or use --force to detach it lazily.\n`,
+        );
+        return 1;
+      }
+      let lazy = false;
+      if (t.root) {
+        const store = new SessionStore();
+        store.withUserLock(t.user.uid, () => {
+          if (!findPrivateMount(setup)) return;
+          if (force) lazy = unmountPrivate(setup).lazy;
+          else unmount(entry.mountPoint, {});
+        });
+      } else {
+        if (!helperUsable(UMOUNT_HELPER)) {
+          io.err(`ecryptfs-agent lock: unmounting needs privileges and ${UMOUNT_HELPER} (setuid, from ecryptfs-utils) is not usable here.\nLock it with:  sudo ecryptfs-agent lock -u ${t.user.name}\n`);
+          return 1;
+        }
+        const r = runHelper(UMOUNT_HELPER, ['-f'], t.user.home);
+        if (findPrivateMount(setup)) throw new AgentError('MOUNT', `${UMOUNT_HELPER} did not unmount ${where}${r.output ? `: ${r.output}` : ''}`);
+        lazy = holders.length > 0;
+      }
+      const removed = forgetKeys(t.user, sigsNoLongerMounted(setup));
+      io.out(
+        `${where} is locked${lazy ? ' (detached lazily: processes that still hold files keep them until they close them)' : ''}` +
+          `${removed.length ? `; removed keys ${removed.join(', ')}` : ''}.\n` +
+          (uninspected > 0 && !t.root ? `note: ${uninspected} process(es) of other users could not be inspected.\n` : ''),
+      );
+      return 0;
+    } catch (e) {
+      if (isAgentError(e, 'UNMOUNT_BUSY')) {
+        return fail(io, 'lock', new AgentError('UNMOUNT_BUSY', `${e.message}: something started using it; nothing changed`, { hint: 'Close the programs using it, or use --force' }));
+      }
+      return fail(io, 'lock', e);
+    }
+  },
+};
+
+export const privateCommands: readonly Command[] = [setupPrivateCommand, unlockCommand, lockCommand];
