@@ -22,6 +22,8 @@ PACKAGES=(
   qemu-system-x86 busybox-static kmod cpio xz-utils zstd
   # systemd-mode VM (sshd logins, logind, the systemd user manager)
   systemd systemd-sysv dbus libpam-systemd openssh-server openssh-client
+  # packaging: the .deb, its checks and man pages
+  dpkg-dev lintian man-db groff-base
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
