@@ -119,13 +119,21 @@ export interface KernelKey {
   description: string;
 }
 
-/** The user's `user` keys as the kernel lists them to that user (/proc/keys). */
+/**
+ * The `user` keys linked in the user's keyring (@u), as the kernel reports them to that user:
+ * membership from `keyctl rlist @u` (exact; /proc/keys may still list an unlinked key until the
+ * kernel's key garbage collector runs), expiry from /proc/keys.
+ */
 export function userKeys(u: TestUser): KernelKey[] {
-  const r = asUserRun(u, ['cat', '/proc/keys']);
-  return r.stdout
+  const script = 'keyctl link @u @s >/dev/null && for id in $(keyctl rlist @u); do printf "%x;%s\\n" "$id" "$(keyctl rdescribe "$id")"; done; echo; cat /proc/keys';
+  const r = asUserRun(u, ['keyctl', 'session', '-', 'sh', '-c', script]);
+  const [linked = '', procKeys = ''] = r.stdout.split('\n\n');
+  const timeouts = new Map<string, string>();
+  // "0a0c4514 I--Q---     1 perm 3f010000  1000  1000 user      abcdef0123456789: 740"
+  for (const f of procKeys.split('\n').map((l) => l.trim().split(/\s+/))) timeouts.set((f[0] ?? '').replace(/^0+/, ''), f[3] ?? '');
+  return linked
     .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    // "0a0c4514 I--Q---     1 perm 3f010000  1000  1000 user      abcdef0123456789: 740"
-    .filter((f) => f[7] === 'user' && f[5] === String(u.uid))
-    .map((f) => ({ id: f[0] as string, timeout: f[3] as string, description: (f[8] as string).replace(/:$/, '') }));
+    .map((l) => l.split(';'))
+    .filter((f) => f[1] === 'user' && f[2] === String(u.uid))
+    .map((f) => ({ id: f[0] as string, timeout: timeouts.get((f[0] as string).replace(/^0+/, '')) ?? '', description: f[5] as string }));
 }
