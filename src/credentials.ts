@@ -32,8 +32,20 @@ function toUserInfo(p: { name: string; uid: number; gid: number; dir: string; sh
 }
 
 export function lookupUser(name: string): UserInfo {
-  if (!isValidUsername(name)) {
-    throw new AgentError('NO_SUCH_USER', name === '' ? 'user name is empty' : 'user name has unsupported characters');
+  if (!isValidUsername(name as unknown)) {
+    if (name === '') throw new AgentError('NO_SUCH_USER', 'user name is empty');
+    // `useradd --badname` accepts names like "a+b" or "a b": for a real account, say why it is
+    // not served (NO_SUCH_USER is logged only at debug level, so it would fail silently).
+    let exists = false;
+    try {
+      exists = !name.includes('\0') && native().getpwnam(name) !== null;
+    } catch {
+      /* treated as unknown */
+    }
+    if (!exists) throw new AgentError('NO_SUCH_USER', 'user name has unsupported characters');
+    throw new AgentError('USAGE', `user name ${JSON.stringify(name)} has characters mount.ecryptfs_private refuses; its private directory is not handled`, {
+      hint: "Rename the account (usermod -l) to a name of letters, digits, '_', '.', '@' and '-' (a final '$' allowed)",
+    });
   }
   const p = call('system', `getpwnam(${name})`, (n) => n.getpwnam(name));
   if (!p) throw new AgentError('NO_SUCH_USER', `no such user: ${name}`);

@@ -52,6 +52,7 @@ export function renderLine(message: unknown, fields: Record<string, unknown>): s
   const parts = msg === '' ? [] : [msg.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)];
   for (const [k, v] of Object.entries(fields)) {
     if (!/^[A-Za-z0-9_.-]+$/.test(k)) continue; // odd field names cannot forge k=v pairs
+    if (v === undefined) continue; // "errno=undefined" tells the reader nothing
     parts.push(`${k}=${isSecretName(k) ? REDACTED : renderValue(v)}`);
   }
   return parts.join(' ');

@@ -81,7 +81,12 @@ export function openDirNoUserSymlinks(path: string, owner: UserRef): number {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ELOOP' || code === 'ENOTDIR') {
           const st = lstatSync(here);
-          if (!st.isSymbolicLink()) throw new AgentError('UNSAFE_PATH', `${here} is not a directory`);
+          if (!st.isSymbolicLink()) {
+            // open(O_DIRECTORY|O_NOFOLLOW) failed, so it was not a directory then (a symlink gives
+            // ENOTDIR or ELOOP): a directory now means it was swapped in between; name it as such.
+            if (st.isDirectory()) throw new AgentError('SYMLINK_REFUSED', `${here} was a symbolic link when opened and changed since; refusing to mount through it`);
+            throw new AgentError('UNSAFE_PATH', `${here} is not a directory`);
+          }
           const parent = fstatSync(fd);
           if (st.uid !== 0 || parent.uid !== 0 || (parent.mode & 0o022) !== 0) {
             throw new AgentError('SYMLINK_REFUSED', `${here} is a symbolic link that is not controlled by root; refusing to mount through it`);

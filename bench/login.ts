@@ -1,0 +1,179 @@
+/**
+ * Login-path figures (issue 9): agent start-up, agent peak RSS (host), and login latency in the
+ * VM: pamtester authenticate / open_session / close_session for (a) pam_unix alone, (b) + the
+ * reference pam_ecryptfs.so (ecryptfs-utils 111) and (c) + ours, with a user set up by
+ * ecryptfs-setup-private. Figures, not assertions; under TCG only ratios within one run compare.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const REPO = join(__dirname, '..', '..');
+export const AGENT = join(REPO, 'dist', 'agent', 'main.js');
+const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' };
+
+export interface Stats {
+  n: number;
+  median: number;
+  min: number;
+  p90: number;
+}
+export function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+  return { n: s.length, median: at(0.5), min: s[0] ?? NaN, p90: at(0.9) };
+}
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+
+function timeMs(cmd: string, args: string[], input?: Buffer | string): number {
+  const t0 = process.hrtime.bigint();
+  spawnSync(cmd, args, { input, env: ENV });
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** Agent start-up: `node dist/agent/main.js pam` answering an immediately invalid request. */
+export function benchStartup(runs: number): string[] {
+  const bad = Buffer.from('not a request\n');
+  timeMs(AGENT, ['pam'], bad);
+  const agent = stats(Array.from({ length: runs }, () => timeMs(AGENT, ['pam'], bad)));
+  const bare = stats(Array.from({ length: runs }, () => timeMs(process.execPath, ['-e', '0'])));
+  return [
+    `agent start-up (spawn → exit, invalid request; ${runs} runs)`,
+    '| process | median ms | min ms | p90 ms |',
+    '|---|---|---|---|',
+    `| node -e 0 (baseline) | ${f1(bare.median)} | ${f1(bare.min)} | ${f1(bare.p90)} |`,
+    `| node dist/agent/main.js pam | ${f1(agent.median)} | ${f1(agent.min)} | ${f1(agent.p90)} |`,
+    `| agent − baseline | ${f1(agent.median - bare.median)} | | |`,
+  ];
+}
+
+/** Peak RSS (KiB) by /usr/bin/time -f %M. */
+function peakRssKb(cmd: string[], input: Buffer): number {
+  const r = spawnSync('/usr/bin/time', ['-f', '@@RSS %M', ...cmd], { input, env: ENV });
+  const m = /@@RSS (\d+)/.exec(r.stderr.toString());
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Peak RSS of the agent: invalid request, and (as root, with the reference tools) a real auth + open_session. */
+export function benchRss(): string[] {
+  const rows: [string, number][] = [
+    ['node -e 0 (baseline)', peakRssKb([process.execPath, '-e', '0'], Buffer.alloc(0))],
+    ['agent, invalid request', peakRssKb([AGENT, 'pam'], Buffer.from('x\n'))],
+  ];
+  if (process.getuid?.() === 0 && existsSync('/usr/bin/ecryptfs-wrap-passphrase') && existsSync('/usr/bin/time')) {
+    // The test helpers (compiled next to this file) make a throwaway user with the reference tools.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const users = require('../test/helpers/users') as typeof import('../test/helpers/users');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const proto = require('../src/protocol') as typeof import('../src/protocol');
+    const u = users.createUser('eatbench');
+    try {
+      users.setupPrivateWithUtils(u);
+      const req = (phase: 'auth' | 'open_session', authtok?: Buffer) => {
+        const r: import('../src/protocol').AgentRequest = { phase, user: u.name, service: 'eat-bench', tty: '', rhost: '', ruser: '', pamPid: process.pid, session: '', unwrap: true, debug: false, silent: false };
+        if (authtok) r.authtok = authtok;
+        return proto.renderRequest(r);
+      };
+      rows.push(['agent, auth (unwrap + 2 KDFs + add_key)', peakRssKb([AGENT, 'pam'], req('auth', Buffer.from(u.password)))]);
+      rows.push(['agent, open_session (checks + mount(2) → ENODEV here)', peakRssKb([AGENT, 'pam'], req('open_session'))]);
+    } finally {
+      users.deleteUser(u);
+    }
+  }
+  return ['agent peak RSS (/usr/bin/time -f %M)', '| run | peak RSS MiB |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${f1(v / 1024)} |`)];
+}
+
+/** The guest script: sets up a user with ecryptfs-setup-private and times pamtester per phase. */
+export function vmScript(runs: number): string {
+  return `
+set -u
+REPO='${REPO}'
+MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
+AGENT="$REPO/dist/agent/main.js"
+modprobe ecryptfs || { echo "BENCH-ERROR no ecryptfs module"; exit 1; }
+U=eatbench; PW='Bench-pw 2026'; H=/home/$U
+useradd -m -s /bin/bash $U && echo "$U:$PW" | chpasswd
+setpriv --reuid=$U --regid=$U --init-groups --reset-env env HOME=$H keyctl session - \\
+  ecryptfs-setup-private --nopwcheck -l "$PW" -m "bench-mount-pass-1" > /tmp/setup.out 2>&1 || { echo "BENCH-ERROR setup: $(cat /tmp/setup.out)"; exit 1; }
+base() { cat <<PAM
+auth     required  pam_unix.so
+$1
+account  required  pam_unix.so
+session  optional  pam_keyinit.so force revoke
+session  required  pam_unix.so
+$2
+PAM
+}
+base "" "" > /etc/pam.d/eat-b-unix
+base "auth optional pam_ecryptfs.so unwrap" "session optional pam_ecryptfs.so unwrap" > /etc/pam.d/eat-b-ref
+base "auth optional $MOD unwrap agent=$AGENT timeout=120" "session optional $MOD agent=$AGENT timeout=120" > /etc/pam.d/eat-b-ours
+mounted() { awk -v m="$H/Private" '$5 == m && / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
+ns() { date +%s%N; }
+one() { # one CFG ITER: time the three phases as separate pamtester runs
+  local cfg=$1 it=$2 t0 t1 t2 t3 m=0
+  t0=$(ns); echo "$PW" | pamtester eat-b-$cfg $U authenticate > /tmp/o.$cfg 2>&1 || echo "BENCH-WARN $cfg auth failed: $(tr '\\n' ' ' < /tmp/o.$cfg)"
+  t1=$(ns); pamtester eat-b-$cfg $U open_session >> /tmp/o.$cfg 2>&1 || echo "BENCH-WARN $cfg open failed"
+  t2=$(ns); mounted && m=1
+  t2b=$(ns); pamtester eat-b-$cfg $U close_session >> /tmp/o.$cfg 2>&1 || echo "BENCH-WARN $cfg close failed"
+  t3=$(ns)
+  mounted && echo "BENCH-WARN $cfg still mounted after close"
+  echo "BENCH $cfg $it $(( (t1-t0)/1000 )) $(( (t2-t1)/1000 )) $(( (t3-t2b)/1000 )) $m"
+}
+for cfg in unix ref ours; do one $cfg 0; done   # warm-up (page cache, first exec)
+for i in $(seq 1 ${runs}); do for cfg in unix ref ours; do one $cfg $i; done; done
+echo "BENCH-DONE"
+`;
+}
+
+export interface VmFigures {
+  lines: string[];
+  accel: string;
+}
+
+/** Parses "BENCH cfg iter auth_us open_us close_us mounted" lines into the tables. */
+export function vmTables(output: string, accel: string, bootMs: number): string[] {
+  const rows = new Map<string, { auth: number[]; open: number[]; close: number[]; mounted: number; n: number }>();
+  for (const line of output.split('\n')) {
+    const m = /^BENCH (\w+) (\d+) (\d+) (\d+) (\d+) ([01])$/.exec(line.trim());
+    if (!m || m[2] === '0') continue;
+    const r = rows.get(m[1]!) ?? { auth: [], open: [], close: [], mounted: 0, n: 0 };
+    r.auth.push(Number(m[3]) / 1000);
+    r.open.push(Number(m[4]) / 1000);
+    r.close.push(Number(m[5]) / 1000);
+    r.mounted += Number(m[6]);
+    r.n++;
+    rows.set(m[1]!, r);
+  }
+  const med = (cfg: string, k: 'auth' | 'open' | 'close') => stats(rows.get(cfg)?.[k] ?? []).median;
+  const out = [
+    `login latency in the VM (accelerator ${accel}; boot ${bootMs} ms; pamtester per phase, median of ${rows.get('unix')?.n ?? 0} runs)`,
+    '| stack | authenticate ms | open_session ms | close_session ms | mounted after open |',
+    '|---|---|---|---|---|',
+  ];
+  const names: Record<string, string> = { unix: '(a) pam_unix alone', ref: '(b) + pam_ecryptfs.so (reference)', ours: '(c) + pam_ecryptfs_agent.so (ours)' };
+  for (const cfg of ['unix', 'ref', 'ours']) {
+    const r = rows.get(cfg);
+    if (!r) continue;
+    out.push(`| ${names[cfg]} | ${f1(med(cfg, 'auth'))} | ${f1(med(cfg, 'open'))} | ${f1(med(cfg, 'close'))} | ${r.mounted}/${r.n} |`);
+  }
+  out.push('', 'added latency over pam_unix alone (medians)', '| phase | + pam_ecryptfs ms | + ours ms | ours / pam_ecryptfs |', '|---|---|---|---|');
+  for (const k of ['auth', 'open', 'close'] as const) {
+    const ref = med('ref', k) - med('unix', k);
+    const ours = med('ours', k) - med('unix', k);
+    out.push(`| ${k} | ${f1(ref)} | ${f1(ours)} | ${ref > 0 ? (ours / ref).toFixed(2) : '-'} |`);
+  }
+  const tot = (cfg: string) => med(cfg, 'auth') + med(cfg, 'open') + med(cfg, 'close');
+  const refT = tot('ref') - tot('unix');
+  const oursT = tot('ours') - tot('unix');
+  out.push(`| whole login+logout | ${f1(refT)} | ${f1(oursT)} | ${refT > 0 ? (oursT / refT).toFixed(2) : '-'} |`);
+  return out;
+}
+
+export async function benchVm(runs: number): Promise<string[]> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const vm = require('../test/vm/vm') as typeof import('../test/vm/vm');
+  const r = await vm.runInVm({ script: vmScript(runs), mode: 'fast', timeoutMs: 15 * 60_000 });
+  const warnings = r.output.split('\n').filter((l) => /^BENCH-(WARN|ERROR)/.test(l));
+  if (!r.output.includes('BENCH-DONE')) return [`VM run did not finish (exit ${r.exitCode}):`, ...r.output.split('\n').slice(-30)];
+  return [...vmTables(r.output, r.accel, r.bootMs), ...(warnings.length ? ['', 'warnings:', ...warnings] : [])];
+}
