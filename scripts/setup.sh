@@ -18,6 +18,8 @@ PACKAGES=(
   keyutils ecryptfs-utils
   # PAM clients for tests
   pamtester expect sshpass
+  # test tools: process and syscall inspection
+  strace psmisc lsof
   # VM suite: Debian's kernel under qemu
   qemu-system-x86 busybox-static kmod cpio xz-utils zstd
   # systemd-mode VM (sshd logins, logind, the systemd user manager)

@@ -80,6 +80,7 @@ for p in $(cat /proc/cmdline); do
     eatvm.mode=*) MODE="\${p#eatvm.mode=}" ;;
     eatvm.cache=*) CACHE="\${p#eatvm.cache=}" ;;
     eatvm.kver=*) KVER="\${p#eatvm.kver=}" ;;
+    eatvm.keep=*) KEEP="\${p#eatvm.keep=}" ;;
   esac
 done
 [ -n "$MODE" ] && [ -n "$CACHE" ] && [ -n "$KVER" ] || die "missing eatvm.* parameters"
@@ -108,6 +109,11 @@ mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts $R/dev/pts || die "mount
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs $R/dev/shm || die "mount /dev/shm"
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs $R/run || die "mount /run"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs $R/tmp || die "mount /tmp"
+# The repository (eatvm.keep=) may live under a directory the guest just covered with a fresh
+# tmpfs (a CI clone in /tmp, say): show the host's copy there again, read-only like the rest.
+case "$KEEP" in
+  /tmp/*|/run/*|/dev/shm/*) mkdir -p "$R$KEEP" && mount --bind "/lower$KEEP" "$R$KEEP" || die "bind $KEEP" ;;
+esac
 mkdir -p $R${GUEST_SHARE}
 mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=512000 vmshare $R${GUEST_SHARE} || die "mount share"
 # The host has no /lib/modules; the cached, depmod-ed tree makes modprobe work inside.

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { EXIT_FILE, JOB_SCRIPT, START_MARKER } from './guest';
 import { prepareVm, type VmImage } from './prepare';
 
+/** The repository root (this file is dist/test/vm/vm.js): the guest must see it at the same path. */
+const REPO_ROOT = join(__dirname, '..', '..', '..');
+
 export type VmMode = 'fast' | 'systemd';
 export type Accel = 'kvm' | 'tcg';
 
@@ -98,6 +101,7 @@ export function qemuArgs(image: VmImage, accel: Accel, mode: VmMode, share: stri
     // The emulated CPU has RDRAND: the CRNG is ready at once (ecryptfs-setup-private reads /dev/random).
     'random.trust_cpu=on', 'systemd.show_status=false', 'systemd.log_target=kmsg',
     `eatvm.mode=${mode}`, `eatvm.cache=${image.cacheDir}`, `eatvm.kver=${image.kver}`,
+    ...(/\s/.test(REPO_ROOT) ? [] : [`eatvm.keep=${REPO_ROOT}`]),
   ].join(' ');
   return [
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
