@@ -115,7 +115,9 @@ static int check_node(const struct stat *st, int want_dir, const char *path, cha
 		snprintf(why, whylen, "%s is not owned by root (uid %u)", path, (unsigned)st->st_uid);
 		return -1;
 	}
-	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+	/* A root-owned sticky directory (/tmp) is safe to pass through: only root may rename or
+	 * remove the root-owned entries in it, and the next component must be root-owned too. */
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(want_dir && (st->st_mode & S_ISVTX))) {
 		snprintf(why, whylen, "%s is writable by group or others (mode %04o)", path,
 		         (unsigned)(st->st_mode & 07777));
 		return -1;
@@ -130,7 +132,8 @@ static int check_node(const struct stat *st, int want_dir, const char *path, cha
 /*
  * The agent must be an absolute path to a root-owned regular executable file, not
  * writable by group/other, and every directory above it (from "/") must be root-owned and
- * not writable by group/other.  Walked with lstat(): a symlink anywhere is refused.
+ * not writable by group/other, or sticky (like /tmp).  Walked with lstat(): a symlink
+ * anywhere is refused.
  * As every component is then only modifiable by root, the path cannot be swapped between
  * this check and execve() by anyone but root.
  */

@@ -349,13 +349,15 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
 
   describe('unsafe agent paths are refused and never executed', () => {
     let tmpDir = '';
+    const ownedDirs: string[] = [];
     const cases: [string, () => string, RegExp][] = [
       ['relative path', () => 'agents/agent-marker', /is not absolute/],
       ['group-writable file', () => place('agent-gw', 0o775), /agent-gw is writable by group or others \(mode 0775\)/],
       ['other-writable file', () => place('agent-ow', 0o757), /agent-ow is writable by group or others \(mode 0757\)/],
       ['file not owned by root', () => place('agent-nobody', 0o755, 65534), /agent-nobody is not owned by root \(uid 65534\)/],
       ['file not executable', () => place('agent-noexec', 0o644), /agent-noexec is not executable \(mode 0644\)/],
-      ['world-writable directory (/tmp)', () => join(tmpDir, 'agent-marker'), /^refusing to run the agent: \/tmp is writable/],
+      ['world-writable directory without the sticky bit', () => placeIn('wwdir', 0o777, 0), /wwdir is writable by group or others \(mode 0777\)/],
+      ['agent under a user-owned directory in sticky /tmp', () => placeInTmp(65534), /is not owned by root \(uid 65534\)/],
       ['group-writable directory', () => placeIn('gwdir', 0o775, 0), /gwdir is writable by group or others \(mode 0775\)/],
       ['directory not owned by root', () => placeIn('nobodydir', 0o755, 65534), /nobodydir is not owned by root/],
       ['symlinked directory', () => link('linkdir', h.agents, 'agent-marker'), /linkdir is a symbolic link/],
@@ -381,6 +383,15 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
       chmodSync(p, 0o755);
       return p;
     }
+    function placeInTmp(uid: number): string {
+      const d = mkdtempSync('/tmp/eat-pam-owned-');
+      ownedDirs.push(d);
+      chownSync(d, uid, 0);
+      const p = join(d, 'agent-marker');
+      copyFileSync(agent('agent-marker'), p);
+      chmodSync(p, 0o755);
+      return p;
+    }
     function link(name: string, target: string, below?: string): string {
       const l = join(h.root, name);
       rmSync(l, { force: true });
@@ -393,11 +404,20 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
       copyFileSync(agent('agent-marker'), join(tmpDir, 'agent-marker'));
       chmodSync(join(tmpDir, 'agent-marker'), 0o755);
     });
-    after(() => rmSync(tmpDir, { recursive: true, force: true }));
+    after(() => {
+      for (const d of [tmpDir, ...ownedDirs]) rmSync(d, { recursive: true, force: true });
+    });
 
     test('control: the marker agent at a safe path does run', async () => {
       clearDump(h);
       const svc = service([`session required ${ours(h, 'spy', `agent=${agent('agent-marker')}`)}`]);
+      const r = await runTst(h, svc, ['open']);
+      assert.deepEqual(spyCodes(r), ['open_session=0']);
+      assert.deepEqual(readdirSync(markerDir), ['marker-agent-marker']);
+    });
+    test('a root-owned directory in sticky, world-writable /tmp is safe: the agent runs', async () => {
+      clearDump(h);
+      const svc = service([`session required ${ours(h, 'spy', `agent=${join(tmpDir, 'agent-marker')}`)}`]);
       const r = await runTst(h, svc, ['open']);
       assert.deepEqual(spyCodes(r), ['open_session=0']);
       assert.deepEqual(readdirSync(markerDir), ['marker-agent-marker']);

@@ -24,9 +24,9 @@ modprobe ecryptfs 2>/dev/null
 U=demo; PW='demo-Passw0rd'
 say "A user with an encrypted Private directory, set up by ecryptfs-utils' own ecryptfs-setup-private"
 id $U >/dev/null 2>&1 || { useradd -m -s /bin/bash $U; echo "$U:$PW" | chpasswd; }
-as $U env HOME=/home/$U keyctl session - ecryptfs-setup-private --nopwcheck -l "$PW" -m 'demo mount passphrase' >/dev/null
+as $U env HOME=/home/$U keyctl session - ecryptfs-setup-private --nopwcheck -l "$PW" -m 'demo mount passphrase' 2>&1 >/dev/null | grep -v -e '^stty:' -e '^Joined session keyring'
 run ls -la /home/$U/.ecryptfs
-cat > /etc/pam.d/ecryptfs-agent-demo <<PAM
+cat > /etc/pam.d/private-demo <<PAM
 auth     required  pam_unix.so
 auth     optional  $MOD unwrap agent=$AGENT timeout=120
 account  required  pam_unix.so
@@ -35,12 +35,12 @@ session  required  pam_unix.so
 session  optional  $MOD agent=$AGENT timeout=120
 PAM
 say "The PAM service: pam_unix, then our module (auth: unwrap the key; session: mount/unmount)"
-run cat /etc/pam.d/ecryptfs-agent-demo
+run cat /etc/pam.d/private-demo
 say "Before login: ~/Private is locked (only the lower mount point), no key in the user keyring"
 run ls -la /home/$U/Private
 as $U sh -c 'echo "user keys: $(grep -c " user " /proc/keys)"'
 say "Login with the password (pamtester authenticate + open_session)"
-echo "$PW" | pamtester ecryptfs-agent-demo $U authenticate open_session
+echo "$PW" | pamtester private-demo $U authenticate open_session
 say "After login: ~/Private is an eCryptfs mount of ~/.Private"
 run grep " /home/$U/Private " /proc/self/mountinfo
 say "The auth tokens in the user keyring (description = sig from ~/.ecryptfs/Private.sig)"
@@ -52,12 +52,12 @@ say "Ciphertext below: the same file in ~/.Private (encrypted name and content)"
 run ls -l /home/$U/.Private
 f=$(find /home/$U/.Private -type f | head -n1); run sh -c "head -c 96 '$f' | od -An -c | head -n 4"
 say "Logout (close_session): the last session ends, ~/Private is unmounted and the keys unlinked"
-pamtester ecryptfs-agent-demo $U close_session
+pamtester private-demo $U close_session
 run sh -c "grep ' /home/$U/Private ' /proc/self/mountinfo || echo 'not mounted'"
 as $U sh -c 'echo "user keys: $(grep -c " user " /proc/keys)"'
 run ls -la /home/$U/Private
 say "What the agent logged (syslog authpriv, tag ecryptfs-agent)"
-grep ecryptfs-agent /tmp/demo-syslog 2>/dev/null | sed 's/^.*ecryptfs-agent/ecryptfs-agent/' || true
+grep -h -e 'ecryptfs-agent\\[' -e 'pam_ecryptfs_agent' /tmp/demo-syslog /var/log/auth.log 2>/dev/null | sed 's/^.* \\(ecryptfs-agent\\[\\)/\\1/' || true
 say "Demo done"
 `;
 }
