@@ -1,8 +1,11 @@
 /**
  * Runs a CHECK-style guest script (lines "CHECK <name> ok" / "CHECK <name> FAIL <why>") in the
- * VM and turns every check into a node:test subtest, so the runner counts each one.
+ * VM and turns every check into a node:test subtest, so the runner counts each one. The shared
+ * helpers of those scripts (check, check_output) come from test/vm/scripts/lib.sh, prepended here.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { runInVm, type VmMode } from './vm';
 
@@ -26,8 +29,9 @@ export async function runChecksInVm(
   opts: { script: string; mode: VmMode; timeoutMs: number; expectedChecks: number },
 ): Promise<void> {
   const started = Date.now();
+  const lib = readFileSync(join(__dirname, '..', '..', '..', 'test', 'vm', 'scripts', 'lib.sh'), 'utf8');
   const r = await runInVm({
-    script: opts.script,
+    script: `${lib}\n${opts.script}`,
     mode: opts.mode,
     timeoutMs: opts.timeoutMs,
     onOutput: (chunk) => process.stderr.write(chunk),

@@ -2,16 +2,6 @@
 # mount(2) (ENODEV there) is shown here with the mount succeeding. Run as root inside the fast-mode
 # VM by test/vm/hardening.vm.test.ts, which prepends REPO=<repo root>.
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>" per step; exits non-zero if any failed.
-failed=0
-check() { # check NAME COMMAND...
-  local name=$1; shift
-  if "$@" > /tmp/check.out 2>&1 < /dev/null; then
-    echo "CHECK $name ok"
-  else
-    echo "CHECK $name FAIL $(tr '\n' ' ' < /tmp/check.out | cut -c1-600)"; failed=1
-    echo "--- syslog tail"; tail -n 15 /tmp/syslog 2>/dev/null
-  fi
-}
 
 MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
 AGENT="$REPO/dist/agent/main.js"

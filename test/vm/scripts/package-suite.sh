@@ -4,16 +4,6 @@
 # root is a read-only lower layer, so dpkg only changes the tmpfs overlay) by
 # test/vm/package.vm.test.ts, which prepends  DEB1=<.deb> DEB2=<.deb, higher version> V2=<its version>
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>" per step; exits non-zero if any failed.
-failed=0
-check() { # check NAME COMMAND...
-  local name=$1; shift
-  if "$@" > /tmp/check.out 2>&1 < /dev/null; then
-    echo "CHECK $name ok"; echo "  (${SECONDS}s)"
-  else
-    echo "CHECK $name FAIL $(tr '\n' ' ' < /tmp/check.out | cut -c1-600)"; failed=1
-    echo "--- syslog tail"; tail -n 15 /tmp/syslog 2>/dev/null
-  fi
-}
 
 busybox syslogd -n -O /tmp/syslog & sleep 0.5
 modprobe ecryptfs

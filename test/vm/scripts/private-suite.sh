@@ -4,16 +4,6 @@
 # pam_ecryptfs.so), and files written by one are read through the other.
 # Run as root inside the fast-mode VM by test/vm/private.vm.test.ts, which prepends REPO=<repo root>.
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>" per step; exits non-zero if any failed.
-failed=0
-check() { # check NAME COMMAND...
-  local name=$1; shift
-  if "$@" > /tmp/check.out 2>&1 < /dev/null; then
-    echo "CHECK $name ok"
-  else
-    echo "CHECK $name FAIL $(tr '\n' ' ' < /tmp/check.out | cut -c1-600)"; failed=1
-    echo "--- syslog tail"; tail -n 10 /tmp/syslog 2>/dev/null
-  fi
-}
 
 MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
 AGENT="$REPO/dist/agent/main.js"

@@ -3,16 +3,6 @@
 # last real logout although user@UID.service lives on (lingering), the failure every peer has.
 # Run as root inside the systemd-mode VM by test/vm/systemd-login.vm.test.ts, which prepends REPO=.
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>"; exits non-zero if any failed.
-failed=0
-check() { # check NAME COMMAND...
-  local name=$1; shift
-  if "$@" > /tmp/check.out 2>&1 < /dev/null; then
-    echo "CHECK $name ok"
-  else
-    echo "CHECK $name FAIL $(tr '\n' ' ' < /tmp/check.out | cut -c1-600)"; failed=1
-    echo "--- journal tail"; journalctl -t ecryptfs-agent --no-pager -n 15 2>/dev/null
-  fi
-}
 # until_ok SECONDS COMMAND...: polls (logout work finishes after the ssh client has returned)
 until_ok() { local end=$(( SECONDS + $1 )); shift; while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.5; done; "$@"; }
 
