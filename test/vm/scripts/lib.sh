@@ -15,3 +15,30 @@ check() {
 }
 # check_output NAME REGEX FILE: FILE (a client's captured output) matches REGEX
 check_output() { check "$1" grep -qE "$2" "$3"; }
+
+# as USER COMMAND...: runs COMMAND as USER with the user's groups and a clean environment, no PAM
+as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups --reset-env "$@"; }
+
+# use_our_module [OPTION...]: sets MOD, AGENT and OPTS (agent=…, a TCG-sized timeout, OPTION…),
+# loads eCryptfs, starts a syslog for the agent, replaces the host's pam_ecryptfs lines in Debian's
+# common-* stacks with ours (as pam-auth-update writes them: used by su, passwd, chpasswd) and
+# writes the `eat-login` service (pam_unix + ours) for pamtester and pam-hold.
+use_our_module() {
+  MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
+  AGENT="$REPO/dist/agent/main.js"
+  OPTS="agent=$AGENT timeout=120 $*"
+  busybox syslogd -n -O /tmp/syslog & sleep 0.5
+  modprobe ecryptfs
+  sed -i '/pam_ecryptfs\.so/d' /etc/pam.d/common-*
+  sed -i "/^auth.*pam_permit.so/a auth optional $MOD unwrap $OPTS" /etc/pam.d/common-auth
+  echo "session optional $MOD $OPTS" >> /etc/pam.d/common-session
+  echo "password optional $MOD $OPTS" >> /etc/pam.d/common-password
+  cat > /etc/pam.d/eat-login <<PAM
+auth     required  pam_unix.so
+auth     optional  $MOD unwrap $OPTS
+account  required  pam_unix.so
+session  optional  pam_keyinit.so force revoke
+session  required  pam_unix.so
+session  optional  $MOD $OPTS
+PAM
+}

@@ -3,34 +3,13 @@
 #   REPO=<repo root>  HOLD=<pam-hold binary>
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>" per step; exits non-zero if any failed.
 
-MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
-AGENT="$REPO/dist/agent/main.js"
-OPTS="agent=$AGENT timeout=120 debug"
+use_our_module debug
 
-# Our agent logs to syslog (authpriv); keep what it says for the checks and for failures.
-busybox syslogd -n -O /tmp/syslog & sleep 0.5
-modprobe ecryptfs
-# The host's ecryptfs-utils package put pam_ecryptfs into common-*; this suite tests ours.
-sed -i '/pam_ecryptfs\.so/d' /etc/pam.d/common-*
-# Debian stacks with our profile lines (what pam-auth-update writes): used by su and passwd.
-sed -i "/^auth.*pam_permit.so/a auth optional $MOD unwrap $OPTS" /etc/pam.d/common-auth
-echo "session optional $MOD $OPTS" >> /etc/pam.d/common-session
-echo "password optional $MOD $OPTS" >> /etc/pam.d/common-password
-
-cat > /etc/pam.d/eat-login <<PAM
-auth     required  pam_unix.so
-auth     optional  $MOD unwrap $OPTS
-account  required  pam_unix.so
-session  optional  pam_keyinit.so force revoke
-session  required  pam_unix.so
-session  optional  $MOD $OPTS
-PAM
-
-as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups --reset-env "$@"; }
 mounted() { awk -v m="$1/Private" '$5 == m && $0 ~ / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 not_mounted() { ! mounted "$1"; }
-# user keys (type user) of uid $1 whose description is $2, as the kernel shows them to that user
-has_key() { as "$1" grep -q " user  *$2: " /proc/keys; }
+# an auth tok with sig $2 is linked in the user keyring of $1 (keyctl, not /proc/keys, which may
+# still list an unlinked key until the kernel's key garbage collector has run)
+has_key() { as "$1" keyctl session - sh -c "keyctl link @u @s && keyctl search @u user $2" > /dev/null 2>&1; }
 no_key() { ! has_key "$@"; }
 sessions() { local f="/run/ecryptfs-agent/$(id -u "$1").sessions"; if [ -f "$f" ]; then grep -c '"id"' "$f"; else echo 0; fi; }
 sig1() { head -n1 "$1/.ecryptfs/Private.sig"; }

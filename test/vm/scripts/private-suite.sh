@@ -5,26 +5,8 @@
 # Run as root inside the fast-mode VM by test/vm/private.vm.test.ts, which prepends REPO=<repo root>.
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>" per step; exits non-zero if any failed.
 
-MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
-AGENT="$REPO/dist/agent/main.js"
+use_our_module
 CLI="$REPO/bin/ecryptfs-agent"
-OPTS="agent=$AGENT timeout=120"
-
-busybox syslogd -n -O /tmp/syslog & sleep 0.5
-modprobe ecryptfs
-# Our lines in Debian's stacks (as pam-auth-update writes them), the reference module out of them.
-sed -i '/pam_ecryptfs\.so/d' /etc/pam.d/common-*
-sed -i "/^auth.*pam_permit.so/a auth optional $MOD unwrap $OPTS" /etc/pam.d/common-auth
-echo "session optional $MOD $OPTS" >> /etc/pam.d/common-session
-echo "password optional $MOD $OPTS" >> /etc/pam.d/common-password
-cat > /etc/pam.d/eat-login <<PAM
-auth     required  pam_unix.so
-auth     optional  $MOD unwrap $OPTS
-account  required  pam_unix.so
-session  optional  pam_keyinit.so force revoke
-session  required  pam_unix.so
-session  optional  $MOD $OPTS
-PAM
 # The reference peer's own PAM module, in its own stack.
 cat > /etc/pam.d/eat-ref <<'PAM'
 auth     required  pam_unix.so
@@ -35,7 +17,6 @@ session  required  pam_unix.so
 session  optional  pam_ecryptfs.so unwrap
 PAM
 
-as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups --reset-env "$@"; }
 mounted() { awk -v m="$1/Private" '$5 == m && $0 ~ / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 not_mounted() { ! mounted "$1"; }
 has_key() { as "$1" grep -q " user  *$2: " /proc/keys; }
