@@ -10,13 +10,22 @@
  * user-owned files), one JSON file per uid, read and written under a per-uid lock.
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentError } from './errors';
 import { withFileLock } from './lock';
 import { writeFileAtomic } from './secure-file';
 
 export const DEFAULT_STATE_DIR = '/run/ecryptfs-agent';
+
+/**
+ * How long a phase waits for the user's lock. Long on purpose: the shim's hard timeout bounds
+ * the agent (its SIGKILL releases the flock), and an agent that gave up earlier would drop a
+ * session's open or close (seen with 10 concurrent logouts of one user under load).
+ */
+export const LOCK_WAIT_MS = 120_000;
+
+const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface SessionRecord {
   id: string;
@@ -117,7 +126,10 @@ export const AUTH_NOTE_MAX_AGE_MS = 10 * 60 * 1000;
 
 export interface SessionChange {
   live: SessionRecord[];
+  /** sessions whose opener process is gone */
   pruned: SessionRecord[];
+  /** sessions a close_session marked as closing (see markClosing) */
+  closing: SessionRecord[];
 }
 
 export class SessionStore {
@@ -139,9 +151,24 @@ export class SessionStore {
   }
 
   /** Runs fn while holding the user's lock: every open/close/mount/unmount of one user is serial. */
-  withUserLock<T>(uid: number, fn: () => T, timeoutMs = 3000): T {
+  withUserLock<T>(uid: number, fn: () => T, timeoutMs = LOCK_WAIT_MS): T {
     this.ensureDir();
     return withFileLock(join(this.dir, `${uid}.lock`), fn, { timeoutMs });
+  }
+
+  private closingMarker(uid: number, id: string): string {
+    return join(this.dir, `${uid}.closing-${id}`);
+  }
+
+  /**
+   * Marks a session as closing, without the lock: whoever holds the lock next drops it, even
+   * if this close_session's agent never gets the lock (killed at the shim's timeout). So a burst
+   * of logouts cannot leave a count above zero and the directory mounted.
+   */
+  markClosing(uid: number, id: string): void {
+    if (!SESSION_ID.test(id)) return;
+    this.ensureDir();
+    writeFileSync(this.closingMarker(uid, id), '', { mode: 0o600 });
   }
 
   /** Reads and prunes (call under withUserLock). */
@@ -152,13 +179,21 @@ export class SessionStore {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    const { live, dead } = pruneDead(parseSessions(text), this.alive);
-    return { live, pruned: dead };
+    const { live: alive, dead } = pruneDead(parseSessions(text), this.alive);
+    const closing = alive.filter((r) => existsSync(this.closingMarker(uid, r.id)));
+    const live = alive.filter((r) => !closing.includes(r));
+    return { live, pruned: dead, closing };
   }
 
+  /** Writes the records and removes the closing markers of sessions no longer among them. */
   save(uid: number, records: SessionRecord[]): void {
     const body = JSON.stringify({ version: 1, uid, sessions: records }, null, 1) + '\n';
     writeFileAtomic(this.file(uid), Buffer.from(body), { mode: 0o600 });
+    const kept = new Set(records.map((r) => r.id));
+    const prefix = `${uid}.closing-`;
+    for (const name of readdirSync(this.dir)) {
+      if (name.startsWith(prefix) && !kept.has(name.slice(prefix.length))) rmSync(join(this.dir, name), { force: true });
+    }
   }
 
   recordAuth(uid: number, note: AuthNote): void {
@@ -184,13 +219,13 @@ export class SessionStore {
 
   /** Adds a session (call under withUserLock). */
   open(uid: number, entry: Omit<SessionRecord, 'id' | 'start' | 'opened'>): SessionChange & { record: SessionRecord } {
-    const { live, pruned } = this.load(uid);
+    const { live, pruned, closing } = this.load(uid);
     const start = processStart(entry.pid);
     if (start === null) throw new AgentError('IO', `cannot read the start time of process ${entry.pid}`);
     const record: SessionRecord = { ...entry, id: newSessionId(), start, opened: new Date().toISOString() };
     const next = [...live, record];
     this.save(uid, next);
-    return { live: next, pruned, record };
+    return { live: next, pruned, closing, record };
   }
 
   /**
@@ -198,15 +233,19 @@ export class SessionStore {
    * Idempotent: closing an unknown or already closed session removes nothing.
    */
   close(uid: number, match: { id: string; pid: number }): SessionChange & { removed: SessionRecord | null } {
-    const { live, pruned } = this.load(uid);
-    let idx = match.id !== '' ? live.findIndex((r) => r.id === match.id) : -1;
-    if (idx < 0) {
-      const start = processStart(match.pid);
-      idx = live.findIndex((r) => r.pid === match.pid && r.start === start);
+    const { live, pruned, closing } = this.load(uid);
+    let removed = match.id !== '' ? (closing.find((r) => r.id === match.id) ?? null) : null;
+    let next = live;
+    if (!removed) {
+      let idx = match.id !== '' ? live.findIndex((r) => r.id === match.id) : -1;
+      if (idx < 0) {
+        const start = processStart(match.pid);
+        idx = live.findIndex((r) => r.pid === match.pid && r.start === start);
+      }
+      removed = idx >= 0 ? (live[idx] as SessionRecord) : null;
+      next = idx >= 0 ? live.filter((_, i) => i !== idx) : live;
     }
-    const removed = idx >= 0 ? (live[idx] as SessionRecord) : null;
-    const next = idx >= 0 ? live.filter((_, i) => i !== idx) : live;
     this.save(uid, next);
-    return { live: next, pruned, removed };
+    return { live: next, pruned, closing, removed };
   }
 }

@@ -17,9 +17,18 @@ export function handleCloseSession(ctx: PhaseContext): AgentReply {
     return ignore();
   }
   if (!setup) return ignore();
+  // Before waiting for the lock: even if this agent is killed while waiting, the next holder
+  // of the lock knows this session is over.
+  if (req.session !== '') store.markClosing(user.uid, req.session);
   return store.withUserLock(user.uid, () => {
-    const { removed, live, pruned } = store.close(user.uid, { id: req.session, pid: req.pamPid });
-    const base = { user: user.name, phase: 'close_session', sessions: live.length, pruned: pruned.length, closed: removed ? removed.id : 'none' };
+    const { removed, live, pruned, closing } = store.close(user.uid, { id: req.session, pid: req.pamPid });
+    const base = {
+      user: user.name,
+      phase: 'close_session',
+      sessions: live.length,
+      pruned: pruned.length + closing.length - (removed && closing.includes(removed) ? 1 : 0),
+      closed: removed ? removed.id : 'none',
+    };
     if (live.length > 0) {
       log.info('sessions remain; keeping the private directory mounted', { ...base, outcome: 'kept' });
       return success();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -32,6 +32,32 @@ test('store: open counts, close by id is idempotent, close by pid works, dead op
     assert.deepEqual(d.pruned.map((r) => r.id), ['ghost']);
     assert.equal(d.live.length, 0);
     assert.match(readFileSync(file, 'utf8'), /ghost/, 'load alone does not rewrite');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('store: a session marked closing without the lock is dropped by the next lock holder; markers are cleaned', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eat-sessions-'));
+  try {
+    const state = join(dir, 'state');
+    const store = new SessionStore(state);
+    const uid = 4000124;
+    const a = store.withUserLock(uid, () => store.open(uid, { pid: process.pid, service: 'sshd', tty: '', rhost: '' }));
+    const b = store.withUserLock(uid, () => store.open(uid, { pid: process.pid, service: 'sshd', tty: '', rhost: '' }));
+    const c = store.withUserLock(uid, () => store.open(uid, { pid: process.pid, service: 'sshd', tty: '', rhost: '' }));
+    // Two logouts mark their sessions, as close_session does before waiting for the lock; the
+    // agent of A is then "killed" (never takes the lock). B's agent takes it.
+    store.markClosing(uid, a.record.id);
+    store.markClosing(uid, b.record.id);
+    const closeB = store.withUserLock(uid, () => store.close(uid, { id: b.record.id, pid: 1 }));
+    assert.equal(closeB.removed?.id, b.record.id);
+    assert.deepEqual(closeB.live.map((r) => r.id), [c.record.id], 'A counts as closed although its agent never got the lock');
+    assert.deepEqual(readdirSync(state).filter((f) => f.includes('.closing-')), [], 'markers of dropped sessions are removed');
+    const closeC = store.withUserLock(uid, () => store.close(uid, { id: c.record.id, pid: 1 }));
+    assert.equal(closeC.live.length, 0, 'the last logout sees no session left');
+    store.markClosing(uid, '../../etc/passwd');
+    assert.deepEqual(readdirSync(state).filter((f) => f.includes('.closing-')), [], 'an invalid id writes nothing');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
