@@ -11,7 +11,7 @@
  * user's real directory.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chownSync, cpSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync,
@@ -22,62 +22,9 @@ import { after, before, describe, test } from 'node:test';
 import { renderRequest, type AgentRequest } from '../../src/protocol';
 import { wrapPassphrase } from '../../src/wrapped-passphrase';
 import { AGENT, parseReply, type ParsedReply } from '../helpers/agent';
+import { SyslogCapture } from '../helpers/syslog';
 import { createUser, deleteUser, setupPrivateWithUtils, userKeys, type TestUser, type UtilsSetup } from '../helpers/users';
 
-// ------------------------------------------------------------------------------------------
-// syslog capture: a python3 SOCK_DGRAM listener at /dev/log (as in test/host/log.test.ts),
-// streaming each datagram as one JSON line; lines are matched to the agent by its pid.
-class SyslogCapture {
-  private proc: ChildProcess | undefined;
-  private buf = '';
-  readonly msgs: string[] = [];
-  async start(): Promise<boolean> {
-    for (let i = 0; i < 240 && existsSync('/dev/log'); i++) await new Promise((r) => setTimeout(r, 500));
-    if (existsSync('/dev/log')) return false;
-    const py = [
-      'import socket,sys,json,os',
-      's=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); s.bind("/dev/log"); os.chmod("/dev/log",0o666)',
-      'print("ready",flush=True)',
-      'while True:',
-      '  d=s.recv(65536)',
-      '  print(json.dumps(d.decode("utf8","replace")),flush=True)',
-    ].join('\n');
-    this.proc = spawn('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.proc.stdout!.setEncoding('utf8');
-    const ready = new Promise<void>((res) => {
-      this.proc!.stdout!.on('data', (d: string) => {
-        this.buf += d;
-        let nl;
-        while ((nl = this.buf.indexOf('\n')) >= 0) {
-          const line = this.buf.slice(0, nl);
-          this.buf = this.buf.slice(nl + 1);
-          if (line === 'ready') res();
-          else this.msgs.push(JSON.parse(line) as string);
-        }
-      });
-    });
-    await ready;
-    return true;
-  }
-  /** The agent's lines (message part) for pid, waiting briefly for the datagrams to arrive. */
-  async linesOf(pid: number, atLeast = 1): Promise<string[]> {
-    const mine = () => this.msgs.filter((m) => m.includes(`ecryptfs-agent[${pid}]: `)).map((m) => m.slice(m.indexOf(']: ') + 3));
-    // until at least `atLeast` lines came and none for 150 ms (at most 5 s: the host is shared)
-    let seen = -1;
-    let quiet = 0;
-    for (let i = 0; i < 200 && (mine().length < atLeast || quiet < 6); i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      const n = mine().length;
-      quiet = n === seen ? quiet + 1 : 0;
-      seen = n;
-    }
-    return mine();
-  }
-  stop(): void {
-    this.proc?.kill('SIGKILL');
-    rmSync('/dev/log', { force: true });
-  }
-}
 
 const syslog = new SyslogCapture();
 let capturing = false;

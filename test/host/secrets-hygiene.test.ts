@@ -18,49 +18,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { renderRequest, type AgentRequest } from '../../src/protocol';
 import { AGENT, REPO, parseReply } from '../helpers/agent';
+import { SyslogCapture } from '../helpers/syslog';
 import { createUser, deleteUser, setupPrivateWithUtils, type TestUser, type UtilsSetup } from '../helpers/users';
 
 const MODULE = process.env.ECRYPTFS_AGENT_PAM_MODULE ?? join(REPO, 'build', 'Release', 'pam_ecryptfs_agent.so');
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-// syslog capture at /dev/log (python3 SOCK_DGRAM listener, as in test/host/log.test.ts)
-class SyslogCapture {
-  private proc: ChildProcess | undefined;
-  private buf = '';
-  readonly msgs: string[] = [];
-  async start(): Promise<boolean> {
-    for (let i = 0; i < 240 && existsSync('/dev/log'); i++) await sleep(500);
-    if (existsSync('/dev/log')) return false;
-    const py = [
-      'import socket,sys,json,os',
-      's=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); s.bind("/dev/log"); os.chmod("/dev/log",0o666)',
-      'print("ready",flush=True)',
-      'while True:',
-      '  d=s.recv(65536)',
-      '  print(json.dumps(d.decode("utf8","replace")),flush=True)',
-    ].join('\n');
-    this.proc = spawn('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.proc.stdout!.setEncoding('utf8');
-    await new Promise<void>((res) => {
-      this.proc!.stdout!.on('data', (d: string) => {
-        this.buf += d;
-        let nl;
-        while ((nl = this.buf.indexOf('\n')) >= 0) {
-          const line = this.buf.slice(0, nl);
-          this.buf = this.buf.slice(nl + 1);
-          if (line === 'ready') res();
-          else this.msgs.push(JSON.parse(line) as string);
-        }
-      });
-    });
-    return true;
-  }
-  stop(): void {
-    this.proc?.kill('SIGKILL');
-    rmSync('/dev/log', { force: true });
-  }
-}
 
 /**
  * Polls /proc/*\/cmdline and environ (as root) until stopped; the needles come on stdin so they
