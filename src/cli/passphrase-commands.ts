@@ -103,6 +103,30 @@ function defaultFileOrUsage(io: CliIO, usage: () => number): string | number {
   return file;
 }
 
+/**
+ * The `[FILE [-|PW]]` arguments of unwrap-passphrase and insert-wrapped-passphrase: the file
+ * (default ~/.ecryptfs/wrapped-passphrase) and the wrapping passphrase (prompted, one stdin line,
+ * or argv). Returns the usage's exit code instead when the arguments do not fit. ecryptfs-unwrap-
+ * passphrase also shows its usage for a 1-character PW (`oneCharPwIsUsage`).
+ */
+async function fileAndWrapping(
+  pos: string[],
+  io: CliIO,
+  usage: () => number,
+  oneCharPwIsUsage: boolean,
+): Promise<{ file: string; wrapping: Buffer | null } | number> {
+  if (pos.length === 0 || pos.length === 1) {
+    const file = pos.length === 0 ? defaultFileOrUsage(io, usage) : (pos[0] as string);
+    if (typeof file === 'number') return file;
+    return { file, wrapping: await readPassphrase(io, 'Passphrase') };
+  }
+  if (pos.length !== 2) return usage();
+  const [file, pw] = pos as [string, string];
+  if (pw === '-') return { file, wrapping: await readPassphrase(io, undefined) };
+  if (oneCharPwIsUsage && pw.length === 1) return usage();
+  return { file, wrapping: argvPassphrase(pw) };
+}
+
 // ------------------------------------------------------------------ wrap-passphrase
 
 const wrapUsage = (io: CliIO, code: number): number => {
@@ -184,23 +208,12 @@ Failure prints "${MSG.unwrap} [-errno]" (-5 wrong passphrase, -2 missing file,
 ${EXIT_CODES}`,
   async run({ positionals: pos }, io) {
     const usage = (): number => unwrapUsage(io, 0);
-    let file: string;
     let wrapping: Buffer | null = null;
     try {
-      if (pos.length === 0 || pos.length === 1) {
-        const f = pos.length === 0 ? defaultFileOrUsage(io, usage) : (pos[0] as string);
-        if (typeof f === 'number') return f;
-        file = f;
-        wrapping = await readPassphrase(io, 'Passphrase');
-      } else if (pos.length === 2 && pos[1] === '-') {
-        file = pos[0] as string;
-        wrapping = await readPassphrase(io, undefined);
-      } else if (pos.length === 2 && (pos[1] as string).length !== 1) {
-        file = pos[0] as string;
-        wrapping = argvPassphrase(pos[1] as string);
-      } else {
-        return usage();
-      }
+      const args = await fileAndWrapping(pos, io, usage, true);
+      if (typeof args === 'number') return args;
+      const file = args.file;
+      wrapping = args.wrapping;
       if (wrapping === null) return usage();
       let passphrase: Buffer;
       try {
@@ -324,20 +337,12 @@ A key that is already present is left as it is.
 ${EXIT_CODES}`,
   async run({ positionals: pos }, io) {
     const usage = (): number => insertUsage(io, 0);
-    let file: string;
     let wrapping: Buffer | null = null;
     try {
-      if (pos.length === 0 || pos.length === 1) {
-        const f = pos.length === 0 ? defaultFileOrUsage(io, usage) : (pos[0] as string);
-        if (typeof f === 'number') return f;
-        file = f;
-        wrapping = await readPassphrase(io, 'Passphrase');
-      } else if (pos.length === 2) {
-        file = pos[0] as string;
-        wrapping = pos[1] === '-' ? await readPassphrase(io, undefined) : argvPassphrase(pos[1] as string);
-      } else {
-        return usage();
-      }
+      const args = await fileAndWrapping(pos, io, usage, false);
+      if (typeof args === 'number') return args;
+      const file = args.file;
+      wrapping = args.wrapping;
       if (wrapping === null) return usage();
       let passphrase: Buffer;
       let salt: Buffer;
