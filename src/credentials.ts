@@ -119,6 +119,12 @@ export function asUser<T>(user: Principal, fn: () => T, opts: AsUserOptions = {}
     throw new AgentError('NO_SUCH_USER', `invalid ids for ${user.name}`);
   }
   if (user.uid === 0 && !opts.allowRoot) throw new AgentError('PERMISSION', 'refusing to switch to uid 0 as a user');
+  if (!opts.effectiveRoot && user.uid !== 0) {
+    // A process that already is this user entirely (the CLI run by the user) just runs fn, so the
+    // same use-cases serve root acting for a user and the user's own unprivileged commands.
+    const ids = n.getresuid();
+    if (ids.ruid === user.uid && ids.euid === user.uid && ids.suid === user.uid) return notAPromise(fn());
+  }
   const saved: SavedCreds = { uid: n.getresuid(), gid: n.getresgid(), groups: n.getgroups() };
   if (saved.uid.suid !== 0 && saved.uid.euid !== 0) {
     throw new AgentError('PERMISSION', 'switching to another user needs root (saved or effective uid 0)');
@@ -140,6 +146,10 @@ export function asUser<T>(user: Principal, fn: () => T, opts: AsUserOptions = {}
   } finally {
     restore(saved);
   }
+  return notAPromise(result);
+}
+
+function notAPromise<T>(result: T): T {
   if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
     throw new AgentError('USAGE', 'asUser: fn returned a Promise; it must be synchronous');
   }

@@ -14,7 +14,7 @@
  *
  * Unlike ecryptfs-setup-private no key is put in the keyring and nothing is mounted: the sigs
  * are computed (deriveMountKeys), and the user unlocks with `ecryptfs-agent unlock` or by
- * logging in. Everything runs with the user's credentials (unlock.asOwner), so root setting up
+ * logging in. Everything runs with the user's credentials (credentials.asUser), so root setting up
  * for a user (`-u USER`) creates files the user owns and can never be tricked by a symlink the
  * user planted into writing elsewhere. All checks come first; a failure half-way takes back
  * what this call created (Private.sig, the file that makes a setup visible, is written last).
@@ -29,7 +29,7 @@ import { DEFAULT_SALT } from './kdf';
 import { readMountInfo } from './mount';
 import type { UserRef } from './private-setup';
 import { readSmallFile, writeFileAtomic } from './secure-file';
-import { asOwner } from './unlock';
+import { asUser } from './credentials';
 import { wrapPassphrase } from './wrapped-passphrase';
 
 export const FNEK_VERSION_BIT = 0x100; // ECRYPTFS_VERSIONING_FILENAME_ENCRYPTION
@@ -136,7 +136,7 @@ function saltOf(home: string): Buffer {
  * first reason it cannot; changes nothing.
  */
 export function checkSetupPossible(owner: UserRef, opts: Pick<SetupPrivateOptions, 'force'>): void {
-  asOwner(owner, () => {
+  asUser(owner, () => {
     const home = lstatOrNull(owner.home);
     if (home === null || !home.isDirectory()) throw new AgentError('NOT_FOUND', `home directory ${owner.home} of ${owner.name} does not exist`);
     const configDir = join(owner.home, '.ecryptfs');
@@ -179,7 +179,7 @@ export function setupPrivate(owner: UserRef, mountPassphrase: Buffer, wrappingPa
   const configDir = join(owner.home, '.ecryptfs');
   const lower = join(owner.home, '.Private');
   const upper = join(owner.home, 'Private');
-  return asOwner(owner, () => {
+  return asUser(owner, () => {
     const salt = saltOf(owner.home);
     const keys = deriveMountKeys(mountPassphrase, salt, opts.fnek);
     keys.fek.payload.fill(0);

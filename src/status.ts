@@ -15,7 +15,8 @@ import { type MountInfoEntry, sigsOfMount } from './mount';
 import { findPrivateMount } from './private-mount';
 import { loadPrivateSetup, type PrivateSetup, type UserRef } from './private-setup';
 import { type AuthNote, DEFAULT_STATE_DIR, SessionStore } from './session';
-import { asOwner, keysPresent, possessUserKeyring } from './unlock';
+import { asUser } from './credentials';
+import { keysPresent, possessUserKeyring } from './unlock';
 
 // ------------------------------------------------------------------ small readers
 
@@ -286,7 +287,7 @@ export function gatherStatus(user: UserRef, opts: { root: boolean; store?: Sessi
   let setup: PrivateSetup | null = null;
   let setupError: string | undefined;
   try {
-    setup = asOwner(user, () => loadPrivateSetup(user));
+    setup = asUser(user, () => loadPrivateSetup(user));
   } catch (e) {
     setupError = isAgentError(e) ? `${e.message} (${e.code})` : (e as Error).message;
   }

@@ -5,9 +5,8 @@
  * Every step that touches the user's files or keyring runs with the user's credentials.
  */
 import { deriveMountKeys } from './auth-tok';
-import { asUser as switchToUser, type AsUserOptions, type Principal } from './credentials';
+import { asUser } from './credentials';
 import { AgentError } from './errors';
-import { native } from './native';
 import { insertAuthTok, KEY_SPEC, possessUserKeyring as linkUserKeyringIntoProcess, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { setupSigs } from './private-setup';
@@ -16,19 +15,6 @@ import { unwrapPassphrase, wrapPassphrase } from './wrapped-passphrase';
 
 const MAX_WRAPPED_FILE_BYTES = 1024;
 
-/**
- * credentials.asUser for root acting for a user; when this process already IS that user (the
- * CLI run by the user: real, effective and saved uid all the owner's) fn simply runs, so the
- * same use-cases serve the unprivileged CLI. effectiveRoot always needs root.
- */
-export function asOwner<T>(owner: Principal, fn: () => T, opts: AsUserOptions = {}): T {
-  if (!opts.effectiveRoot && owner.uid !== 0) {
-    const ids = native().getresuid();
-    if (ids.ruid === owner.uid && ids.euid === owner.uid && ids.suid === owner.uid) return fn();
-  }
-  return switchToUser(owner, fn, opts);
-}
-const asUser = asOwner;
 
 /**
  * Links the user's keyring (@u of the user, resolved by the real uid) into this process's own

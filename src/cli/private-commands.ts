@@ -23,7 +23,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { hardenProcess, lookupUid, lookupUser, type UserInfo } from '../credentials';
+import { asUser, hardenProcess, lookupUid, lookupUser, type UserInfo } from '../credentials';
 import { AgentError, isAgentError } from '../errors';
 import { joinSessionKeyring, KEY_SPEC, linkKey } from '../keyring';
 import { unmount } from '../mount';
@@ -32,7 +32,7 @@ import { loadPrivateSetup, type PrivateSetup } from '../private-setup';
 import { SessionStore } from '../session';
 import { checkSetupPossible, decideFnek, newMountPassphrase, setupPrivate } from '../setup';
 import { checkLoginPassword, processesUsingMount, renderHolders } from '../status';
-import { asOwner, forgetKeys, keysPresent, loadKeysFromWrapped, possessUserKeyring } from '../unlock';
+import { forgetKeys, keysPresent, loadKeysFromWrapped, possessUserKeyring } from '../unlock';
 import type { CliIO, Command } from './command';
 
 export const MOUNT_HELPER = '/sbin/mount.ecryptfs_private';
@@ -82,7 +82,7 @@ export function resolveTarget(name: string | undefined): Target {
 }
 
 function loadSetupOf(t: Target): PrivateSetup {
-  const setup = asOwner(t.user, () => loadPrivateSetup(t.user));
+  const setup = asUser(t.user, () => loadPrivateSetup(t.user));
   if (setup === null) {
     throw new AgentError('NOT_FOUND', `${t.user.name} has no private directory set up (no ${t.user.home}/.ecryptfs/Private.sig)`, {
       hint: `Set one up: ecryptfs-agent setup-private${t.root ? ` -u ${t.user.name}` : ''}`,

@@ -11,14 +11,14 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { lookupUser } from '../../src/credentials';
+import { asUser, lookupUser } from '../../src/credentials';
 import { type AgentError } from '../../src/errors';
 import { useNativeKdf } from '../../src/kdf-native';
 import { MS, mountRaw, readMountInfo, unmount } from '../../src/mount';
 import { loadPrivateSetup } from '../../src/private-setup';
 import { newMountPassphrase, setupPrivate, type SetupPrivateOptions } from '../../src/setup';
 import { processesUsingMount } from '../../src/status';
-import { asOwner, forgetKeys, loadKeysFromWrapped } from '../../src/unlock';
+import { forgetKeys, loadKeysFromWrapped } from '../../src/unlock';
 import { REPO } from '../helpers/agent';
 import { asUserRun, clearUserKeyring, createUser, deleteUser, setupPrivateWithUtils, type TestUser, userKeys } from '../helpers/users';
 
@@ -87,7 +87,7 @@ describe('setup-private (library, as root for the user): ecryptfs-setup-private 
     assert.deepEqual(userKeys(u).map((k) => k.description).sort(), [r.fekSig, r.fnekSig].sort());
     clearUserKeyring(u);
     // What the agent reads and unlocks with.
-    const setup = asOwner(ref(u), () => loadPrivateSetup(ref(u)));
+    const setup = asUser(ref(u), () => loadPrivateSetup(ref(u)));
     assert.ok(setup);
     assert.equal(setup.fnekSig, r.fnekSig);
     assert.ok(setup.autoMount && setup.autoUmount && !setup.wrappingIndependent);
@@ -256,7 +256,7 @@ describe('who uses a mount (the fuser -vm scan behind lock)', () => {
       assert.ok(uninspected <= 1, 'root inspects every process (pid 1 of this sandbox excepted)');
       // As a user, root's processes cannot be inspected: counted, not silently missed.
       const u = user('eatfu');
-      const asU = asOwner(ref(u), () => processesUsingMount(entry), {});
+      const asU = asUser(ref(u), () => processesUsingMount(entry), {});
       assert.ok(asU.uninspected > 1);
       assert.ok(!asU.holders.some((h) => h.pid === cwdHolder.pid), 'a root-owned cwd is not visible to the user');
     } finally {
