@@ -513,26 +513,34 @@ child_exec(const char *agent, int req_rd, int rep_wr)
 	_exit(127);
 }
 
-/* Writes all of data to fd before the deadline. Returns 0, or -1 with *err set. */
-static int write_all(int fd, const char *data, size_t len, long long deadline, int *err)
+/* Waits until fd is ready for events or the deadline passes. Returns 0, or -1 with *err set. */
+static int wait_ready(int fd, short events, long long deadline, int *err)
 {
-	size_t off = 0;
-	while (off < len) {
-		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = events };
 		int ms = remaining_ms(deadline);
 		if (ms == 0) {
 			*err = ETIMEDOUT;
 			return -1;
 		}
 		int pr = poll(&pfd, 1, ms);
-		if (pr < 0) {
-			if (errno == EINTR)
-				continue;
+		if (pr > 0)
+			return 0;
+		if (pr < 0 && errno != EINTR) {
 			*err = errno;
 			return -1;
 		}
-		if (pr == 0)
-			continue; /* re-evaluated against the deadline */
+		/* EINTR, or poll's own timeout: re-evaluated against the deadline */
+	}
+}
+
+/* Writes all of data to fd before the deadline. Returns 0, or -1 with *err set. */
+static int write_all(int fd, const char *data, size_t len, long long deadline, int *err)
+{
+	size_t off = 0;
+	while (off < len) {
+		if (wait_ready(fd, POLLOUT, deadline, err) != 0)
+			return -1;
 		ssize_t w = write(fd, data + off, len - off);
 		if (w < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -577,21 +585,8 @@ static int read_reply(int fd, struct reply *r, long long deadline, int *err)
 {
 	r->len = 0;
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int ms = remaining_ms(deadline);
-		if (ms == 0) {
-			*err = ETIMEDOUT;
+		if (wait_ready(fd, POLLIN, deadline, err) != 0)
 			return -1;
-		}
-		int pr = poll(&pfd, 1, ms);
-		if (pr < 0) {
-			if (errno == EINTR)
-				continue;
-			*err = errno;
-			return -1;
-		}
-		if (pr == 0)
-			continue;
 		ssize_t n = read(fd, r->data + r->len, sizeof(r->data) - r->len);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
