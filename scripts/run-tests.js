@@ -40,7 +40,7 @@ if (!(jobs >= 1)) {
   console.error('run-tests: ECRYPTFS_AGENT_TEST_JOBS must be a positive number');
   process.exit(1);
 }
-const FIRST = ['stress.vm.test.js'];
+const FIRST = ['faults.vm.test.js', 'stress.vm.test.js'];
 const isFirst = (f) => FIRST.some((n) => f.endsWith(`/${n}`));
 const ordered = jobs > 1 ? [...files.filter(isFirst), ...files.filter((f) => !isFirst(f))] : files;
 const preload = join(root, 'dist', 'test', 'helpers', 'serial-host.js');

@@ -4,6 +4,8 @@
 # Prints CHECK lines, "FIGURE ..." lines (measurements), and "PLAN login=<a> chauthtok=<b>": the
 # kill points found by tracing one clean cycle (the test expects 4 checks per login kill point and
 # 5 per chauthtok kill point on top of the fixed ones, and at least the steps it knows must exist).
+# SECTIONS (set by the test): which of a b c d to run (the fault matrix runs in its own VM)
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 per_sec() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.2f", (ms > 0 ? n * 1000 / ms : 0) }'; }
 T0=$(now_ms)
@@ -66,6 +68,7 @@ unlocked_one_session() { grep -q '^OPEN 0 ' /tmp/$1.out && grep -qx 'mounted 1' 
 closed_and_clean() { grep -q '^CLOSED 0' /tmp/$1.out && all_clean "$2"; }
 locked_and_told_rewrap() { grep -q '^NOT-MOUNTED' /tmp/$1.res && grep -q 'rewrap-passphrase' /tmp/$1.out || { cat /tmp/$1.out; return 1; }; }
 
+if section a; then
 # ---------------------------------------------------------------------------------------------
 # a. N login/logout cycles of one user, all started at once: every session sees ~/Private mounted
 #    while it is open (no logout locks it under another session), the last logout locks.
@@ -81,6 +84,9 @@ check a.every-session-saw-its-mount each cycle_saw_mount "${names[@]}"
 check a.last-logout-leaves-nothing all_clean $A
 echo "FIGURE one user, $N login/logout cycles at once: ${tA} ms = $(per_sec "$N" "$tA") cycles/s (most sessions seen open at once: $(cut -d' ' -f2 /tmp/a*.res | sort -n | tail -1))"
 
+fi # section a
+
+if section b; then
 # ---------------------------------------------------------------------------------------------
 # b. M users, one login/logout cycle each, all at once.
 users=(); for j in $(seq 1 "$M"); do users+=("eatm$j"); done
@@ -101,6 +107,9 @@ check b.every-user-saw-own-mount each cycle_saw_mount "${bnames[@]}"
 check b.every-user-left-clean each all_clean "${users[@]}"
 echo "FIGURE $M users, one login/logout cycle each, at once: ${tB} ms = $(per_sec "$M" "$tB") cycles/s"
 
+fi # section b
+
+if section c; then
 # ---------------------------------------------------------------------------------------------
 # c. Fault matrix. A wrapper agent (root-owned, in a root-owned dir, so the shim accepts it) runs
 #    the real agent; the run chosen by $KDIR/plan ("RUN SPEC") runs under strace, which either
@@ -250,6 +259,9 @@ while read -r ph sc k what; do fault_login "$ph" "$sc" "$k" "$what"; done < /tmp
 while read -r ph sc k what; do fault_passwd "$sc" "$k" "$what"; done < /tmp/pw-steps
 echo "FIGURE fault matrix: $((nlogin + npw)) kill points in $(( ($(now_ms) - tC) / 1000 )) s"
 
+fi # section c
+
+if section d; then
 # ---------------------------------------------------------------------------------------------
 # d. Disk full during the re-wrap: ~/.ecryptfs on a full 64 KiB tmpfs. passwd still changes the
 #    password (the module is optional), the wrapped file is untouched and still opens with the old
@@ -280,6 +292,8 @@ check d.rewrap-after-freeing-space as $F sh -c "printf '%s\n%s' '$FPW' '$FNEW' |
 cycle dfixed $F "$FNEW"
 check d.login-unlocks-again cycle_saw_mount dfixed
 check d.logout-leaves-nothing all_clean $F
+
+fi # section d
 
 echo "FIGURE suite wall time after boot: $(( ($(now_ms) - T0) / 1000 )) s"
 echo "--- agent log lines at err: $(grep -c 'ecryptfs-agent.*\.err' /tmp/syslog)"
