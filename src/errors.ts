@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'BAD_AUTH_TOK'
   | 'BAD_SIG'
   | 'BAD_CONFIG'
+  | 'WRONG_MOUNT_PASSPHRASE'
   // files and paths
   | 'NOT_FOUND'
   | 'NOT_REGULAR_FILE'
@@ -23,6 +24,7 @@ export type ErrorCode =
   | 'BAD_OWNER'
   | 'UNSAFE_PATH'
   | 'ALREADY_EXISTS'
+  | 'NOT_ECRYPTFS_DIR'
   | 'IO'
   // kernel edges
   | 'KEYRING'
@@ -49,12 +51,15 @@ const HINTS: Record<ErrorCode, string> = {
   BAD_AUTH_TOK: 'The eCryptfs auth token is malformed (must be 740 bytes, version 0x0004); this is a bug, please report it',
   BAD_SIG: 'A signature must be 16 hexadecimal characters; check ~/.ecryptfs/Private.sig',
   BAD_CONFIG: 'Fix or recreate the file named in the message (see ecryptfs-agent(1), FILES)',
+  WRONG_MOUNT_PASSPHRASE:
+    'Type the mount passphrase recorded at setup (ecryptfs-setup-private makes 32 hex characters; "ecryptfs-agent recovery" shows it while the login password still works), or use the wrapped-passphrase file and its login password',
   NOT_FOUND: 'Create it, or run ecryptfs-agent setup-private',
   NOT_REGULAR_FILE: 'Replace it with a regular file',
   SYMLINK_REFUSED: 'Replace the symbolic link with the real file or directory',
   BAD_OWNER: 'The file or directory must be owned by the user (chown it)',
   UNSAFE_PATH: 'Choose a mount point inside your own home directory that you own',
   ALREADY_EXISTS: 'Move the existing file away first, or pass --force where offered',
+  NOT_ECRYPTFS_DIR: 'Name the encrypted directory (.Private: files with eCryptfs headers, names that may start with ECRYPTFS_FNEK_ENCRYPTED.) or the home directory that holds it',
   IO: 'Check free space, permissions and the system log',
   KEYRING: 'Check the kernel keyring (keyctl show @u) and the system log',
   KEY_NOT_FOUND: 'Unlock first: ecryptfs-agent unlock (or ecryptfs-agent insert-wrapped-passphrase)',
