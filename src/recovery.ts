@@ -79,6 +79,8 @@ export interface LowerEvidence {
   encryptedName?: { path: string; fnekSig: string };
   /** entries looked at */
   scanned: number;
+  /** `.Private` directories found below (not entered): DIR was a level too high */
+  nestedPrivate: string[];
 }
 
 function readHead(path: string): Buffer | null {
@@ -109,10 +111,11 @@ function readHead(path: string): Buffer | null {
 /**
  * Walks the lower directory breadth-first (never following symlinks, never leaving its
  * filesystem) until it has seen one eCryptfs file header and one encrypted name, or
- * `maxEntries` entries. Reads only the first page of files.
+ * `maxEntries` entries. Reads only the first page of files. Does not enter directories named
+ * .Private or .ecryptfs (inside an encrypted directory every name is encrypted or its own).
  */
 export function scanLowerDir(lower: string, maxEntries = 5000): LowerEvidence {
-  const out: LowerEvidence = { scanned: 0 };
+  const out: LowerEvidence = { scanned: 0, nestedPrivate: [] };
   const dev = fs.statSync(lower).dev;
   const queue: string[] = [lower];
   while (queue.length > 0 && out.scanned < maxEntries) {
@@ -138,7 +141,10 @@ export function scanLowerDir(lower: string, maxEntries = 5000): LowerEvidence {
         continue;
       }
       if (st.dev !== dev) continue;
-      if (st.isDirectory()) queue.push(path);
+      if (st.isDirectory()) {
+        if (name === '.Private') out.nestedPrivate.push(path);
+        else if (name !== '.ecryptfs') queue.push(path);
+      }
       else if (st.isFile() && !out.header) {
         const head = readHead(path);
         const parsed = head && parseLowerFileHeader(head);
@@ -207,7 +213,7 @@ export function locateRecoverySource(dir: string, opts: { wrapped?: string } = {
     lower = inner;
     home = real;
   }
-  const source: RecoverySource = { lower, salt: DEFAULT_SALT, evidence: { scanned: 0 }, notes };
+  const source: RecoverySource = { lower, salt: DEFAULT_SALT, evidence: { scanned: 0, nestedPrivate: [] }, notes };
 
   const cfg = join(home, '.ecryptfs');
   const cfgSt = lstatOrNull(cfg);
@@ -238,8 +244,15 @@ export function locateRecoverySource(dir: string, opts: { wrapped?: string } = {
   }
 
   source.evidence = scanLowerDir(lower);
-  if (!source.evidence.header && !source.evidence.encryptedName) {
-    const what = source.evidence.scanned === 0 ? 'it is empty' : `${source.evidence.scanned} entries, none with an eCryptfs header or an encrypted name (${FNEK_NAME_PREFIX}…)`;
+  const ev = source.evidence;
+  if (!ev.header && !ev.encryptedName) {
+    if (ev.nestedPrivate.length > 0) {
+      const some = ev.nestedPrivate.slice(0, 5).join(', ');
+      throw new AgentError('NOT_ECRYPTFS_DIR', `${lower} is not an encrypted directory, but holds ${ev.nestedPrivate.length === 1 ? 'one' : 'some'} further down: ${some}${ev.nestedPrivate.length > 5 ? ', …' : ''}`, {
+        hint: 'Recover them one at a time: ecryptfs-agent recover DIR/.Private (or the directory holding it)',
+      });
+    }
+    const what = ev.scanned === 0 ? 'it is empty' : `${ev.scanned} entries, none with an eCryptfs header or an encrypted name (${FNEK_NAME_PREFIX}…)`;
     throw new AgentError('NOT_ECRYPTFS_DIR', `${lower} holds no eCryptfs files: ${what}; nothing to recover there`);
   }
   const mounted = ecryptfsMounts().find((m) => m.source === lower);

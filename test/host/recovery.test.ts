@@ -338,8 +338,12 @@ describe('recover: a .Private copied from another disk (kernel without eCryptfs:
     fs.mkdirSync(join(plainFiles, 'docs'));
     const homeWithLink = tempDir();
     fs.symlinkSync('/home/.ecryptfs/someone/.Private', join(homeWithLink, '.Private'));
+    const disk = tempDir();
+    copyLower(PLAIN, join(disk, 'home', 'alice'));
+    copyLower(FNEK, join(disk, 'home', 'bob'));
     const cases: Array<[string[], RegExp]> = [
       [[empty], /holds no eCryptfs files: it is empty; nothing to recover there\nhint: Name the encrypted directory/],
+      [[disk], new RegExp(`${disk} is not an encrypted directory, but holds some further down: (${disk}/home/(alice|bob)/\\.Private(, )?){2}\nhint: Recover them one at a time`)],
       [[plainFiles], /holds no eCryptfs files: 2 entries, none with an eCryptfs header or an encrypted name/],
       [[join(empty, 'nope')], /nope does not exist\nhint: Mount the other disk/],
       [[join(plainFiles, 'notes.txt')], /notes\.txt is not a directory/],

@@ -14,7 +14,7 @@ const encryptedName = { path: '/c/.Private/ECRYPTFS_FNEK_ENCRYPTED.x', fnekSig: 
 const source = (evidence: Partial<LowerEvidence>, privateSig?: { fekSig: string; fnekSig?: string }) => ({
   lower: '/c/.Private',
   wrappedPath: '/c/.ecryptfs/wrapped-passphrase',
-  evidence: { scanned: 3, ...evidence },
+  evidence: { scanned: 3, nestedPrivate: [], ...evidence },
   ...(privateSig ? { privateSig } : {}),
 });
 const right = { fekSig: fnek.fekSig, fnekSig: fnek.fnekSig as string };
