@@ -11,23 +11,13 @@ import {
   locateRecoverySource,
   recoverPrivate,
   type RecoveryKeyInput,
+  type RecoveryResult,
   revealMountPassphrase,
   unmountRecovered,
 } from '../recovery';
 import { processesUsingMount, renderHolders } from '../status';
 import type { CliIO, Command } from './command';
-import { parseCommandOptions, resolveTarget } from './private-commands';
-
-function fail(io: CliIO, cmd: string, e: unknown): number {
-  if (isAgentError(e)) io.err(`ecryptfs-agent ${cmd}: ${e.message}\nhint: ${e.hint}\n`);
-  else io.err(`ecryptfs-agent ${cmd}: ${e instanceof Error ? e.message : String(e)}\n`);
-  return 1;
-}
-
-function usage(io: CliIO, help: string, why: string): number {
-  io.err(`${why}\n\n${help}\n`);
-  return 2;
-}
+import { fail, parseCommandOptions, resolveTarget, usage } from './private-commands';
 
 /** On a terminal: prompt with echo off. From a pipe: one line, no prompt (the "-" mode of the C tools). */
 async function readSecret(io: CliIO, prompt: string, what: string): Promise<Buffer> {
@@ -166,6 +156,12 @@ const RECOVER_OPTS = {
   unmount: { type: 'string' },
 } as const;
 
+const FNEK_FROM: Record<RecoveryResult['fnekFrom'], string> = {
+  option: 'as the option says',
+  'Private.sig': 'as Private.sig says',
+  'file names': 'judged by the names in the directory',
+};
+
 function requireRoot(): void {
   if (process.geteuid?.() !== 0) {
     throw new AgentError('PERMISSION', 'recover mounts and unmounts, which needs root', { hint: 'Run it with sudo: sudo ecryptfs-agent recover ...' });
@@ -236,7 +232,7 @@ export const recoverCommand: Command = {
       const r = recoverPrivate(source, { kind, secret }, opts);
       io.out(
         `Recovered ${r.lower}: mounted ${r.readOnly ? 'read-only' : 'READ-WRITE'} on ${r.mountPoint}\n` +
-          `  key sig ${r.fekSig}; file names ${r.fnekSig ? `encrypted (filename key sig ${r.fnekSig})` : 'not encrypted'}, as ${r.fnekFrom === 'option' ? 'the option says' : `${r.fnekFrom} says`}\n` +
+          `  key sig ${r.fekSig}; file names ${r.fnekSig ? `encrypted, filename key sig ${r.fnekSig}` : 'not encrypted'} (${FNEK_FROM[r.fnekFrom]})\n` +
           `  checked against: ${r.checkedAgainst.join('; ')}\n` +
           `Copy your files out, then unmount it and forget its keys with:\n` +
           `  ecryptfs-agent recover --unmount ${r.mountPoint}\n`,
