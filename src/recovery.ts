@@ -238,6 +238,7 @@ export function locateRecoverySource(dir: string, opts: { wrapped?: string } = {
   }
   if (opts.wrapped !== undefined) {
     source.wrappedPath = resolve(opts.wrapped);
+    if (!lstatOrNull(source.wrappedPath)?.isFile()) throw new AgentError('NOT_FOUND', `${source.wrappedPath} is not a wrapped-passphrase file (no such regular file)`, { hint: 'Give the path of the copied .ecryptfs/wrapped-passphrase' });
   } else if (source.configDir !== undefined) {
     const wp = join(source.configDir, 'wrapped-passphrase');
     if (lstatOrNull(wp)?.isFile()) source.wrappedPath = wp;
@@ -373,7 +374,13 @@ function removeRecoverDir(parent: string): void {
 
 function checkGivenMountPoint(path: string): string {
   const abs = resolve(path);
-  const fd = openDirNoUserSymlinks(abs, ROOT); // root-owned, approved fs type, no symlink games
+  let fd: number;
+  try {
+    fd = openDirNoUserSymlinks(abs, ROOT); // root-owned, approved fs type, no symlink games
+  } catch (e) {
+    if (isAgentError(e, 'BAD_OWNER')) throw new AgentError('BAD_OWNER', e.message, { hint: 'Give a directory owned by root (mkdir -m 700 DIR, as root), or leave out --mount-point' });
+    throw e;
+  }
   try {
     if (fs.readdirSync(`/proc/self/fd/${fd}`).length > 0) {
       throw new AgentError('ALREADY_EXISTS', `${abs} is not empty: its files would be hidden under the recovered directory`, { hint: 'Give an empty directory, or leave out --mount-point' });

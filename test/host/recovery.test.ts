@@ -376,7 +376,10 @@ describe('recover: a .Private copied from another disk (kernel without eCryptfs:
     fs.chownSync(theirs, u.uid, u.gid);
     const notRoot = traced(['recover', '--mount-point', theirs, lower], `${PASS}\n`);
     assert.equal(notRoot.status, 1);
-    assert.match(notRoot.stderr, /root does not own the mount point/);
+    assert.match(notRoot.stderr, /root does not own the mount point .*\nhint: Give a directory owned by root/);
+    const noWrapped = spawnSync(CLI, ['recover', '--wrapped', join(lower, 'nope'), lower], { input: '', encoding: 'utf8' });
+    assert.equal(noWrapped.status, 1);
+    assert.match(noWrapped.stderr, /nope is not a wrapped-passphrase file/);
     const ok = tempDir();
     const given = traced(['recover', '--mount-point', ok, lower], `${PASS}\n`);
     assert.equal(given.status, 1);
