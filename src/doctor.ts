@@ -22,8 +22,13 @@ export interface KernelFacts {
   procFilesystems: string | null;
   /** /sys/fs/ecryptfs/version, null when absent (module not loaded) */
   ecryptfsVersion: number | null;
-  /** ecryptfs in modules.builtin / modules.dep of the running kernel */
-  moduleAvailable: 'builtin' | 'module' | 'absent' | 'unknown';
+  /**
+   * ecryptfs in modules.builtin / modules.dep of the running kernel; 'file-missing': modules.dep
+   * names a module file that is not there (modprobe fails although the index lists it)
+   */
+  moduleAvailable: 'builtin' | 'module' | 'file-missing' | 'absent' | 'unknown';
+  /** the module file modules.dep names, when it does */
+  moduleFile?: string;
   release: string;
   /** content of /proc/crypto, null when unreadable */
   procCrypto: string | null;
@@ -93,6 +98,12 @@ export function procCryptoNames(procCrypto: string): Set<string> {
   return names;
 }
 
+/** The ecryptfs module file that modules.dep lists (a path relative to /lib/modules/RELEASE), or null. */
+export function ecryptfsModuleInDep(modulesDep: string): string | null {
+  const m = /^((?:\S*\/)?ecryptfs\.ko(?:\.[a-z]+)?):/m.exec(modulesDep);
+  return m ? (m[1] as string) : null;
+}
+
 export function checkKernel(k: KernelFacts): Finding[] {
   const out: Finding[] = [];
   const loaded = (k.procFilesystems !== null && procHasFilesystem(k.procFilesystems, 'ecryptfs')) || k.ecryptfsVersion !== null;
@@ -116,6 +127,13 @@ export function checkKernel(k: KernelFacts): Finding[] {
       status: 'warn',
       why: `eCryptfs is not loaded, but kernel ${k.release} has the module (mount loads it on demand; setup-private needs it loaded)`,
       fix: 'modprobe ecryptfs && echo ecryptfs > /etc/modules-load.d/ecryptfs.conf',
+    });
+  } else if (k.moduleAvailable === 'file-missing') {
+    out.push({
+      id: 'kernel.ecryptfs',
+      status: 'fail',
+      why: `eCryptfs module missing: modules.dep of kernel ${k.release} lists ${k.moduleFile ?? 'ecryptfs.ko'}, but the file is not there (modprobe ecryptfs fails)`,
+      fix: `Reinstall the kernel's modules (Debian: apt-get install --reinstall linux-image-${k.release}), then depmod -a and modprobe ecryptfs`,
     });
   } else {
     out.push({

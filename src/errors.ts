@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'BAD_CONFIG'
   | 'BAD_CIPHER'
   | 'SIG_NOT_CACHED'
+  | 'WRONG_MOUNT_PASSPHRASE'
   // files and paths
   | 'NOT_FOUND'
   | 'NOT_REGULAR_FILE'
@@ -25,6 +26,7 @@ export type ErrorCode =
   | 'BAD_OWNER'
   | 'UNSAFE_PATH'
   | 'ALREADY_EXISTS'
+  | 'NOT_ECRYPTFS_DIR'
   | 'IO'
   // kernel edges
   | 'KEYRING'
@@ -56,12 +58,15 @@ const HINTS: Record<ErrorCode, string> = {
   BAD_CONFIG: 'Fix or recreate the file named in the message (see ecryptfs-agent(1), FILES)',
   BAD_CIPHER: 'Pick a cipher and key size from the list in ecryptfs-agent mount --help',
   SIG_NOT_CACHED: 'Check the passphrase; if it is right, run again with --yes to record its signature (or --no-sig-cache to skip the check)',
+  WRONG_MOUNT_PASSPHRASE:
+    'Type the mount passphrase recorded at setup (ecryptfs-setup-private makes 32 hex characters; "ecryptfs-agent recovery" shows it while the login password still works), or use the wrapped-passphrase file and its login password',
   NOT_FOUND: 'Create it, or run ecryptfs-agent setup-private',
   NOT_REGULAR_FILE: 'Replace it with a regular file',
   SYMLINK_REFUSED: 'Replace the symbolic link with the real file or directory',
   BAD_OWNER: 'The file or directory must be owned by the user (chown it)',
   UNSAFE_PATH: 'Choose a mount point inside your own home directory that you own',
   ALREADY_EXISTS: 'Move the existing file away first, or pass --force where offered',
+  NOT_ECRYPTFS_DIR: 'Name the encrypted directory (.Private: files with eCryptfs headers, names that may start with ECRYPTFS_FNEK_ENCRYPTED.) or the home directory that holds it',
   IO: 'Check free space, permissions and the system log',
   KEYRING: 'Check the kernel keyring (keyctl show @u) and the system log',
   KEY_NOT_FOUND: 'Unlock first: ecryptfs-agent unlock (or ecryptfs-agent insert-wrapped-passphrase)',

@@ -88,9 +88,9 @@ export function mountRaw(source: string | null, target: string, fstype: string |
   call('mount', `mount ${source ?? 'none'} on ${target} (${fstype ?? '-'})`, (n) => n.mount(source, target, fstype, flags, data), opts);
 }
 
-/** mount(lower, target, "ecryptfs", MS_NOSUID|MS_NODEV, options). ENODEV → NO_ECRYPTFS. */
-export function mountEcryptfs(lower: string, target: string, opts: EcryptfsOptions): void {
-  mountRaw(lower, target, 'ecryptfs', MS.NOSUID | MS.NODEV, renderEcryptfsOptions(opts));
+/** mount(lower, target, "ecryptfs", MS_NOSUID|MS_NODEV|extraFlags, options). ENODEV → NO_ECRYPTFS. */
+export function mountEcryptfs(lower: string, target: string, opts: EcryptfsOptions, extraFlags = 0): void {
+  mountRaw(lower, target, 'ecryptfs', MS.NOSUID | MS.NODEV | extraFlags, renderEcryptfsOptions(opts));
 }
 
 /**

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { AgentError, isAgentError } from './errors';
 import type { DoctorFacts, FileFact, KernelFacts, PamStackFile, SwapFact, UserFacts } from './doctor';
-import { parseProcSwaps } from './doctor';
+import { ecryptfsModuleInDep, parseProcSwaps } from './doctor';
 import { type MountInfoEntry, sigsOfMount } from './mount';
 import { findPrivateMount } from './private-mount';
 import { loadPrivateSetup, type PrivateSetup, type UserRef } from './private-setup';
@@ -57,24 +57,27 @@ export function userFileFacts(user: UserRef, upper = join(user.home, 'Private'))
 
 // ------------------------------------------------------------------ doctor facts
 
-function moduleAvailability(release: string): KernelFacts['moduleAvailable'] {
-  const dir = `/lib/modules/${release}`;
+/** What modprobe would find: built in, or listed in modules.dep AND present on disk. */
+function moduleAvailability(release: string, modulesDir = '/lib/modules'): Pick<KernelFacts, 'moduleAvailable' | 'moduleFile'> {
+  const dir = join(modulesDir, release);
   const builtin = readText(join(dir, 'modules.builtin'));
   const dep = readText(join(dir, 'modules.dep'));
-  if (builtin === null && dep === null) return 'unknown';
-  if (builtin !== null && /(^|\/)ecryptfs\.ko/m.test(builtin)) return 'builtin';
-  if (dep !== null && /(^|\/)ecryptfs\.ko(\.[a-z]+)?:/m.test(dep)) return 'module';
-  return 'absent';
+  if (builtin === null && dep === null) return { moduleAvailable: 'unknown' };
+  if (builtin !== null && /(^|\/)ecryptfs\.ko/m.test(builtin)) return { moduleAvailable: 'builtin' };
+  const file = dep === null ? null : ecryptfsModuleInDep(dep);
+  if (file === null) return { moduleAvailable: 'absent' };
+  const path = file.startsWith('/') ? file : join(dir, file);
+  return { moduleAvailable: fs.existsSync(path) ? 'module' : 'file-missing', moduleFile: path };
 }
 
-export function gatherKernelFacts(): KernelFacts {
+export function gatherKernelFacts(modulesDir?: string): KernelFacts {
   const release = os.release();
   const v = readText('/sys/fs/ecryptfs/version');
   const n = v === null ? NaN : Number.parseInt(v.trim(), 10);
   return {
     procFilesystems: readText('/proc/filesystems'),
     ecryptfsVersion: Number.isInteger(n) ? n : null,
-    moduleAvailable: moduleAvailability(release),
+    ...moduleAvailability(release, modulesDir),
     release,
     procCrypto: readText('/proc/crypto'),
   };

@@ -13,9 +13,18 @@ import { privateCommands } from './private-commands';
 import { diagnoseCommands } from './diagnose-commands';
 import { mountCommands } from './mount-commands';
 
+import { recoveryCommands } from './recovery-commands';
+
 export const EXIT_USAGE = 2;
 
-export const commands: readonly Command[] = [...passphraseCommands, ...keyCommands, ...privateCommands, ...mountCommands, ...diagnoseCommands];
+export const commands: readonly Command[] = [
+  ...passphraseCommands,
+  ...keyCommands,
+  ...privateCommands,
+  ...mountCommands,
+  ...recoveryCommands,
+  ...diagnoseCommands,
+];
 
 function globalHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

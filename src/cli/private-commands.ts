@@ -50,13 +50,13 @@ export function parseCommandOptions(args: string[], spec: OptSpec): { values: Re
   }
 }
 
-function fail(io: CliIO, cmd: string, e: unknown): number {
+export function fail(io: CliIO, cmd: string, e: unknown): number {
   if (isAgentError(e)) io.err(`ecryptfs-agent ${cmd}: ${e.message}\nhint: ${e.hint}\n`);
   else io.err(`ecryptfs-agent ${cmd}: ${e instanceof Error ? e.message : String(e)}\n`);
   return 1;
 }
 
-function usage(io: CliIO, help: string, why: string): number {
+export function usage(io: CliIO, help: string, why: string): number {
   io.err(`${why}\n\n${help}\n`);
   return 2;
 }
