@@ -61,11 +61,19 @@ export function checkMountPointSyntax(path: string): void {
 // libuv opens every fd with O_CLOEXEC already.
 const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
 
+export interface OpenDirOptions {
+  /** what the directory is, in messages (default "mount point") */
+  what?: string;
+  /** statfs f_type values accepted for the directory (default APPROVED_FS_TYPES) */
+  approved?: ReadonlyMap<number, string>;
+}
+
 /**
  * Opens `path` as a directory without following any symlink the user could control.
  * Must run with the user's credentials. Returns an fd the caller closes.
  */
-export function openDirNoUserSymlinks(path: string, owner: UserRef): number {
+export function openDirNoUserSymlinks(path: string, owner: UserRef, opts: OpenDirOptions = {}): number {
+  const what = opts.what ?? 'mount point';
   checkMountPointSyntax(path);
   let fd = openSync('/', DIR_FLAGS);
   const components = path.split('/').filter((c) => c !== '');
@@ -95,10 +103,10 @@ export function openDirNoUserSymlinks(path: string, owner: UserRef): number {
           next = openSync(`/proc/self/fd/${fd}/${name}`, fsc.O_RDONLY | fsc.O_DIRECTORY);
           if (i === components.length - 1) {
             closeSync(next);
-            throw new AgentError('SYMLINK_REFUSED', `${here} is a symbolic link; the mount point itself must be a real directory`);
+            throw new AgentError('SYMLINK_REFUSED', `${here} is a symbolic link; the ${what} itself must be a real directory`);
           }
         } else if (code === 'ENOENT') {
-          throw new AgentError('NOT_FOUND', `mount point ${path} does not exist (missing ${here})`, { hint: `Create it: mkdir -m 700 ${path}` });
+          throw new AgentError('NOT_FOUND', `${what} ${path} does not exist (missing ${here})`, { hint: `Create it: mkdir -m 700 ${path}` });
         } else if (code === 'EACCES') {
           throw new AgentError('PERMISSION', `${owner.name} cannot reach ${here}`);
         } else {
@@ -112,13 +120,14 @@ export function openDirNoUserSymlinks(path: string, owner: UserRef): number {
     const st = fstatSync(fd);
     if (!st.isDirectory()) throw new AgentError('UNSAFE_PATH', `${path} is not a directory`);
     if (st.uid !== owner.uid) {
-      throw new AgentError('BAD_OWNER', `${owner.name} does not own the mount point ${path} (owner uid ${st.uid})`, {
-        hint: 'The mount point must be a directory you own, e.g. ~/Private; fix ~/.ecryptfs/Private.mnt',
+      throw new AgentError('BAD_OWNER', `${owner.name} does not own the ${what} ${path} (owner uid ${st.uid})`, {
+        hint: opts.what === undefined ? 'The mount point must be a directory you own, e.g. ~/Private; fix ~/.ecryptfs/Private.mnt' : `The ${what} must be a directory you own (chown it, or fix the entry)`,
       });
     }
     const fsType = Number(statfsSync(`/proc/self/fd/${fd}`).type) >>> 0;
-    if (!APPROVED_FS_TYPES.has(fsType)) {
-      throw new AgentError('UNSAFE_PATH', `refusing to mount over an unapproved filesystem type: 0x${fsType.toString(16)} at ${path}`);
+    if (!(opts.approved ?? APPROVED_FS_TYPES).has(fsType)) {
+      const doing = opts.approved === undefined ? 'mount over' : `use as the ${what}`;
+      throw new AgentError('UNSAFE_PATH', `refusing to ${doing} an unapproved filesystem type: 0x${fsType.toString(16)} at ${path}`);
     }
     return fd;
   } catch (e) {
@@ -187,12 +196,17 @@ export interface UnmountOutcome {
 export function unmountPrivate(setup: PrivateSetup): UnmountOutcome {
   const entry = findPrivateMount(setup);
   if (!entry) return { unmounted: false, lazy: false };
+  return unmountOrDetach(entry.mountPoint);
+}
+
+/** Unmounts mountPoint (as root, never through a final symlink); busy → lazy detach. */
+export function unmountOrDetach(mountPoint: string): UnmountOutcome {
   try {
-    unmount(entry.mountPoint, {});
+    unmount(mountPoint, {});
     return { unmounted: true, lazy: false };
   } catch (e) {
     if (e instanceof AgentError && e.code === 'UNMOUNT_BUSY') {
-      unmount(entry.mountPoint, { lazy: true });
+      unmount(mountPoint, { lazy: true });
       return { unmounted: true, lazy: true };
     }
     throw e;
@@ -201,7 +215,12 @@ export function unmountPrivate(setup: PrivateSetup): UnmountOutcome {
 
 /** Sigs of this setup that no remaining ecryptfs mount still uses (safe to unlink). */
 export function sigsNoLongerMounted(setup: PrivateSetup, mounts: MountInfoEntry[] = readMountInfo()): string[] {
+  return sigsNotMounted(setupSigs(setup), mounts);
+}
+
+/** The sigs among `sigs` that no ecryptfs mount uses (several mounts may share one sig). */
+export function sigsNotMounted(sigs: readonly string[], mounts: MountInfoEntry[] = readMountInfo()): string[] {
   const inUse = new Set<string>();
   for (const m of mounts) if (m.fsType === 'ecryptfs') for (const s of sigsOfMount(m)) inUse.add(s);
-  return setupSigs(setup).filter((s) => !inUse.has(s));
+  return [...new Set(sigs)].filter((s) => !inUse.has(s));
 }
