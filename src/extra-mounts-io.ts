@@ -113,7 +113,7 @@ function openLower(user: UserRef, lower: string): number {
   } catch (e) {
     if (isAgentError(e, 'PERMISSION')) {
       throw new AgentError('PERMISSION', `${e.message} (the encrypted directory ${lower})`, {
-        hint: 'If it is on a FUSE mount such as sshfs, mount that with -o allow_root (needs user_allow_other in /etc/fuse.conf) so root can stack eCryptfs on it',
+        hint: `Make ${lower} a directory you own and can open; if it is on a FUSE mount such as sshfs, mount that with -o allow_root (needs user_allow_other in /etc/fuse.conf)`,
       });
     }
     throw e;

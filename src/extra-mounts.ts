@@ -268,7 +268,7 @@ function isInside(path: string, dir: string): boolean {
  */
 export function checkExtraMountPaths(lower: string, upper: string, owner: HomeOwner, where: string): void {
   for (const [what, p] of [['encrypted directory', lower], ['mount point', upper]] as const) {
-    if (/[\x00-\x1f\x7f]/.test(p)) throw lineError('UNSAFE_PATH', where, `the ${what} contains control characters`, 'Write \\011 for a tab, \\012 for a newline');
+    if (/[\x00-\x1f\x7f]/.test(p)) throw lineError('UNSAFE_PATH', where, `the ${what} contains control characters (tab, newline ...)`, 'Use a directory whose name has no control characters');
     try {
       checkMountPointSyntax(p);
     } catch {
