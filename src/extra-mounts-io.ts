@@ -29,7 +29,7 @@ import {
   type ParsedExtraMounts,
 } from './extra-mounts';
 import { KEY_SPEC, searchUserKey } from './keyring';
-import { MS, mountRaw, readMountInfo, renderEcryptfsOptions } from './mount';
+import { MS, mountRaw, readMountInfo, renderEcryptfsOptions, unmount, type MountInfoEntry } from './mount';
 import { APPROVED_FS_TYPES, openDirNoUserSymlinks, unmountOrDetach } from './private-mount';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { readSmallFile } from './secure-file';
@@ -150,6 +150,12 @@ export type ExtraMountResult =
   | { entry: ExtraMountEntry; outcome: 'skipped'; reason: ExtraSkipReason; detail: string }
   | { entry: ExtraMountEntry; outcome: 'failed'; error: AgentError };
 
+/** loadExtraMounts + mountExtras: what a login does (under the user's lock, keyring possessed). */
+export function mountConfiguredExtras(user: UserRef, setup: PrivateSetup | null, store: SessionStore): { results: ExtraMountResult[]; problems: ExtraMountProblem[] } {
+  const { entries, problems } = loadExtraMounts(user);
+  return { results: mountExtras(user, setup, store, entries), problems };
+}
+
 /**
  * At a login (under the user's lock, keyring possessed): mounts every entry the plan allows,
  * in order, and records each mount at once (so a killed agent leaves an exact record). Earlier
@@ -192,19 +198,21 @@ export type ExtraUnmountResult =
 
 /**
  * At the last logout (under the user's lock): unmounts what logins recorded, in reverse order of
- * mounting (busy → lazy detach, like ~/Private). Returns the results in that order and every sig
+ * mounting (busy → lazy detach, like ~/Private, unless lazyWhenBusy is false: then UNMOUNT_BUSY). Returns the results in that order and every sig
  * the records named, for the caller to unlink those no remaining mount uses. Records whose
  * unmount failed are kept for the next last logout.
  */
-export function unmountRecordedExtras(user: UserRef, store: SessionStore): { results: ExtraUnmountResult[]; sigs: string[] } {
+export function unmountRecordedExtras(user: UserRef, store: SessionStore, opts: { lazyWhenBusy?: boolean } = {}): { results: ExtraUnmountResult[]; sigs: string[] } {
   const recorded = store.loadExtraMounts(user.uid);
   if (recorded.length === 0) return { results: [], sigs: [] };
-  const { unmount, gone } = planExtraUnmounts(recorded, readMountInfo());
+  const { unmount: toUnmount, gone } = planExtraUnmounts(recorded, readMountInfo());
   const results: ExtraUnmountResult[] = [];
   const failed = new Set<ExtraMountRecord>();
-  for (const record of unmount) {
+  for (const record of toUnmount) {
     try {
-      const { lazy } = unmountOrDetach(record.upper);
+      let lazy = false;
+      if (opts.lazyWhenBusy === false) unmount(record.upper, {});
+      else lazy = unmountOrDetach(record.upper).lazy;
       results.push({ record, outcome: 'unmounted', lazy });
     } catch (e) {
       failed.add(record);
@@ -214,4 +222,21 @@ export function unmountRecordedExtras(user: UserRef, store: SessionStore): { res
   for (const record of gone) results.push({ record, outcome: 'gone' });
   store.saveExtraMounts(user.uid, recorded.filter((r) => failed.has(r)));
   return { results, sigs: [...new Set(recorded.flatMap((r) => r.sigs))] };
+}
+
+export interface ExtraMountStatus {
+  where: string;
+  lower: string;
+  upper: string;
+  /** an eCryptfs mount is at the mount point now */
+  mounted: boolean;
+}
+
+/** For `ecryptfs-agent status`: the configured entries, whether each is mounted, and the refused lines. */
+export function gatherExtraMountStatus(user: UserRef, mounts: readonly MountInfoEntry[] = readMountInfo()): { entries: ExtraMountStatus[]; problems: string[] } {
+  const { entries, problems } = loadExtraMounts(user);
+  return {
+    entries: entries.map((e) => ({ where: e.where, lower: e.lower, upper: e.upper, mounted: mounts.some((m) => m.fsType === 'ecryptfs' && m.mountPoint === e.upper) })),
+    problems: problems.map((p) => `${p.error.message} (fix: ${p.error.hint})`),
+  };
 }

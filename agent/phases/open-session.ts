@@ -7,8 +7,7 @@
  * always proceeds, and a failing extra mount never affects ~/Private.
  */
 import { AgentError } from '../../src/errors';
-import { loadExtraMounts, mountExtras, type ExtraMountResult } from '../../src/extra-mounts-io';
-import type { ExtraMountProblem } from '../../src/extra-mounts';
+import { mountConfiguredExtras } from '../../src/extra-mounts-io';
 import { findPrivateMount, mountPrivate, sigsNotMounted } from '../../src/private-mount';
 import type { AgentReply } from '../../src/protocol';
 import type { AuthNote } from '../../src/session';
@@ -84,15 +83,12 @@ const MAX_EXTRA_LINES = 4;
 /** The extra mounts. Each entry: one log line; a line for the user only when they can act on it. */
 function openExtras(ctx: PhaseContext, base: Base, privateMounted: boolean, said: Said): void {
   const { user, log, store } = ctx;
-  const { entries, problems } = loadExtraMounts(user);
-  if (entries.length === 0 && problems.length === 0) return;
+  const { results, problems } = mountConfiguredExtras(user, ctx.setup, store);
   const lines: Said = { info: [], error: [] };
-  const refused = (p: ExtraMountProblem): void => {
+  for (const p of problems) {
     log.error(`extra mount entry refused: ${p.error.message}`, { ...base, outcome: 'extra-invalid', entry: p.where, code: p.error.code, fix: p.error.hint });
     lines.error.push(`${p.error.message}; not mounted. Fix: ${p.error.hint}`);
-  };
-  problems.forEach(refused);
-  const results: ExtraMountResult[] = mountExtras(user, ctx.setup, store, entries);
+  }
   for (const r of results) {
     const fields = { ...base, mount: r.entry.upper, lower: r.entry.lower, entry: r.entry.where };
     const where = tildePath(user, r.entry.upper);

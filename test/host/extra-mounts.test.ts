@@ -11,7 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runAgent } from '../helpers/agent';
+import { REPO, runAgent } from '../helpers/agent';
 import { SyslogCapture } from '../helpers/syslog';
 import { asUserRun, createUser, deleteUser, setupPrivateWithUtils, userKeys, type TestUser, type UtilsSetup } from '../helpers/users';
 
@@ -224,5 +224,40 @@ describe('mount points in use and the last logout', () => {
     assert.equal(readFileSync(state(u), 'utf8'), body, 'untouched while a session is open');
     runAgent({ phase: 'close_session', user: u.name, session: b.session ?? '' });
     assert.ok(!existsSync(state(u)));
+  });
+});
+
+describe('the CLI', () => {
+  const cli = (...args: string[]) => spawnSync(join(REPO, 'bin', 'ecryptfs-agent'), args, { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' } });
+
+  test('status lists the extra mounts and the refused lines', () => {
+    const { u, s } = newUser();
+    writeList(u, `${u.home}/.A ${u.home}/A ecryptfs ecryptfs_sig=${s.fekSig}\n${u.home}/.B ${u.home}/B ecryptfs ecryptfs_sig=${s.fekSig},dev\n`);
+    const r = cli('status', u.name);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^  extra mounts: 1 /m);
+    assert.match(r.stdout, new RegExp(`^    ${u.home}/\\.A -> ${u.home}/A: not mounted \\[~/\\.ecryptfs/extra-mounts line 1\\]$`, 'm'));
+    assert.match(r.stdout, /^    REFUSED ~\/\.ecryptfs\/extra-mounts line 2: "dev" is never granted.*\(fix: Remove dev\)$/m);
+    const json = JSON.parse(cli('status', '--json', u.name).stdout) as { extraMounts: { entries: unknown[]; problems: string[] } };
+    assert.equal(json.extraMounts.entries.length, 1);
+  });
+
+  test('lock -u USER (root): the recorded extra mounts first, then the keys no mount uses', () => {
+    const { u } = newUser();
+    const K = '4567456745674567';
+    asUserRun(u, ['keyctl', 'session', '-', 'sh', '-c', `keyctl link @u @s && head -c 740 /dev/zero | keyctl padd user ${K} @u >/dev/null`]);
+    writeFileSync(state(u), JSON.stringify({ version: 1, uid: u.uid, mounts: [{ upper: join(u.home, 'X'), lower: '/x', sigs: [K], where: 'l', mounted: 't' }] }), { mode: 0o600 });
+    const r = cli('lock', '-u', u.name);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`is not mounted; removed its keys ${K}`));
+    assert.ok(!existsSync(state(u)));
+    assert.deepEqual(userKeys(u), []);
+  });
+
+  test('lock as the user (no root) says how the extra mounts are locked', () => {
+    const { u, s } = newUser();
+    writeList(u, `${u.home}/.A ${u.home}/A ecryptfs ecryptfs_sig=${s.fekSig}\n`);
+    const r = asUserRun(u, [join(REPO, 'bin', 'ecryptfs-agent'), 'lock']);
+    assert.match(r.stdout, new RegExp(`1 extra mount\\(s\\) are configured; they need root: sudo ecryptfs-agent lock -u ${u.name}`));
   });
 });

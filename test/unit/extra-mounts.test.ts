@@ -20,6 +20,7 @@ import {
 import { parseMountInfo, renderEcryptfsOptions } from '../../src/mount';
 import { sigsNotMounted } from '../../src/private-mount';
 import { parseExtraMountRecords, type ExtraMountRecord } from '../../src/session';
+import { renderStatus, type StatusReport } from '../../src/status';
 
 const ALICE = { name: 'alice', home: '/home/alice' };
 const S1 = '0123456789abcdef';
@@ -304,6 +305,38 @@ describe('what the last logout unmounts', () => {
     assert.deepEqual(parseExtraMountRecords(`{"mounts":[${JSON.stringify({ ...good, sigs: ['nope'] })}]}`), []);
     assert.deepEqual(parseExtraMountRecords('{"mounts":'), []);
     assert.deepEqual(parseExtraMountRecords('null'), []);
+  });
+});
+
+describe('status', () => {
+  const base: StatusReport = {
+    user: 'alice',
+    uid: 1000,
+    setup: { configDir: '/home/alice/.ecryptfs', lower: '/home/alice/.Private', upper: '/home/alice/Private', fekSig: S1, autoMount: true, autoUmount: true, wrappingIndependent: false, hasWrappedPassphrase: true },
+    files: [],
+    keys: { present: [S1], missing: [] },
+    mounted: null,
+    sessions: 1,
+    lastAuth: null,
+  };
+  test('lists every extra mount, mounted or not, and the refused lines with their fix', () => {
+    const text = renderStatus({
+      ...base,
+      extraMounts: {
+        entries: [
+          { where: '/etc/fstab line 3', lower: '/home/alice/.W', upper: '/home/alice/W', mounted: true },
+          { where: '~/.ecryptfs/extra-mounts line 2', lower: '/mnt/r/enc', upper: '/home/alice/R', mounted: false },
+        ],
+        problems: ['~/.ecryptfs/extra-mounts line 3: unknown option "x" (fix: Remove it)'],
+      },
+    });
+    assert.match(text, /^  extra mounts: 2 \(/m);
+    assert.match(text, /^    \/home\/alice\/\.W -> \/home\/alice\/W: mounted \[\/etc\/fstab line 3\]$/m);
+    assert.match(text, /^    \/mnt\/r\/enc -> \/home\/alice\/R: not mounted \[~\/\.ecryptfs\/extra-mounts line 2\]$/m);
+    assert.match(text, /^    REFUSED ~\/\.ecryptfs\/extra-mounts line 3: unknown option "x" \(fix: Remove it\)$/m);
+    assert.match(renderStatus({ ...base, extraMounts: { entries: [], problems: [] } }), /^  extra mounts: none$/m);
+    assert.match(renderStatus({ ...base, extraMounts: { error: 'EACCES' } }), /^  extra mounts: unknown \(EACCES\)$/m);
+    assert.doesNotMatch(renderStatus(base), /extra mounts/, 'absent without the field (older reports)');
   });
 });
 
