@@ -300,34 +300,49 @@ function decode(buf: Buffer, file: string): string | AgentError {
 }
 
 /**
- * Parses ~/.ecryptfs/extra-mounts: `LOWER UPPER ecryptfs OPTIONS [0 [0]]` per line (the dump
- * and pass fields of an fstab line are allowed and must be numbers). `display` names the file
- * in messages (e.g. "~/.ecryptfs/extra-mounts").
+ * Runs lineEntry on the fields of every non-blank, non-comment line (CRLF tolerated): an entry
+ * is kept, null passes the line over, an AgentError becomes that line's problem.
  */
-export function parseUserExtraMounts(buf: Buffer, owner: HomeOwner, display = `~/.ecryptfs/${EXTRA_MOUNTS_FILE}`): ParsedExtraMounts {
+function parseLines(buf: Buffer, file: string, lineEntry: (fields: string[], where: string) => ExtraMountEntry | null): ParsedExtraMounts {
+  const text = decode(buf, file);
+  if (text instanceof AgentError) return { entries: [], problems: [{ where: file, error: text }] };
   const out: ParsedExtraMounts = { entries: [], problems: [] };
-  const text = decode(buf, display);
-  if (text instanceof AgentError) return { entries: [], problems: [{ where: display, error: text }] };
   text.split('\n').forEach((raw, i) => {
-    const where = `${display} line ${i + 1}`;
+    const where = `${file} line ${i + 1}`;
+    const fields = splitFstabLine(raw.replace(/\r$/, ''));
+    if (fields === null) return;
     try {
-      const f = splitFstabLine(raw.replace(/\r$/, ''));
-      if (f === null) return;
-      if (f.length < 4 || f.length > 6) {
-        throw lineError('BAD_CONFIG', where, `expected "LOWER UPPER ecryptfs OPTIONS", found ${f.length} field(s)`, 'Write four fields separated by blanks; \\040 for a space inside a path');
-      }
-      const [lower, upper, type, opts, ...rest] = f as [string, string, string, string, ...string[]];
-      if (type !== 'ecryptfs') throw lineError('BAD_CONFIG', where, `type "${type.slice(0, 40)}" is not ecryptfs`, 'Only eCryptfs mounts are listed here; the third field must be ecryptfs');
-      if (rest.some((r) => !/^[0-9]{1,3}$/.test(r))) throw lineError('BAD_CONFIG', where, 'the fields after the options must be numbers (fstab dump and pass)', 'Remove them');
-      const o = parseExtraMountOptions(opts, where, 'user');
-      checkExtraMountPaths(lower, upper, owner, where);
-      out.entries.push({ origin: 'user', where, lower, upper, ecryptfs: o.ecryptfs, readOnly: o.readOnly, noexec: o.noexec });
+      const entry = lineEntry(fields, where);
+      if (entry !== null) out.entries.push(entry);
     } catch (e) {
       if (!(e instanceof AgentError)) throw e;
       out.problems.push({ where, error: e });
     }
   });
   return out;
+}
+
+function entryOf(origin: ExtraMountOrigin, where: string, lower: string, upper: string, opts: string, owner: HomeOwner): ExtraMountEntry {
+  const o = parseExtraMountOptions(opts, where, origin);
+  checkExtraMountPaths(lower, upper, owner, where);
+  return { origin, where, lower, upper, ecryptfs: o.ecryptfs, readOnly: o.readOnly, noexec: o.noexec };
+}
+
+/**
+ * Parses ~/.ecryptfs/extra-mounts: `LOWER UPPER ecryptfs OPTIONS [0 [0]]` per line (the dump
+ * and pass fields of an fstab line are allowed and must be numbers). `display` names the file
+ * in messages (e.g. "~/.ecryptfs/extra-mounts").
+ */
+export function parseUserExtraMounts(buf: Buffer, owner: HomeOwner, display = `~/.ecryptfs/${EXTRA_MOUNTS_FILE}`): ParsedExtraMounts {
+  return parseLines(buf, display, (f, where) => {
+    if (f.length < 4 || f.length > 6) {
+      throw lineError('BAD_CONFIG', where, `expected "LOWER UPPER ecryptfs OPTIONS", found ${f.length} field(s)`, 'Write four fields separated by blanks; \\040 for a space inside a path');
+    }
+    const [lower, upper, type, opts, ...rest] = f as [string, string, string, string, ...string[]];
+    if (type !== 'ecryptfs') throw lineError('BAD_CONFIG', where, `type "${type.slice(0, 40)}" is not ecryptfs`, 'Only eCryptfs mounts are listed here; the third field must be ecryptfs');
+    if (rest.some((r) => !/^[0-9]{1,3}$/.test(r))) throw lineError('BAD_CONFIG', where, 'the fields after the options must be numbers (fstab dump and pass)', 'Remove them');
+    return entryOf('user', where, lower, upper, opts, owner);
+  });
 }
 
 /**
@@ -337,31 +352,18 @@ export function parseUserExtraMounts(buf: Buffer, owner: HomeOwner, display = `~
  * problem (the admin's to fix, and the user is told).
  */
 export function parseFstabExtraMounts(buf: Buffer, owner: HomeOwner, file = FSTAB): ParsedExtraMounts {
-  const out: ParsedExtraMounts = { entries: [], problems: [] };
-  const text = decode(buf, file);
-  if (text instanceof AgentError) return { entries: [], problems: [{ where: file, error: text }] };
-  text.split('\n').forEach((raw, i) => {
-    const where = `${file} line ${i + 1}`;
-    const f = splitFstabLine(raw);
-    if (f === null || f.length < 4 || f[2] !== 'ecryptfs') return;
+  return parseLines(buf, file, (f, where) => {
+    if (f.length < 4 || f[2] !== 'ecryptfs') return null;
     const [lower, upper, , opts] = f as [string, string, string, string];
-    if (!isInside(upper, owner.home)) return; // another user's, or a system mount
+    if (!isInside(upper, owner.home)) return null; // another user's, or a system mount
     // Whether the line is meant for users at all: decided on the words alone, so that a line
     // without user,noauto is ignored even when its other options are broken.
     const words = opts.split(',').map((w) => w.split('=')[0]);
     const lastAuto = words.filter((w) => w === 'auto' || w === 'noauto').pop();
-    if (!(words.includes('user') || words.includes('users')) || lastAuto !== 'noauto') return;
-    try {
-      if (f.length > 6) throw lineError('BAD_CONFIG', where, `${f.length} fields; an fstab line has at most 6`, 'Escape blanks inside paths as \\040');
-      const o = parseExtraMountOptions(opts, where, 'fstab');
-      checkExtraMountPaths(lower, upper, owner, where);
-      out.entries.push({ origin: 'fstab', where, lower, upper, ecryptfs: o.ecryptfs, readOnly: o.readOnly, noexec: o.noexec });
-    } catch (e) {
-      if (!(e instanceof AgentError)) throw e;
-      out.problems.push({ where, error: e });
-    }
+    if (!(words.includes('user') || words.includes('users')) || lastAuto !== 'noauto') return null;
+    if (f.length > 6) throw lineError('BAD_CONFIG', where, `${f.length} fields; an fstab line has at most 6`, 'Escape blanks inside paths as \\040');
+    return entryOf('fstab', where, lower, upper, opts, owner);
   });
-  return out;
 }
 
 /** Every sig an entry needs in the keyring: file sigs, then the FNEK sig. */

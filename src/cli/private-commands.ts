@@ -131,13 +131,13 @@ function runHelper(path: string, args: string[], home: string): { ok: boolean; o
 
 // ------------------------------------------------------------------ extra mounts (docs/extra-mounts.md)
 
-/** One line per extra mount that did something or could not (mounted earlier / by others: quiet). */
+/**
+ * One line per extra mount that did something or could not (mounted earlier / by others: quiet).
+ * False when a mount or unmount failed (a refused line is reported but is not a failure of this run).
+ */
 function reportExtras(io: CliIO, t: Target, r: { results: Array<ExtraMountResult | ExtraUnmountResult>; problems?: ExtraMountProblem[] }): boolean {
   let ok = true;
-  for (const p of r.problems ?? []) {
-    io.err(`extra mount refused: ${p.error.message}\nhint: ${p.error.hint}\n`);
-    ok = false;
-  }
+  for (const p of r.problems ?? []) io.err(`extra mount refused: ${p.error.message}\nhint: ${p.error.hint}\n`);
   for (const x of r.results) {
     const upper = tilde(t, 'entry' in x ? x.entry.upper : x.record.upper);
     if (x.outcome === 'mounted') io.out(`${upper} is unlocked (extra mount, ${x.entry.where}).\n`);
@@ -304,7 +304,8 @@ export const unlockCommand: Command = {
         if (!t.root) return 0;
         possessUserKeyring(t.user);
         const store = new SessionStore();
-        return reportExtras(io, t, store.withUserLock(t.user.uid, () => mountConfiguredExtras(t.user, setup, store))) ? 0 : 1;
+        reportExtras(io, t, store.withUserLock(t.user.uid, () => mountConfiguredExtras(t.user, setup, store)));
+        return 0;
       }
       possessUserKeyring(t.user);
       let added: string[] = [];
@@ -361,7 +362,8 @@ export const unlockCommand: Command = {
       }
       io.out(`${where} is unlocked (${tilde(t, setup.lower)} mounted).\nLock it with: ecryptfs-agent lock${t.root ? ` -u ${t.user.name}` : ''}${setup.autoUmount ? ' (the end of the last login session also locks it)' : ''}\n`);
       if (extras === undefined) noteExtrasNeedRoot(io, t, 'unlock');
-      return extras === undefined || reportExtras(io, t, extras) ? 0 : 1;
+      else reportExtras(io, t, extras); // ~/Private is unlocked: a failing extra mount is said, not the exit status
+      return 0;
     } catch (e) {
       return fail(io, 'unlock', e);
     } finally {
@@ -386,7 +388,7 @@ usable until closed, as umount.ecryptfs_private does).
 
 Exit status:
   0  locked (or was not mounted; its keys are removed)
-  1  refused (in use) or failed
+  1  refused (in use) or failed (also when an extra mount could not be unmounted)
   2  usage error`;
 
 export const lockCommand: Command = {

@@ -4,7 +4,8 @@
  * helpers of those scripts (check, check_output) come from test/vm/scripts/lib.sh, prepended here.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { runInVm, type VmMode } from './vm';
@@ -45,4 +46,13 @@ export async function runChecksInVm(
     assert.equal(checks.length, opts.expectedChecks, `expected ${opts.expectedChecks} checks, got ${checks.length}`);
     assert.equal(r.exitCode, checks.every((c) => c.ok) ? 0 : 1);
   });
+}
+
+/** Builds test/fixtures/vm/pam-hold.c (a PAM client that holds a session open) into build/test; returns its path. */
+export function buildPamHold(): string {
+  const repo = join(__dirname, '..', '..', '..');
+  const hold = join(repo, 'build', 'test', 'pam-hold');
+  mkdirSync(join(repo, 'build', 'test'), { recursive: true });
+  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', hold, join(repo, 'test', 'fixtures', 'vm', 'pam-hold.c'), '-lpam']);
+  return hold;
 }

@@ -6,18 +6,15 @@
  * ~/Private, files round-trip, unmounted in reverse order at the last logout; shared sigs;
  * overlapping sessions; bad entries refused while ~/Private still unlocks.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runChecksInVm } from './checks';
+import { buildPamHold, runChecksInVm } from './checks';
 
 const REPO = join(__dirname, '..', '..', '..');
 
 test('extra mounts at login and logout in the VM', { timeout: 20 * 60_000 }, async (t) => {
-  const hold = join(REPO, 'build', 'test', 'pam-hold');
-  mkdirSync(join(REPO, 'build', 'test'), { recursive: true });
-  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', hold, join(REPO, 'test', 'fixtures', 'vm', 'pam-hold.c'), '-lpam']);
+  const hold = buildPamHold();
   const body = readFileSync(join(REPO, 'test', 'vm', 'scripts', 'extra-mounts-suite.sh'), 'utf8');
   const expectedChecks = body.split('\n').filter((l) => /^\s*check(_output)? [a-z]\.[a-z0-9.-]+ /.test(l)).length;
   await runChecksInVm(t, {

@@ -130,6 +130,19 @@ check d.logout pamtester eat-login $X close_session
 check d.all-unmounted bash -c "! emounted $HX/Private && not_emounted '$VAULT' && not_emounted '$REMOTE'"
 check d.keys-gone not_in_u $X $S1
 
+# e. The manual path as root: unlock -u does the extra mounts of a login, status lists them,
+#    lock -u unmounts them (reverse order) before ~/Private.
+CLI="$REPO/bin/ecryptfs-agent"
+check e.unlock-root bash -c "echo '$XPW' | $CLI unlock -u $X > /tmp/e.unlock 2>&1"
+check e.all-mounted bash -c "emounted $HX/Private && emounted '$VAULT' && emounted '$REMOTE'"
+check_output e.unlock-says "$REMOTE is unlocked \\(extra mount, ~/.ecryptfs/extra-mounts line 2\\)" /tmp/e.unlock
+check_output e.unlock-says-refused 'extra mount refused: ~/.ecryptfs/extra-mounts line 6: unknown option' /tmp/e.unlock
+check e.status-lists bash -c "$CLI status $X > /tmp/e.status 2>&1; grep -q '$RMNT/enc -> $REMOTE: mounted' /tmp/e.status && grep -q 'REFUSED ~/.ecryptfs/extra-mounts line 6' /tmp/e.status"
+check e.lock-root bash -c "$CLI lock -u $X > /tmp/e.lock 2>&1"
+check e.all-unmounted bash -c "! emounted $HX/Private && not_emounted '$VAULT' && not_emounted '$REMOTE'"
+check e.lock-order bash -c "grep -n 'is locked' /tmp/e.lock | cut -d: -f2- | tr '\n' '|' | grep -q '^/home/eatx/Remote is locked (extra mount).|/home/eatx/My Vault is locked (extra mount).|/home/eatx/Private is locked'"
+check e.keys-gone not_in_u $X $S1
+
 echo "--- agent log lines: $(grep -c ecryptfs-agent /tmp/syslog)"
 grep ecryptfs-agent /tmp/syslog | grep -i extra | tail -n 30
 exit $failed
