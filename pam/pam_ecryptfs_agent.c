@@ -789,6 +789,23 @@ enum phase { PH_AUTH, PH_OPEN, PH_CLOSE, PH_CHAUTHTOK };
 static const char *const phase_names[] = { "auth", "open_session", "close_session", "chauthtok" };
 
 /*
+ * The agent failed (killed, timed out, crashed, refused to run): the log has the reason, but the
+ * user must not be left with a login or a password change that silently did half the job.
+ * Auth stays quiet (open_session reports missing keys); logout has no one left to tell.
+ */
+static void tell_user_agent_failed(pam_handle_t *pamh, int flags, enum phase ph)
+{
+	if (flags & PAM_SILENT)
+		return;
+	if (ph == PH_OPEN)
+		(void)pam_error(pamh, "ecryptfs-agent failed; your encrypted directory may still be locked. "
+		                      "Try: ecryptfs-agent unlock (the system log has the reason)");
+	else if (ph == PH_CHAUTHTOK)
+		(void)pam_error(pamh, "ecryptfs-agent failed during the password change; if you use an encrypted "
+		                      "directory, check it with: ecryptfs-agent status (the system log has the reason)");
+}
+
+/*
  * Shared body of the hooks that run the agent.  fallback is PAM_IGNORE for every hook;
  * on_success is what result=success maps to (PAM_IGNORE for auth: we never vouch).
  */
@@ -883,6 +900,7 @@ static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, 
 fallback:
 	if (o.debug)
 		pam_syslog(pamh, LOG_DEBUG, "%s: agent failed or not run; PAM_IGNORE", what);
+	tell_user_agent_failed(pamh, flags, ph);
 	if (r != NULL) {
 		explicit_bzero(r, sizeof(*r));
 		free(r);

@@ -5,7 +5,7 @@
  * ecryptfs-utils' write_v2_wrapped_passphrase_file.
  */
 import * as fs from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AgentError, ErrorCode } from './errors';
 
@@ -117,10 +117,51 @@ export interface WriteFileAtomicOptions {
 
 const TEMP_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
-/** mkstemp-style "<path>-XXXXXX". */
+/**
+ * "<path>.tmp-<pid>-XXXXXX": the writer's pid in the name lets a later writer recognise the
+ * temp file of one that was killed between create and rename (see removeStaleTemps).
+ */
 function tempPathFor(path: string): string {
   const suffix = Array.from(randomBytes(6), (b) => TEMP_ALPHABET[b % TEMP_ALPHABET.length]).join('');
-  return `${path}-${suffix}`;
+  return `${path}.tmp-${process.pid}-${suffix}`;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errnoOf(e) !== 'ESRCH'; // EPERM: alive, someone else's
+  }
+}
+
+/**
+ * Removes temp files that writers of `path` left when they were killed before the rename (their
+ * pid is gone). A live writer's temp file is never touched. Returns the names removed.
+ */
+export function removeStaleTemps(path: string): string[] {
+  const prefix = `${basename(path)}.tmp-`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dirname(path));
+  } catch {
+    return removed; // the write that follows reports a missing or unreadable directory
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d{1,10})-[A-Za-z0-9]{6}$/.exec(name.slice(prefix.length));
+    if (m === null || processAlive(Number(m[1]))) continue;
+    const stale = join(dirname(path), name);
+    try {
+      if (!fs.lstatSync(stale).isFile()) continue;
+      fs.unlinkSync(stale);
+      removed.push(name);
+    } catch {
+      /* gone already, or not ours to remove: the write itself is what matters */
+    }
+  }
+  return removed;
 }
 
 function createExclusive(path: string, mode: number): { fd: number; tempPath: string } {
@@ -145,10 +186,12 @@ function fsyncDirectory(dir: string): void {
 
 /**
  * Replaces `path` atomically with `data`. A symlink at `path` is replaced, not followed.
- * On any failure the temp file is removed and the old file is left untouched.
+ * On any failure the temp file is removed and the old file is left untouched; a temp file
+ * left by a writer that was killed is removed by the next write.
  */
 export function writeFileAtomic(path: string, data: Buffer, opts: WriteFileAtomicOptions = {}): void {
   const mode = opts.mode ?? 0o600;
+  removeStaleTemps(path);
   const { fd, tempPath } = createExclusive(path, mode);
   let fdOpen = true;
   try {

@@ -120,9 +120,43 @@ export interface AuthNote {
   outcome: AuthOutcome;
   /** AgentError code for 'error' */
   code?: string;
+  /** the PAM application process that authenticated (its open_session takes this note) */
+  pid?: number;
+  /** that process's start time (see SessionRecord.start) */
+  start?: string;
 }
 
 export const AUTH_NOTE_MAX_AGE_MS = 10 * 60 * 1000;
+/** Bound on the notes kept per user (a burst of failed logins must not grow the file). */
+const AUTH_NOTES_MAX = 64;
+/** Outcomes after which the login will use the keys in the keyring at its open_session. */
+const OUTCOMES_USING_KEYS: readonly AuthOutcome[] = ['keys-added', 'keys-present', 'already-mounted'];
+
+function isAuthNote(x: unknown): x is AuthNote {
+  if (typeof x !== 'object' || x === null) return false;
+  const n = x as Record<string, unknown>;
+  return (
+    typeof n.time === 'number' &&
+    typeof n.outcome === 'string' &&
+    (n.pid === undefined || typeof n.pid === 'number') &&
+    (n.start === undefined || typeof n.start === 'string') &&
+    (n.code === undefined || typeof n.code === 'string')
+  );
+}
+
+/** Pure: the notes of a UID.auth file (version 2: a list; version 1: one note); damaged → none. */
+export function parseAuthNotes(text: string): AuthNote[] {
+  try {
+    const data: unknown = JSON.parse(text);
+    if (isAuthNote(data)) return [data];
+    const list = typeof data === 'object' && data !== null ? (data as { notes?: unknown }).notes : undefined;
+    return Array.isArray(list) ? list.filter(isAuthNote) : [];
+  } catch {
+    return [];
+  }
+}
+
+const sameProcess = (n: AuthNote, pid: number, start: string | null): boolean => n.pid === pid && start !== null && n.start === start;
 
 /**
  * One extra eCryptfs mount a login made (docs/extra-mounts.md). The list is kept in the order
@@ -237,25 +271,87 @@ export class SessionStore {
     }
   }
 
-  recordAuth(uid: number, note: AuthNote): void {
-    this.ensureDir();
-    writeFileAtomic(join(this.dir, `${uid}.auth`), Buffer.from(JSON.stringify(note) + '\n'), { mode: 0o600 });
+  private authFile(uid: number): string {
+    return join(this.dir, `${uid}.auth`);
   }
 
-  /** The last authentication note if recent enough, and forgets it (it is used once). */
-  takeAuth(uid: number, now = Date.now()): AuthNote | null {
-    const path = join(this.dir, `${uid}.auth`);
-    let note: AuthNote | null = null;
+  private loadAuthNotes(uid: number, now: number): AuthNote[] {
+    let text = '';
     try {
-      const data = JSON.parse(readFileSync(path, 'utf8')) as Partial<AuthNote>;
-      if (typeof data.time === 'number' && typeof data.outcome === 'string' && now - data.time <= AUTH_NOTE_MAX_AGE_MS) {
-        note = data as AuthNote;
-      }
-      rmSync(path, { force: true });
+      text = readFileSync(this.authFile(uid), 'utf8');
     } catch {
-      return null;
+      return [];
     }
-    return note;
+    return parseAuthNotes(text).filter((n) => now - n.time <= AUTH_NOTE_MAX_AGE_MS && n.time <= now + 60_000);
+  }
+
+  private saveAuthNotes(uid: number, notes: AuthNote[]): void {
+    if (notes.length === 0) {
+      rmSync(this.authFile(uid), { force: true });
+      return;
+    }
+    const body = JSON.stringify({ version: 2, notes: notes.slice(-AUTH_NOTES_MAX) }) + '\n';
+    writeFileAtomic(this.authFile(uid), Buffer.from(body), { mode: 0o600 });
+  }
+
+  /**
+   * Keeps what this authentication found, one note per authenticating process (call under
+   * withUserLock: logins of one user may authenticate at the same time).
+   */
+  recordAuth(uid: number, note: AuthNote, now = Date.now()): void {
+    this.ensureDir();
+    const start = note.pid === undefined ? null : processStart(note.pid);
+    const stamped: AuthNote = note.pid !== undefined && start !== null ? { ...note, start } : note;
+    const others = this.loadAuthNotes(uid, now).filter((n) => note.pid === undefined || !sameProcess(n, note.pid, start));
+    this.saveAuthNotes(uid, [...others, stamped]);
+  }
+
+  /**
+   * The note of the authentication that process `pid` made, and forgets it (it is used once).
+   * Failing that, the newest note of an authenticating process that has ended (a client that
+   * authenticates and opens the session in two processes); never a live process's note, which
+   * belongs to a login still on its way to open_session. Call under withUserLock.
+   */
+  takeAuth(uid: number, pid: number, now = Date.now()): AuthNote | null {
+    const notes = this.loadAuthNotes(uid, now);
+    const start = processStart(pid);
+    let idx = notes.findIndex((n) => sameProcess(n, pid, start));
+    if (idx < 0) {
+      for (let i = notes.length - 1; i >= 0; i--) {
+        const n = notes[i] as AuthNote;
+        if (n.pid === undefined || n.start === undefined || !this.alive(n.pid, n.start)) {
+          idx = i;
+          break;
+        }
+      }
+    }
+    const taken = idx < 0 ? null : (notes[idx] as AuthNote);
+    if (taken) notes.splice(idx, 1);
+    this.saveAuthNotes(uid, notes);
+    return taken;
+  }
+
+  /**
+   * Logins between auth and open_session that will use the keys in the keyring: their process
+   * is alive and authenticated within `withinMs`. The last logout must hand the keys over to
+   * them instead of unlinking (call under withUserLock).
+   */
+  pendingLogins(uid: number, withinMs: number, now = Date.now()): AuthNote[] {
+    return this.loadAuthNotes(uid, now).filter(
+      (n) =>
+        OUTCOMES_USING_KEYS.includes(n.outcome) &&
+        now - n.time <= withinMs &&
+        n.pid !== undefined &&
+        n.start !== undefined &&
+        this.alive(n.pid, n.start),
+    );
+  }
+
+  /** Drops the notes of authenticating processes that have ended (at the last logout). */
+  dropFinishedAuths(uid: number, now = Date.now()): void {
+    const notes = this.loadAuthNotes(uid, now);
+    const kept = notes.filter((n) => n.pid !== undefined && n.start !== undefined && this.alive(n.pid, n.start));
+    if (kept.length !== notes.length || (notes.length === 0 && existsSync(this.authFile(uid)))) this.saveAuthNotes(uid, kept);
   }
 
   private extraMountsFile(uid: number): string {

@@ -15,7 +15,7 @@ import { type MountInfoEntry, sigsOfMount } from './mount';
 import { gatherExtraMountStatus, type ExtraMountStatus } from './extra-mounts-io';
 import { findPrivateMount } from './private-mount';
 import { loadPrivateSetup, type PrivateSetup, type UserRef } from './private-setup';
-import { type AuthNote, DEFAULT_STATE_DIR, SessionStore } from './session';
+import { type AuthNote, DEFAULT_STATE_DIR, parseAuthNotes, SessionStore } from './session';
 import { asUser } from './credentials';
 import { keysPresent, possessUserKeyring } from './unlock';
 
@@ -274,16 +274,12 @@ export interface StatusReport {
   extraMounts?: { entries: ExtraMountStatus[]; problems: string[] } | { error: string };
 }
 
-/** The last authentication note, read without consuming it (root only). */
+/** The newest authentication note, read without consuming it (root only). */
 export function peekAuthNote(uid: number, dir = DEFAULT_STATE_DIR): AuthNote | null {
   const text = readText(join(dir, `${uid}.auth`));
   if (text === null) return null;
-  try {
-    const n = JSON.parse(text) as Partial<AuthNote>;
-    return typeof n.time === 'number' && typeof n.outcome === 'string' ? (n as AuthNote) : null;
-  } catch {
-    return null;
-  }
+  const notes = parseAuthNotes(text);
+  return notes.reduce<AuthNote | null>((newest, n) => (newest === null || n.time >= newest.time ? n : newest), null);
 }
 
 export function gatherStatus(user: UserRef, opts: { root: boolean; store?: SessionStore }): StatusReport {

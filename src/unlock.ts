@@ -115,6 +115,21 @@ export function keepKeys(owner: UserRef, sigs: string[]): void {
   });
 }
 
+/**
+ * Puts an expiry on the given auth toks instead of unlinking them: a login between its auth and
+ * its open_session will use them (its open_session clears the expiry); if it never opens, they
+ * go away on their own. Returns the sigs found.
+ */
+export function handOverKeys(owner: UserRef, sigs: string[], timeoutSec: number): string[] {
+  return asUser(owner, () =>
+    sigs.filter((sig) => {
+      const id = searchUserKey(sig, KEY_SPEC.USER);
+      if (id !== null) setKeyTimeout(id, timeoutSec);
+      return id !== null;
+    }),
+  );
+}
+
 /** Unlinks the given auth toks from the user keyring; returns the sigs that were removed. */
 export function forgetKeys(owner: UserRef, sigs: string[]): string[] {
   return asUser(owner, () => sigs.filter((sig) => removeAuthTok(sig, KEY_SPEC.USER)));

@@ -9,7 +9,7 @@
 import { AgentError } from '../../src/errors';
 import { findPrivateMount } from '../../src/private-mount';
 import type { AuthNote } from '../../src/session';
-import { insertMountKeys, keysPresent, loadKeysFromWrapped } from '../../src/unlock';
+import { insertMountKeys, keysPresent, unwrapMountPassphrase } from '../../src/unlock';
 import { AUTH_KEY_TIMEOUT_SEC, ignore, type PhaseContext } from '../context';
 import type { AgentReply } from '../../src/protocol';
 
@@ -20,57 +20,82 @@ export function handleAuth(ctx: PhaseContext): AgentReply {
     log.debug('no auto-mount: nothing to unlock at login', { user: user.name, phase: 'auth' });
     return ignore();
   }
+  const base = { user: user.name, phase: 'auth' };
   const note = (outcome: AuthNote['outcome'], code?: string): void => {
-    const n: AuthNote = { time: Date.now(), outcome };
+    const n: AuthNote = { time: Date.now(), outcome, pid: req.pamPid };
     if (code !== undefined) n.code = code;
     store.recordAuth(user.uid, n);
   };
-  if (findPrivateMount(setup)) {
-    note('already-mounted');
-    log.info('private directory already mounted; skipping unwrap', { user: user.name, phase: 'auth', outcome: 'already-mounted' });
-    return ignore();
-  }
-  if (keysPresent(user, setup).missing.length === 0) {
-    note('keys-present');
-    log.info('auth toks already in the user keyring', { user: user.name, phase: 'auth', outcome: 'keys-present' });
-    return ignore();
-  }
-  if (!req.authtok || req.authtok.length === 0) {
-    note('no-password');
-    log.info('no password from the PAM stack; cannot unwrap', { user: user.name, phase: 'auth', outcome: 'no-password' });
-    return ignore();
-  }
-  if (req.unwrap && setup.wrappingIndependent) {
-    note('wrapping-independent');
-    log.info('wrapping passphrase is independent of the login password; not unwrapping', { user: user.name, phase: 'auth', outcome: 'wrapping-independent' });
-    return ignore();
-  }
-  try {
-    const result = req.unwrap
-      ? loadKeysFromWrapped(user, setup, req.authtok, AUTH_KEY_TIMEOUT_SEC)
-      : // Legacy mode (no `unwrap` option): the login password is the mount passphrase.
-        insertMountKeys(user, setup, req.authtok, AUTH_KEY_TIMEOUT_SEC);
-    note('keys-added');
-    log.notice('auth toks added to the user keyring', {
-      user: user.name,
-      phase: 'auth',
-      outcome: 'keys-added',
-      added: result.added.join(','),
-      present: result.present.join(','),
-      expires_in: AUTH_KEY_TIMEOUT_SEC,
-    });
-  } catch (e) {
-    if (e instanceof AgentError && e.code === 'WRONG_PASSWORD') {
-      note('wrong-password');
-      log.warning('login password does not unwrap the wrapped passphrase', { user: user.name, phase: 'auth', outcome: 'wrong-password' });
-    } else if (e instanceof AgentError && e.code === 'SIG_MISMATCH') {
-      note('sig-mismatch');
-      log.error(e.message, { user: user.name, phase: 'auth', outcome: 'sig-mismatch', fix: e.hint });
-    } else {
-      const code = e instanceof AgentError ? e.code : 'INTERNAL';
-      note('error', code);
-      log.error(`cannot unlock: ${(e as Error).message}`, { user: user.name, phase: 'auth', outcome: 'error', code, fix: e instanceof AgentError ? e.hint : undefined });
+  const unlockedAlready = (): 'already-mounted' | 'keys-present' | null =>
+    findPrivateMount(setup) ? 'already-mounted' : keysPresent(user, setup).missing.length === 0 ? 'keys-present' : null;
+  const canUnwrap = req.authtok !== undefined && req.authtok.length > 0 && !(req.unwrap && setup.wrappingIndependent);
+
+  // The mount passphrase (legacy mode: the password itself). The costly unwrap runs outside the
+  // user's lock; the keyring change and the note run under it, so a last logout happening at the
+  // same time either sees this login's note and hands the keys over, or has finished before
+  // this login looks at the keyring (see close-session and SessionStore.pendingLogins).
+  const unwrapped: { passphrase: Buffer | null; error: unknown } = { passphrase: null, error: null };
+  const prepare = (): void => {
+    try {
+      unwrapped.passphrase = req.unwrap
+        ? unwrapMountPassphrase(user, setup, req.authtok as Buffer)
+        : Buffer.from(req.authtok as Buffer); // legacy mode (no `unwrap` option)
+    } catch (e) {
+      unwrapped.error = e;
     }
+  };
+  if (canUnwrap && unlockedAlready() === null) prepare();
+  try {
+    store.withUserLock(user.uid, () => {
+      const already = unlockedAlready();
+      if (already === 'already-mounted') {
+        note(already);
+        log.info('private directory already mounted; skipping unwrap', { ...base, outcome: already });
+        return;
+      }
+      if (already === 'keys-present') {
+        note(already);
+        log.info('auth toks already in the user keyring', { ...base, outcome: already });
+        return;
+      }
+      if (!req.authtok || req.authtok.length === 0) {
+        note('no-password');
+        log.info('no password from the PAM stack; cannot unwrap', { ...base, outcome: 'no-password' });
+        return;
+      }
+      if (!canUnwrap) {
+        note('wrapping-independent');
+        log.info('wrapping passphrase is independent of the login password; not unwrapping', { ...base, outcome: 'wrapping-independent' });
+        return;
+      }
+      if (unwrapped.passphrase === null && unwrapped.error === null) prepare(); // locked by a logout meanwhile
+      try {
+        if (unwrapped.passphrase === null) throw unwrapped.error;
+        const result = insertMountKeys(user, setup, unwrapped.passphrase, AUTH_KEY_TIMEOUT_SEC);
+        note('keys-added');
+        log.notice('auth toks added to the user keyring', {
+          ...base,
+          outcome: 'keys-added',
+          added: result.added.join(','),
+          present: result.present.join(','),
+          expires_in: AUTH_KEY_TIMEOUT_SEC,
+        });
+      } catch (e) {
+        if (e instanceof AgentError && e.code === 'WRONG_PASSWORD') {
+          note('wrong-password');
+          log.warning('login password does not unwrap the wrapped passphrase', { ...base, outcome: 'wrong-password' });
+        } else if (e instanceof AgentError && e.code === 'SIG_MISMATCH') {
+          note('sig-mismatch');
+          log.error(e.message, { ...base, outcome: 'sig-mismatch', fix: e.hint });
+        } else {
+          const code = e instanceof AgentError ? e.code : 'INTERNAL';
+          note('error', code);
+          log.error(`cannot unlock: ${(e as Error).message}`, { ...base, outcome: 'error', code, fix: e instanceof AgentError ? e.hint : undefined });
+        }
+      }
+    });
+  } finally {
+    unwrapped.passphrase?.fill(0);
   }
   return ignore();
 }

@@ -10,8 +10,8 @@ import { unmountRecordedExtras } from '../../src/extra-mounts-io';
 import { findPrivateMount, sigsNotMounted, unmountPrivate } from '../../src/private-mount';
 import { setupSigs } from '../../src/private-setup';
 import type { AgentReply } from '../../src/protocol';
-import { forgetKeys } from '../../src/unlock';
-import { ignore, success, tildePath, UNCOUNTED_SERVICES, type PhaseContext } from '../context';
+import { forgetKeys, handOverKeys } from '../../src/unlock';
+import { AUTH_KEY_TIMEOUT_SEC, ignore, success, tildePath, UNCOUNTED_SERVICES, type PhaseContext } from '../context';
 
 /** Unmounts the recorded extra mounts (last first); returns their sigs and lines for the user. */
 function closeExtras(ctx: PhaseContext, base: Record<string, string | number>): { sigs: string[]; error: string[] } {
@@ -69,12 +69,19 @@ export function handleCloseSession(ctx: PhaseContext): AgentReply {
     try {
       const mounted = findPrivateMount(setup) !== undefined;
       const outcome = mounted ? unmountPrivate(setup) : { unmounted: false, lazy: false };
-      const forgotten = forgetKeys(user, sigsNotMounted([...setupSigs(setup), ...extras.sigs]));
+      // A login of this user between its auth and its open_session (concurrent logins) will use
+      // the keys: hand them over with the auth expiry instead of pulling them from under it.
+      const pending = store.pendingLogins(user.uid, AUTH_KEY_TIMEOUT_SEC * 1000);
+      const unused = sigsNotMounted([...setupSigs(setup), ...extras.sigs]);
+      const forgotten = pending.length === 0 ? forgetKeys(user, unused) : [];
+      const handedOver = pending.length === 0 ? [] : handOverKeys(user, unused, AUTH_KEY_TIMEOUT_SEC);
+      store.dropFinishedAuths(user.uid);
       log.notice(outcome.unmounted ? 'last session closed; private directory locked' : 'last session closed; nothing was mounted', {
         ...base,
         outcome: outcome.unmounted ? (outcome.lazy ? 'unmounted-lazy' : 'unmounted') : 'not-mounted',
         mount: setup.upper,
         keys_removed: forgotten.join(','),
+        ...(pending.length > 0 ? { keys_handed_over: handedOver.join(','), pending_logins: pending.map((n) => n.pid).join(',') } : {}),
       });
       return success([], extras.error);
     } catch (e) {

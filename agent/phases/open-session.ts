@@ -127,7 +127,7 @@ export function handleOpenSession(ctx: PhaseContext): AgentReply {
   return store.withUserLock(user.uid, () => {
     const { record, live, pruned } = store.open(user.uid, { pid: req.pamPid, service: req.service, tty: req.tty, rhost: req.rhost });
     const base = { user: user.name, phase: 'open_session', sessions: live.length, pruned: pruned.length, service: req.service };
-    const auth = store.takeAuth(user.uid);
+    const auth = store.takeAuth(user.uid, req.pamPid);
     if (!setup.autoMount) {
       log.info('session counted; no auto-mount', { ...base, outcome: 'counted' });
       return success([], [], record.id);

@@ -5,7 +5,7 @@
  * checks, session counts, messages); the mount itself is proven in the VM suite.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -144,6 +144,41 @@ describe('open_session and close_session (mount itself: VM suite)', () => {
     runAgent({ phase: 'auth', user: u.name, authtok: Buffer.from('the-new-password') });
     const r = runAgent({ phase: 'open_session', user: u.name });
     assert.match(r.error.join(' '), /does not unwrap .*rewrap-passphrase/);
+  });
+
+  test('concurrent logins: a last logout hands the keys over to a login between its auth and its open_session', () => {
+    const { u } = newUser();
+    const first = runAgent({ phase: 'open_session', user: u.name }); // a session already open
+    // a second login's PAM process: alive while it goes from auth to open_session
+    const login = spawn('sleep', ['120']);
+    try {
+      runAgent({ phase: 'auth', user: u.name, authtok: pw(u), pamPid: login.pid as number });
+      assert.equal(userKeys(u).length, 1);
+      runAgent({ phase: 'close_session', user: u.name, session: first.session ?? '' }); // the last logout
+      const handed = userKeys(u);
+      assert.equal(handed.length, 1, 'the pending login keeps its key');
+      assert.notEqual(handed[0]?.timeout, 'perm', 'handed over with an expiry, not kept forever');
+      const open = runAgent({ phase: 'open_session', user: u.name, pamPid: login.pid as number });
+      assert.doesNotMatch(open.info.join(' '), /is locked/, 'the login found its key');
+      assert.match(open.error.join(' '), /could not be mounted/, 'it went on to mount(2) (no eCryptfs in this kernel)');
+      runAgent({ phase: 'close_session', user: u.name, session: open.session ?? '' });
+    } finally {
+      login.kill('SIGKILL');
+    }
+    assert.deepEqual(userKeys(u), []);
+    assert.equal(existsSync(`/run/ecryptfs-agent/${u.uid}.auth`), false, 'no auth note left behind');
+  });
+
+  test('a login that authenticated and then died gets no keys handed over: the last logout unlinks them', () => {
+    const { u } = newUser();
+    const first = runAgent({ phase: 'open_session', user: u.name });
+    const login = spawnSync('sh', ['-c', 'echo $$']);
+    const gonePid = Number(login.stdout.toString().trim());
+    // the note of a finished process; its keys were added with the auth expiry
+    runAgent({ phase: 'auth', user: u.name, authtok: pw(u), pamPid: gonePid });
+    runAgent({ phase: 'close_session', user: u.name, session: first.session ?? '' });
+    assert.deepEqual(userKeys(u), []);
+    assert.equal(existsSync(`/run/ecryptfs-agent/${u.uid}.auth`), false);
   });
 
   test('systemd user manager sessions are not counted', () => {

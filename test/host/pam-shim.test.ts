@@ -188,6 +188,15 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
     for (const f of reqs) assert.equal(f.silent, '1');
   });
 
+  test('PAM_SILENT: a failing agent is not reported through the conversation either', async () => {
+    const svc = service(
+      neighbourStack(h, { control: 'optional', ours: ours(h, 'spy', `agent=${agent('agent-crash')} timeout=2`), authtok: PW }),
+    );
+    const r = await runTst(h, svc, ['silent', 'auth', 'open', 'close']);
+    assert.deepEqual(r.conv.filter((c) => c.text.includes('ecryptfs-agent')), []);
+    assert.equal(errors(r).length, 3);
+  });
+
   test('module alone in the stack: libpam turns the all-PAM_IGNORE stack into PAM_PERM_DENIED', async () => {
     for (const [name, sessionCode] of [
       ['agent-ok', PAM.SUCCESS],
@@ -260,6 +269,14 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
       assert.equal(errs.length, 4, errs.join('\n')); // one per agent run
       for (const e of errs) assert.match(e, reason);
       assert.deepEqual(agentConv(r), []);
+      // the user is told once at open_session and once at chauthtok (not at auth or logout)
+      assert.deepEqual(
+        r.conv.filter((c) => c.text.startsWith('ecryptfs-agent failed')).map((c) => [c.kind, c.text.split(';')[0]]),
+        [
+          ['error', 'ecryptfs-agent failed'],
+          ['error', 'ecryptfs-agent failed during the password change'],
+        ],
+      );
     });
   }
 

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { fileExists, readSmallFile, writeFileAtomic } from '../../src/secure-file';
+import { fileExists, readSmallFile, removeStaleTemps, writeFileAtomic } from '../../src/secure-file';
 import { isAgentError, type ErrorCode } from '../../src/errors';
 
 let dir: string;
@@ -70,7 +70,27 @@ test('writeFileAtomic writes mode 0600 regardless of umask and leaves no temp fi
   writeFileAtomic(p, Buffer.from('two'), { mode: 0o640 });
   assert.equal(fs.readFileSync(p, 'utf8'), 'two');
   assert.equal(fs.statSync(p).mode & 0o777, 0o640);
-  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('atomic-')), []);
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('atomic.tmp-')), []);
+});
+
+test('a temp file left by a killed writer is removed by the next write; a live writer\'s is kept', () => {
+  const p = join(dir, 'wrapped');
+  fs.writeFileSync(p, 'old');
+  // a pid that is surely gone: a child that has exited and been reaped
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  const deadPid = Number(dead.stdout);
+  assert.ok(deadPid > 0);
+  const stale = `wrapped.tmp-${deadPid}-AbC123`;
+  const live = `wrapped.tmp-${process.pid}-XyZ789`;
+  const other = 'wrapped.tmp-notapid-AbC123';
+  for (const n of [stale, live, other]) fs.writeFileSync(join(dir, n), 'partial');
+  fs.mkdirSync(join(dir, `wrapped.tmp-${deadPid}-DirDir`)); // not a regular file: left alone
+  writeFileAtomic(p, Buffer.from('new'));
+  assert.equal(fs.readFileSync(p, 'utf8'), 'new');
+  const left = fs.readdirSync(dir).filter((n) => n.startsWith('wrapped.tmp-')).sort();
+  assert.deepEqual(left, [`wrapped.tmp-${deadPid}-DirDir`, live, other].sort());
+  assert.deepEqual(removeStaleTemps(p), []);
+  for (const n of left) fs.rmSync(join(dir, n), { recursive: true });
 });
 
 test('writeFileAtomic replaces a symlink instead of writing through it', () => {
