@@ -36,6 +36,11 @@ export async function runChecksInVm(
     mode: opts.mode,
     timeoutMs: opts.timeoutMs,
     onOutput: (chunk) => process.stderr.write(chunk),
+  }).catch((e: unknown) => {
+    // No exit status (panic, timeout, a dead init): the kernel's last words are the only clue.
+    const consoleText = (e as { console?: unknown }).console;
+    if (typeof consoleText === 'string') process.stderr.write(`--- VM console (last 80 lines)\n${consoleText.split('\n').slice(-80).join('\n')}\n`);
+    throw e;
   });
   t.diagnostic(`accelerator ${r.accel}; boot ${r.bootMs} ms; whole run ${Date.now() - started} ms`);
   const checks = parseChecks(r.output);
