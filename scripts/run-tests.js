@@ -31,5 +31,22 @@ if ((suites.includes('host') || suites.includes('vm')) && process.getuid() !== 0
   console.error('run-tests: the host and vm suites run as root (real keyring, PAM, qemu)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit', cwd: root });
+// Two test processes at a time when VM suites run: a TCG guest keeps about one core busy, so a
+// second file (host tests, another VM) uses the other one. Host files stay serial among themselves
+// (test/helpers/serial-host.ts). The longest VM file goes first so the host files run beside it.
+// ECRYPTFS_AGENT_TEST_JOBS overrides (1 = everything serial).
+const jobs = Number(process.env.ECRYPTFS_AGENT_TEST_JOBS || (suites.includes('vm') ? 2 : 1));
+if (!(jobs >= 1)) {
+  console.error('run-tests: ECRYPTFS_AGENT_TEST_JOBS must be a positive number');
+  process.exit(1);
+}
+const FIRST = ['faults.vm.test.js', 'stress.vm.test.js'];
+const isFirst = (f) => FIRST.some((n) => f.endsWith(`/${n}`));
+const ordered = jobs > 1 ? [...files.filter(isFirst), ...files.filter((f) => !isFirst(f))] : files;
+const preload = join(root, 'dist', 'test', 'helpers', 'serial-host.js');
+const r = spawnSync(
+  process.execPath,
+  ['--test', `--test-concurrency=${jobs}`, '--require', preload, ...ordered],
+  { stdio: 'inherit', cwd: root },
+);
 process.exit(r.status === null ? 1 : r.status);

@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'BAD_AUTH_TOK'
   | 'BAD_SIG'
   | 'BAD_CONFIG'
+  | 'BAD_CIPHER'
+  | 'SIG_NOT_CACHED'
   // files and paths
   | 'NOT_FOUND'
   | 'NOT_REGULAR_FILE'
@@ -32,11 +34,14 @@ export type ErrorCode =
   | 'UNMOUNT_BUSY'
   | 'LOCK_TIMEOUT'
   | 'NO_ECRYPTFS'
+  | 'CIPHER_UNAVAILABLE'
+  | 'NOT_MOUNTED'
   | 'NO_SUCH_USER'
   | 'PERMISSION'
   | 'NATIVE'
   // usage
-  | 'USAGE';
+  | 'USAGE'
+  | 'CANCELLED';
 
 const HINTS: Record<ErrorCode, string> = {
   WRONG_PASSWORD: 'Check the passphrase; if you changed your login password, rewrap with the old one: ecryptfs-agent rewrap-passphrase ~/.ecryptfs/wrapped-passphrase',
@@ -49,6 +54,8 @@ const HINTS: Record<ErrorCode, string> = {
   BAD_AUTH_TOK: 'The eCryptfs auth token is malformed (must be 740 bytes, version 0x0004); this is a bug, please report it',
   BAD_SIG: 'A signature must be 16 hexadecimal characters; check ~/.ecryptfs/Private.sig',
   BAD_CONFIG: 'Fix or recreate the file named in the message (see ecryptfs-agent(1), FILES)',
+  BAD_CIPHER: 'Pick a cipher and key size from the list in ecryptfs-agent mount --help',
+  SIG_NOT_CACHED: 'Check the passphrase; if it is right, run again with --yes to record its signature (or --no-sig-cache to skip the check)',
   NOT_FOUND: 'Create it, or run ecryptfs-agent setup-private',
   NOT_REGULAR_FILE: 'Replace it with a regular file',
   SYMLINK_REFUSED: 'Replace the symbolic link with the real file or directory',
@@ -63,10 +70,13 @@ const HINTS: Record<ErrorCode, string> = {
   UNMOUNT_BUSY: 'Close the programs still using the directory (fuser -vm DIR) and try again',
   LOCK_TIMEOUT: 'Another login or unlock for this user is still running; wait and try again',
   NO_ECRYPTFS: 'Load the module: modprobe ecryptfs (package linux-image with CONFIG_ECRYPT_FS)',
+  CIPHER_UNAVAILABLE: 'Load the cipher (modprobe crypto-NAME) or choose one the kernel lists in /proc/crypto',
+  NOT_MOUNTED: 'Name the directory an eCryptfs file system is mounted on (grep ecryptfs /proc/self/mounts)',
   NO_SUCH_USER: 'Check the user name',
   PERMISSION: 'Run as root, or as the user who owns the files',
   NATIVE: 'Rebuild the native addon: npm run build:native',
   USAGE: 'See ecryptfs-agent --help',
+  CANCELLED: 'Nothing was changed; run the command again when you are ready',
 };
 
 export class AgentError extends Error {

@@ -30,7 +30,7 @@ import {
 } from './extra-mounts';
 import { KEY_SPEC, searchUserKey } from './keyring';
 import { MS, mountRaw, readMountInfo, renderEcryptfsOptions, unmount, type MountInfoEntry } from './mount';
-import { APPROVED_FS_TYPES, openDirNoUserSymlinks, unmountOrDetach } from './private-mount';
+import { APPROVED_FS_TYPES, openDirNoUserSymlinks, openDirSafely, unmountOrDetach } from './private-mount';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { readSmallFile } from './secure-file';
 import type { ExtraMountRecord, SessionStore } from './session';
@@ -109,7 +109,7 @@ export function lowerPresent(user: UserRef, path: string): boolean {
 /** Opens the encrypted directory safely (as the user); the caller closes the fd. */
 function openLower(user: UserRef, lower: string): number {
   try {
-    return openDirNoUserSymlinks(lower, user, { what: 'encrypted directory', approved: LOWER_FS_TYPES });
+    return openDirSafely(lower, { owner: user, role: 'encrypted directory', approved: LOWER_FS_TYPES });
   } catch (e) {
     if (isAgentError(e, 'PERMISSION')) {
       throw new AgentError('PERMISSION', `${e.message} (the encrypted directory ${lower})`, {

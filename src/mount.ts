@@ -233,3 +233,10 @@ export function sigsOfMount(entry: MountInfoEntry): string[] {
   const { sigs, fnekSig } = parseEcryptfsSigs(entry);
   return fnekSig === undefined ? sigs : [...sigs, fnekSig];
 }
+
+/** Of `sigs`, those no eCryptfs mount in `mounts` uses (its keys may be unlinked without breaking a mount). */
+export function sigsNotInUse(sigs: readonly string[], mounts: MountInfoEntry[] = readMountInfo()): string[] {
+  const inUse = new Set<string>();
+  for (const m of ecryptfsMounts(mounts)) for (const s of sigsOfMount(m)) inUse.add(s);
+  return sigs.filter((s) => !inUse.has(s));
+}

@@ -18,7 +18,7 @@ import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, statSync, 
 import { normalize } from 'node:path';
 import { asUser } from './credentials';
 import { AgentError } from './errors';
-import { type MountInfoEntry, mountEcryptfs, readMountInfo, sigsOfMount, unmount } from './mount';
+import { type MountInfoEntry, mountEcryptfs, readMountInfo, sigsNotInUse, unmount } from './mount';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { setupSigs } from './private-setup';
 
@@ -49,21 +49,23 @@ export const APPROVED_FS_TYPES: ReadonlyMap<number, string> = new Map([
 ]);
 
 /** Pure: the path must be absolute and already normal (no "..", ".", "//" or trailing "/"). */
-export function checkMountPointSyntax(path: string): void {
+export function checkMountPointSyntax(path: string, role = 'mount point'): void {
   if (!path.startsWith('/') || path.includes('\0') || normalize(path) !== path || path === '/' || path.endsWith('/')) {
-    throw new AgentError('UNSAFE_PATH', `mount point "${path}" must be an absolute, normalised path`);
+    throw new AgentError('UNSAFE_PATH', `${role} "${path}" must be an absolute, normalised path`);
   }
   if (path.split('/').some((c) => c === '..' || c === '.')) {
-    throw new AgentError('UNSAFE_PATH', `mount point "${path}" contains "." or ".." components`);
+    throw new AgentError('UNSAFE_PATH', `${role} "${path}" contains "." or ".." components`);
   }
 }
 
 // libuv opens every fd with O_CLOEXEC already.
 const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
 
-export interface OpenDirOptions {
-  /** what the directory is, in messages (default "mount point") */
-  what?: string;
+export interface SafeDirOptions {
+  /** the final directory must be owned by this user (omit: any owner, e.g. root's own `mount`) */
+  owner?: UserRef;
+  /** what the directory is, for messages: "mount point" (default), "lower directory"… */
+  role?: string;
   /** statfs f_type values accepted for the directory (default APPROVED_FS_TYPES) */
   approved?: ReadonlyMap<number, string>;
 }
@@ -72,9 +74,19 @@ export interface OpenDirOptions {
  * Opens `path` as a directory without following any symlink the user could control.
  * Must run with the user's credentials. Returns an fd the caller closes.
  */
-export function openDirNoUserSymlinks(path: string, owner: UserRef, opts: OpenDirOptions = {}): number {
-  const what = opts.what ?? 'mount point';
-  checkMountPointSyntax(path);
+export function openDirNoUserSymlinks(path: string, owner: UserRef): number {
+  return openDirSafely(path, { owner });
+}
+
+/**
+ * The walk of openDirNoUserSymlinks for any caller: from "/" one component at a time with
+ * O_NOFOLLOW, following only root-controlled symlinks and never a final one, then the owner
+ * (when given) and the filesystem-type whitelist checks. Returns an fd the caller closes.
+ */
+export function openDirSafely(path: string, opts: SafeDirOptions = {}): number {
+  const role = opts.role ?? 'mount point';
+  const owner = opts.owner;
+  checkMountPointSyntax(path, role);
   let fd = openSync('/', DIR_FLAGS);
   const components = path.split('/').filter((c) => c !== '');
   let walked = '';
@@ -103,12 +115,12 @@ export function openDirNoUserSymlinks(path: string, owner: UserRef, opts: OpenDi
           next = openSync(`/proc/self/fd/${fd}/${name}`, fsc.O_RDONLY | fsc.O_DIRECTORY);
           if (i === components.length - 1) {
             closeSync(next);
-            throw new AgentError('SYMLINK_REFUSED', `${here} is a symbolic link; the ${what} itself must be a real directory`);
+            throw new AgentError('SYMLINK_REFUSED', `${here} is a symbolic link; the ${role} itself must be a real directory`);
           }
         } else if (code === 'ENOENT') {
-          throw new AgentError('NOT_FOUND', `${what} ${path} does not exist (missing ${here})`, { hint: `Create it: mkdir -m 700 ${path}` });
+          throw new AgentError('NOT_FOUND', `${role} ${path} does not exist (missing ${here})`, { hint: `Create it: mkdir -m 700 ${path}` });
         } else if (code === 'EACCES') {
-          throw new AgentError('PERMISSION', `${owner.name} cannot reach ${here}`);
+          throw new AgentError('PERMISSION', `${owner?.name ?? 'this process'} cannot reach ${here}`);
         } else {
           throw new AgentError('IO', `cannot open ${here}: ${(e as Error).message}`);
         }
@@ -119,15 +131,16 @@ export function openDirNoUserSymlinks(path: string, owner: UserRef, opts: OpenDi
     }
     const st = fstatSync(fd);
     if (!st.isDirectory()) throw new AgentError('UNSAFE_PATH', `${path} is not a directory`);
-    if (st.uid !== owner.uid) {
-      throw new AgentError('BAD_OWNER', `${owner.name} does not own the ${what} ${path} (owner uid ${st.uid})`, {
-        hint: opts.what === undefined ? 'The mount point must be a directory you own, e.g. ~/Private; fix ~/.ecryptfs/Private.mnt' : `The ${what} must be a directory you own (chown it, or fix the entry)`,
+    if (owner !== undefined && st.uid !== owner.uid) {
+      throw new AgentError('BAD_OWNER', `${owner.name} does not own the ${role} ${path} (owner uid ${st.uid})`, {
+        hint: role === 'mount point' ? 'The mount point must be a directory you own, e.g. ~/Private; fix ~/.ecryptfs/Private.mnt' : `The ${role} must be a directory you own (chown it, or fix the entry)`,
       });
     }
     const fsType = Number(statfsSync(`/proc/self/fd/${fd}`).type) >>> 0;
     if (!(opts.approved ?? APPROVED_FS_TYPES).has(fsType)) {
-      const doing = opts.approved === undefined ? 'mount over' : `use as the ${what}`;
-      throw new AgentError('UNSAFE_PATH', `refusing to ${doing} an unapproved filesystem type: 0x${fsType.toString(16)} at ${path}`);
+      const what = role === 'mount point' ? 'to mount over' : `to use ${/^[aeiou]/i.test(role) ? 'an' : 'a'} ${role} on`;
+      const hint = role === 'mount point' ? {} : { hint: `Keep the ${role} on a disk, network, FUSE or tmpfs filesystem (not proc, sys, cgroup …)` };
+      throw new AgentError('UNSAFE_PATH', `refusing ${what} an unapproved filesystem type: 0x${fsType.toString(16)} at ${path}`, hint);
     }
     return fd;
   } catch (e) {
@@ -215,12 +228,5 @@ export function unmountOrDetach(mountPoint: string): UnmountOutcome {
 
 /** Sigs of this setup that no remaining ecryptfs mount still uses (safe to unlink). */
 export function sigsNoLongerMounted(setup: PrivateSetup, mounts: MountInfoEntry[] = readMountInfo()): string[] {
-  return sigsNotMounted(setupSigs(setup), mounts);
-}
-
-/** The sigs among `sigs` that no ecryptfs mount uses (several mounts may share one sig). */
-export function sigsNotMounted(sigs: readonly string[], mounts: MountInfoEntry[] = readMountInfo()): string[] {
-  const inUse = new Set<string>();
-  for (const m of mounts) if (m.fsType === 'ecryptfs') for (const s of sigsOfMount(m)) inUse.add(s);
-  return [...new Set(sigs)].filter((s) => !inUse.has(s));
+  return sigsNotInUse(setupSigs(setup), mounts);
 }

@@ -101,12 +101,7 @@ export function loadPrivateSetup(user: UserRef): PrivateSetup | null {
     upper = parsePrivateMnt(readConfig(mntPath), user.home);
   }
 
-  let salt = DEFAULT_SALT;
-  const rcPath = join(user.home, '.ecryptfsrc');
-  if (fileExists(rcPath)) {
-    const parsed = parseEcryptfsrcSalt(readConfig(rcPath));
-    if (parsed) salt = parsed;
-  }
+  const salt = readEcryptfsrcSalt(user.home);
 
   const wrappedPassphrasePath = join(configDir, 'wrapped-passphrase');
   const setup: PrivateSetup = {
@@ -123,6 +118,13 @@ export function loadPrivateSetup(user: UserRef): PrivateSetup | null {
   };
   if (sigs.fnekSig !== undefined) setup.fnekSig = sigs.fnekSig;
   return setup;
+}
+
+/** The passphrase salt: `salt=` of HOME/.ecryptfsrc, else ecryptfs-utils' default. Call as the file's owner. */
+export function readEcryptfsrcSalt(home: string): Buffer {
+  const rcPath = join(home, '.ecryptfsrc');
+  if (!fileExists(rcPath)) return DEFAULT_SALT;
+  return parseEcryptfsrcSalt(readConfig(rcPath), rcPath) ?? DEFAULT_SALT;
 }
 
 export function setupSigs(setup: PrivateSetup): string[] {

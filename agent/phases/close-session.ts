@@ -7,7 +7,8 @@
  */
 import { AgentError } from '../../src/errors';
 import { unmountRecordedExtras } from '../../src/extra-mounts-io';
-import { findPrivateMount, sigsNotMounted, unmountPrivate } from '../../src/private-mount';
+import { sigsNotInUse } from '../../src/mount';
+import { findPrivateMount, unmountPrivate } from '../../src/private-mount';
 import { setupSigs } from '../../src/private-setup';
 import type { AgentReply } from '../../src/protocol';
 import { forgetKeys, handOverKeys } from '../../src/unlock';
@@ -72,7 +73,7 @@ export function handleCloseSession(ctx: PhaseContext): AgentReply {
       // A login of this user between its auth and its open_session (concurrent logins) will use
       // the keys: hand them over with the auth expiry instead of pulling them from under it.
       const pending = store.pendingLogins(user.uid, AUTH_KEY_TIMEOUT_SEC * 1000);
-      const unused = sigsNotMounted([...setupSigs(setup), ...extras.sigs]);
+      const unused = sigsNotInUse([...setupSigs(setup), ...extras.sigs]);
       const forgotten = pending.length === 0 ? forgetKeys(user, unused) : [];
       const handedOver = pending.length === 0 ? [] : handOverKeys(user, unused, AUTH_KEY_TIMEOUT_SEC);
       store.dropFinishedAuths(user.uid);

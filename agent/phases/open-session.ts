@@ -8,7 +8,8 @@
  */
 import { AgentError } from '../../src/errors';
 import { mountConfiguredExtras } from '../../src/extra-mounts-io';
-import { findPrivateMount, mountPrivate, sigsNotMounted } from '../../src/private-mount';
+import { sigsNotInUse } from '../../src/mount';
+import { findPrivateMount, mountPrivate } from '../../src/private-mount';
 import type { AgentReply } from '../../src/protocol';
 import type { AuthNote } from '../../src/session';
 import { forgetKeys, keepKeys, keysPresent } from '../../src/unlock';
@@ -143,7 +144,7 @@ export function handleOpenSession(ctx: PhaseContext): AgentReply {
       said.error.push(`Extra mounts were not handled: ${err.message}`);
     } finally {
       // After the extra mounts: a key ~/Private could not use may be shared by one of them.
-      if (priv.unusedSigs.length > 0) forgetKeys(user, sigsNotMounted(priv.unusedSigs));
+      if (priv.unusedSigs.length > 0) forgetKeys(user, sigsNotInUse(priv.unusedSigs));
     }
     return success(said.info, said.error, record.id);
   });

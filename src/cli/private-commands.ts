@@ -26,10 +26,10 @@ import { parseArgs } from 'node:util';
 import { asUser, hardenProcess, lookupUid, lookupUser, type UserInfo } from '../credentials';
 import { AgentError, isAgentError } from '../errors';
 import { joinSessionKeyring, KEY_SPEC, linkKey } from '../keyring';
-import { unmount } from '../mount';
+import { sigsNotInUse, unmount } from '../mount';
 import { loadExtraMounts, mountConfiguredExtras, unmountRecordedExtras, type ExtraMountResult, type ExtraUnmountResult } from '../extra-mounts-io';
 import type { ExtraMountProblem } from '../extra-mounts';
-import { findPrivateMount, mountPrivate, sigsNoLongerMounted, sigsNotMounted, unmountPrivate } from '../private-mount';
+import { findPrivateMount, mountPrivate, sigsNoLongerMounted, unmountPrivate } from '../private-mount';
 import { loadPrivateSetup, setupSigs, type PrivateSetup } from '../private-setup';
 import { SessionStore } from '../session';
 import { checkSetupPossible, decideFnek, newMountPassphrase, setupPrivate } from '../setup';
@@ -415,7 +415,7 @@ export const lockCommand: Command = {
       } else {
         noteExtrasNeedRoot(io, t, 'lock');
       }
-      const unusedSigs = (): string[] => sigsNotMounted([...setupSigs(setup), ...extraSigs]);
+      const unusedSigs = (): string[] => sigsNotInUse([...setupSigs(setup), ...extraSigs]);
       const entry = findPrivateMount(setup);
       if (!entry) {
         const removed = forgetKeys(t.user, unusedSigs());

@@ -146,7 +146,7 @@ describe('open_session: which extra mounts are attempted, skipped or refused, an
     try {
       writeList(u, `/proc/${pid} ${u.home}/Q ecryptfs ecryptfs_sig=${s.fekSig}\n`);
       const r = await login(u);
-      assert.match(logLine(r.log, new RegExp(`mount=${u.home}/Q `)), /refusing to use as the encrypted directory an unapproved filesystem type: 0x9fa0/);
+      assert.match(logLine(r.log, new RegExp(`mount=${u.home}/Q `)), /refusing to use an encrypted directory on an unapproved filesystem type: 0x9fa0 .*fix="Keep the encrypted directory on a disk/);
     } finally {
       process.kill(pid, 'SIGKILL');
     }

