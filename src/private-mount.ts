@@ -66,6 +66,8 @@ export interface SafeDirOptions {
   owner?: UserRef;
   /** what the directory is, for messages: "mount point" (default), "lower directory"… */
   role?: string;
+  /** statfs f_type values accepted for the directory (default APPROVED_FS_TYPES) */
+  approved?: ReadonlyMap<number, string>;
 }
 
 /**
@@ -131,13 +133,14 @@ export function openDirSafely(path: string, opts: SafeDirOptions = {}): number {
     if (!st.isDirectory()) throw new AgentError('UNSAFE_PATH', `${path} is not a directory`);
     if (owner !== undefined && st.uid !== owner.uid) {
       throw new AgentError('BAD_OWNER', `${owner.name} does not own the ${role} ${path} (owner uid ${st.uid})`, {
-        hint: 'The mount point must be a directory you own, e.g. ~/Private; fix ~/.ecryptfs/Private.mnt',
+        hint: role === 'mount point' ? 'The mount point must be a directory you own, e.g. ~/Private; fix ~/.ecryptfs/Private.mnt' : `The ${role} must be a directory you own (chown it, or fix the entry)`,
       });
     }
     const fsType = Number(statfsSync(`/proc/self/fd/${fd}`).type) >>> 0;
-    if (!APPROVED_FS_TYPES.has(fsType)) {
-      const what = role === 'mount point' ? 'to mount over' : `to use a ${role} on`;
-      throw new AgentError('UNSAFE_PATH', `refusing ${what} an unapproved filesystem type: 0x${fsType.toString(16)} at ${path}`);
+    if (!(opts.approved ?? APPROVED_FS_TYPES).has(fsType)) {
+      const what = role === 'mount point' ? 'to mount over' : `to use ${/^[aeiou]/i.test(role) ? 'an' : 'a'} ${role} on`;
+      const hint = role === 'mount point' ? {} : { hint: `Keep the ${role} on a disk, network, FUSE or tmpfs filesystem (not proc, sys, cgroup …)` };
+      throw new AgentError('UNSAFE_PATH', `refusing ${what} an unapproved filesystem type: 0x${fsType.toString(16)} at ${path}`, hint);
     }
     return fd;
   } catch (e) {
@@ -206,12 +209,17 @@ export interface UnmountOutcome {
 export function unmountPrivate(setup: PrivateSetup): UnmountOutcome {
   const entry = findPrivateMount(setup);
   if (!entry) return { unmounted: false, lazy: false };
+  return unmountOrDetach(entry.mountPoint);
+}
+
+/** Unmounts mountPoint (as root, never through a final symlink); busy → lazy detach. */
+export function unmountOrDetach(mountPoint: string): UnmountOutcome {
   try {
-    unmount(entry.mountPoint, {});
+    unmount(mountPoint, {});
     return { unmounted: true, lazy: false };
   } catch (e) {
     if (e instanceof AgentError && e.code === 'UNMOUNT_BUSY') {
-      unmount(entry.mountPoint, { lazy: true });
+      unmount(mountPoint, { lazy: true });
       return { unmounted: true, lazy: true };
     }
     throw e;

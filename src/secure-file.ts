@@ -47,6 +47,8 @@ export interface ReadSmallFileOptions {
   expectOwnerUid?: number;
   /** Error code for a file over maxBytes (default BAD_CONFIG). */
   tooLargeCode?: ErrorCode;
+  /** Refuse (BAD_OWNER) a file that group or others may write (what root acts on must be the owner's alone). */
+  refuseGroupOrOtherWritable?: boolean;
 }
 
 export function readSmallFile(path: string, opts: ReadSmallFileOptions): Buffer {
@@ -64,6 +66,11 @@ export function readSmallFile(path: string, opts: ReadSmallFileOptions): Buffer 
     }
     if (opts.expectOwnerUid !== undefined && st.uid !== opts.expectOwnerUid) {
       throw new AgentError('BAD_OWNER', `${path} is owned by uid ${st.uid}, expected uid ${opts.expectOwnerUid}`);
+    }
+    if (opts.refuseGroupOrOtherWritable === true && (st.mode & 0o022) !== 0) {
+      throw new AgentError('BAD_OWNER', `${path} has mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}: group or others may write it`, {
+        hint: `chmod go-w ${path}`,
+      });
     }
     const tooLarge = (): AgentError =>
       new AgentError(opts.tooLargeCode ?? 'BAD_CONFIG', `${path} is larger than ${opts.maxBytes} bytes`, { errno: 'EFBIG' });

@@ -158,6 +158,47 @@ export function parseAuthNotes(text: string): AuthNote[] {
 
 const sameProcess = (n: AuthNote, pid: number, start: string | null): boolean => n.pid === pid && start !== null && n.start === start;
 
+/**
+ * One extra eCryptfs mount a login made (docs/extra-mounts.md). The list is kept in the order
+ * of mounting, so the last logout unmounts in reverse order; only what is recorded here is
+ * ever unmounted by a logout.
+ */
+export interface ExtraMountRecord {
+  upper: string;
+  lower: string;
+  /** every sig the mount uses (file sigs, then the FNEK sig) */
+  sigs: string[];
+  /** the line it came from, e.g. "/etc/fstab line 12" */
+  where: string;
+  /** ISO time of the mount */
+  mounted: string;
+}
+
+function isExtraMountRecord(x: unknown): x is ExtraMountRecord {
+  if (typeof x !== 'object' || x === null) return false;
+  const r = x as Record<string, unknown>;
+  return (
+    typeof r.upper === 'string' &&
+    r.upper.startsWith('/') &&
+    typeof r.lower === 'string' &&
+    Array.isArray(r.sigs) &&
+    r.sigs.every((s) => typeof s === 'string' && /^[0-9a-fA-F]{16}$/.test(s)) &&
+    typeof r.where === 'string' &&
+    typeof r.mounted === 'string'
+  );
+}
+
+/** Pure: parses UID.extra-mounts; a damaged file counts as nothing recorded. */
+export function parseExtraMountRecords(text: string): ExtraMountRecord[] {
+  try {
+    const data: unknown = JSON.parse(text);
+    const list = typeof data === 'object' && data !== null ? (data as { mounts?: unknown }).mounts : undefined;
+    return Array.isArray(list) ? list.filter(isExtraMountRecord) : [];
+  } catch {
+    return [];
+  }
+}
+
 export interface SessionChange {
   live: SessionRecord[];
   /** sessions whose opener process is gone */
@@ -311,6 +352,31 @@ export class SessionStore {
     const notes = this.loadAuthNotes(uid, now);
     const kept = notes.filter((n) => n.pid !== undefined && n.start !== undefined && this.alive(n.pid, n.start));
     if (kept.length !== notes.length || (notes.length === 0 && existsSync(this.authFile(uid)))) this.saveAuthNotes(uid, kept);
+  }
+
+  private extraMountsFile(uid: number): string {
+    return join(this.dir, `${uid}.extra-mounts`);
+  }
+
+  /** The extra mounts logins made, in mounting order (call under withUserLock). */
+  loadExtraMounts(uid: number): ExtraMountRecord[] {
+    try {
+      return parseExtraMountRecords(readFileSync(this.extraMountsFile(uid), 'utf8'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  /** Replaces the record (call under withUserLock); an empty list removes the file. */
+  saveExtraMounts(uid: number, records: readonly ExtraMountRecord[]): void {
+    this.ensureDir();
+    if (records.length === 0) {
+      rmSync(this.extraMountsFile(uid), { force: true });
+      return;
+    }
+    const body = JSON.stringify({ version: 1, uid, mounts: records }, null, 1) + '\n';
+    writeFileAtomic(this.extraMountsFile(uid), Buffer.from(body), { mode: 0o600 });
   }
 
   /** Adds a session (call under withUserLock). */

@@ -12,6 +12,7 @@ import { AgentError, isAgentError } from './errors';
 import type { DoctorFacts, FileFact, KernelFacts, PamStackFile, SwapFact, UserFacts } from './doctor';
 import { ecryptfsModuleInDep, parseProcSwaps } from './doctor';
 import { type MountInfoEntry, sigsOfMount } from './mount';
+import { gatherExtraMountStatus, type ExtraMountStatus } from './extra-mounts-io';
 import { findPrivateMount } from './private-mount';
 import { loadPrivateSetup, type PrivateSetup, type UserRef } from './private-setup';
 import { type AuthNote, DEFAULT_STATE_DIR, parseAuthNotes, SessionStore } from './session';
@@ -272,6 +273,8 @@ export interface StatusReport {
   /** live PAM sessions (root only: null otherwise) */
   sessions: number | null;
   lastAuth: AuthNote | null;
+  /** extra mounts (docs/extra-mounts.md); absent without a setup */
+  extraMounts?: { entries: ExtraMountStatus[]; problems: string[] } | { error: string };
 }
 
 /** The newest authentication note, read without consuming it (root only). */
@@ -322,6 +325,11 @@ export function gatherStatus(user: UserRef, opts: { root: boolean; store?: Sessi
     }
     const m = findPrivateMount(setup);
     if (m) report.mounted = { mountPoint: m.mountPoint, source: m.source, sigs: sigsOfMount(m) };
+    try {
+      report.extraMounts = gatherExtraMountStatus(user);
+    } catch (e) {
+      report.extraMounts = { error: (e as Error).message };
+    }
   }
   if (opts.root) {
     const store = opts.store ?? new SessionStore();
@@ -355,6 +363,13 @@ export function renderStatus(r: StatusReport, now = Date.now()): string {
     if ('error' in r.keys) L.push(`  keys in @u:   unknown (${r.keys.error})`);
     else L.push(`  keys in @u:   ${r.keys.missing.length === 0 ? 'all present' : r.keys.present.length === 0 ? 'none' : 'some'}${r.keys.present.length ? ` [present: ${r.keys.present.join(', ')}]` : ''}${r.keys.missing.length ? ` [missing: ${r.keys.missing.join(', ')}]` : ''}`);
     L.push(`  mounted:      ${r.mounted ? `yes, ${r.mounted.source} on ${r.mounted.mountPoint} (sigs ${r.mounted.sigs.join(', ')})` : 'no (locked)'}`);
+    const x = r.extraMounts;
+    if (x !== undefined && 'error' in x) L.push(`  extra mounts: unknown (${x.error})`);
+    else if (x !== undefined) {
+      L.push(`  extra mounts: ${x.entries.length === 0 && x.problems.length === 0 ? 'none' : `${x.entries.length} (/etc/fstab user,noauto lines and ~/.ecryptfs/extra-mounts)`}`);
+      for (const e of x.entries) L.push(`    ${e.lower} -> ${e.upper}: ${e.mounted ? 'mounted' : 'not mounted'} [${e.where}]`);
+      for (const p of x.problems) L.push(`    REFUSED ${p}`);
+    }
   }
   L.push(`  sessions:     ${r.sessions === null ? 'not shown (root only)' : `${r.sessions} open PAM session(s)`}`);
   if (r.lastAuth) L.push(`  last auth:    ${r.lastAuth.outcome}${r.lastAuth.code ? ` (${r.lastAuth.code})` : ''}, ${Math.round((now - r.lastAuth.time) / 1000)} s ago`);

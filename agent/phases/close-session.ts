@@ -1,14 +1,43 @@
 /**
  * close_session: forget this session (idempotent: a second close removes nothing), prune the
  * sessions whose process is gone, and when no session is left and ~/.ecryptfs/auto-umount
- * exists: unmount (lazily when busy, like umount.ecryptfs_private), then unlink the sigs that
- * no remaining eCryptfs mount uses.
+ * exists: unmount the extra mounts logins made, in reverse order of mounting, then ~/Private
+ * (lazily when busy, like umount.ecryptfs_private), then unlink the sigs that no remaining
+ * eCryptfs mount uses (several mounts may share one sig).
  */
 import { AgentError } from '../../src/errors';
-import { findPrivateMount, sigsNoLongerMounted, unmountPrivate } from '../../src/private-mount';
+import { unmountRecordedExtras } from '../../src/extra-mounts-io';
+import { sigsNotInUse } from '../../src/mount';
+import { findPrivateMount, unmountPrivate } from '../../src/private-mount';
+import { setupSigs } from '../../src/private-setup';
 import type { AgentReply } from '../../src/protocol';
 import { forgetKeys, handOverKeys } from '../../src/unlock';
 import { AUTH_KEY_TIMEOUT_SEC, ignore, success, tildePath, UNCOUNTED_SERVICES, type PhaseContext } from '../context';
+
+/** Unmounts the recorded extra mounts (last first); returns their sigs and lines for the user. */
+function closeExtras(ctx: PhaseContext, base: Record<string, string | number>): { sigs: string[]; error: string[] } {
+  const { user, log, store } = ctx;
+  const error: string[] = [];
+  try {
+    const { results, sigs } = unmountRecordedExtras(user, store);
+    for (const r of results) {
+      const fields = { ...base, mount: r.record.upper, lower: r.record.lower, entry: r.record.where };
+      if (r.outcome === 'unmounted') {
+        log.notice('extra mount unmounted', { ...fields, outcome: r.lazy ? 'extra-unmounted-lazy' : 'extra-unmounted' });
+      } else if (r.outcome === 'gone') {
+        log.info('extra mount already gone (unmounted by hand?); nothing to do', { ...fields, outcome: 'extra-gone' });
+      } else {
+        log.error(`cannot unmount an extra mount: ${r.error.message}`, { ...fields, outcome: 'extra-unmount-failed', code: r.error.code, fix: r.error.hint });
+        error.push(`${tildePath(user, r.record.upper)} could not be unmounted: ${r.error.message}. Fix: ${r.error.hint}`);
+      }
+    }
+    return { sigs, error };
+  } catch (e) {
+    const err = e instanceof AgentError ? e : new AgentError('IO', (e as Error).message);
+    log.error(`extra mounts not unmounted: ${err.message}`, { ...base, outcome: 'extra-failed', code: err.code, fix: err.hint });
+    return { sigs: [], error: [`Extra mounts were not unmounted: ${err.message}`] };
+  }
+}
 
 export function handleCloseSession(ctx: PhaseContext): AgentReply {
   const { req, user, setup, log, store } = ctx;
@@ -37,13 +66,14 @@ export function handleCloseSession(ctx: PhaseContext): AgentReply {
       log.info('last session closed; no auto-umount', { ...base, outcome: 'kept' });
       return success();
     }
+    const extras = closeExtras(ctx, base);
     try {
       const mounted = findPrivateMount(setup) !== undefined;
       const outcome = mounted ? unmountPrivate(setup) : { unmounted: false, lazy: false };
       // A login of this user between its auth and its open_session (concurrent logins) will use
       // the keys: hand them over with the auth expiry instead of pulling them from under it.
       const pending = store.pendingLogins(user.uid, AUTH_KEY_TIMEOUT_SEC * 1000);
-      const unused = sigsNoLongerMounted(setup);
+      const unused = sigsNotInUse([...setupSigs(setup), ...extras.sigs]);
       const forgotten = pending.length === 0 ? forgetKeys(user, unused) : [];
       const handedOver = pending.length === 0 ? [] : handOverKeys(user, unused, AUTH_KEY_TIMEOUT_SEC);
       store.dropFinishedAuths(user.uid);
@@ -54,11 +84,11 @@ export function handleCloseSession(ctx: PhaseContext): AgentReply {
         keys_removed: forgotten.join(','),
         ...(pending.length > 0 ? { keys_handed_over: handedOver.join(','), pending_logins: pending.map((n) => n.pid).join(',') } : {}),
       });
-      return success();
+      return success([], extras.error);
     } catch (e) {
       const err = e instanceof AgentError ? e : new AgentError('IO', (e as Error).message);
       log.error(`cannot lock the private directory: ${err.message}`, { ...base, outcome: 'unmount-failed', code: err.code, fix: err.hint });
-      return success([], [`${tildePath(user, setup.upper)} could not be locked: ${err.message}`, `Fix: ${err.hint}`]);
+      return success([], [...extras.error, `${tildePath(user, setup.upper)} could not be locked: ${err.message}`, `Fix: ${err.hint}`]);
     }
   });
 }

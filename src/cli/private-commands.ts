@@ -26,9 +26,11 @@ import { parseArgs } from 'node:util';
 import { asUser, hardenProcess, lookupUid, lookupUser, type UserInfo } from '../credentials';
 import { AgentError, isAgentError } from '../errors';
 import { joinSessionKeyring, KEY_SPEC, linkKey } from '../keyring';
-import { unmount } from '../mount';
+import { sigsNotInUse, unmount } from '../mount';
+import { loadExtraMounts, mountConfiguredExtras, unmountRecordedExtras, type ExtraMountResult, type ExtraUnmountResult } from '../extra-mounts-io';
+import type { ExtraMountProblem } from '../extra-mounts';
 import { findPrivateMount, mountPrivate, sigsNoLongerMounted, unmountPrivate } from '../private-mount';
-import { loadPrivateSetup, type PrivateSetup } from '../private-setup';
+import { loadPrivateSetup, setupSigs, type PrivateSetup } from '../private-setup';
 import { SessionStore } from '../session';
 import { checkSetupPossible, decideFnek, newMountPassphrase, setupPrivate } from '../setup';
 import { checkLoginPassword, processesUsingMount, renderHolders } from '../status';
@@ -125,6 +127,39 @@ function runHelper(path: string, args: string[], home: string): { ok: boolean; o
   });
   const output = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`.trim();
   return { ok: r.status === 0, output: r.error ? `${r.error.message} ${output}` : output };
+}
+
+// ------------------------------------------------------------------ extra mounts (docs/extra-mounts.md)
+
+/**
+ * One line per extra mount that did something or could not (mounted earlier / by others: quiet).
+ * False when a mount or unmount failed (a refused line is reported but is not a failure of this run).
+ */
+function reportExtras(io: CliIO, t: Target, r: { results: Array<ExtraMountResult | ExtraUnmountResult>; problems?: ExtraMountProblem[] }): boolean {
+  let ok = true;
+  for (const p of r.problems ?? []) io.err(`extra mount refused: ${p.error.message}\nhint: ${p.error.hint}\n`);
+  for (const x of r.results) {
+    const upper = tilde(t, 'entry' in x ? x.entry.upper : x.record.upper);
+    if (x.outcome === 'mounted') io.out(`${upper} is unlocked (extra mount, ${x.entry.where}).\n`);
+    else if (x.outcome === 'unmounted') io.out(`${upper} is locked (extra mount)${x.lazy ? ', detached lazily' : ''}.\n`);
+    else if (x.outcome === 'skipped' && (x.reason === 'keys-missing' || x.reason === 'lower-missing' || x.reason === 'duplicate')) io.out(`${upper} is not mounted: ${x.detail}.\n`);
+    else if (x.outcome === 'failed') {
+      io.err(`${upper} (extra mount) failed: ${x.error.message}\nhint: ${x.error.hint}\n`);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+/** As the user (no root): the setuid helpers know only ~/Private; say how the extra mounts are done. */
+function noteExtrasNeedRoot(io: CliIO, t: Target, verb: 'unlock' | 'lock'): void {
+  let n = 0;
+  try {
+    n = loadExtraMounts(t.user).entries.length;
+  } catch {
+    return;
+  }
+  if (n > 0) io.out(`note: ${n} extra mount(s) are configured; they need root: sudo ecryptfs-agent ${verb} -u ${t.user.name} (a login does them too).\n`);
 }
 
 // ------------------------------------------------------------------ setup-private
@@ -237,7 +272,9 @@ are used without asking. Nothing is changed when the passphrase is wrong.
   as the user   keys are added as you; the mount is done by the setuid mount.ecryptfs_private
                 of ecryptfs-utils (${MOUNT_HELPER}). Without it the keys stay loaded and
                 the command says what to run: sudo ecryptfs-agent unlock -u USER
-  -u USER       as root: unlock USER's directory, mounting with ecryptfs-agent's own checks
+  -u USER       as root: unlock USER's directory, mounting with ecryptfs-agent's own checks,
+                then the extra mounts a login does (docs/extra-mounts.md: user,noauto lines of
+                /etc/fstab in the home, ~/.ecryptfs/extra-mounts) whose keys are loaded
 
 The passphrase is prompted for on a terminal, otherwise read as one line from stdin.
 A manual unlock is not a login session: with auto-umount, the end of your last login
@@ -264,6 +301,10 @@ export const unlockCommand: Command = {
       const where = tilde(t, setup.upper);
       if (findPrivateMount(setup)) {
         io.out(`${where} is already unlocked (mounted).\n`);
+        if (!t.root) return 0;
+        possessUserKeyring(t.user);
+        const store = new SessionStore();
+        reportExtras(io, t, store.withUserLock(t.user.uid, () => mountConfiguredExtras(t.user, setup, store)));
         return 0;
       }
       possessUserKeyring(t.user);
@@ -289,11 +330,13 @@ export const unlockCommand: Command = {
         const unused = new Set(sigsNoLongerMounted(setup));
         forgetKeys(t.user, added.filter((s) => unused.has(s)));
       };
+      let extras: ReturnType<typeof mountConfiguredExtras> | undefined;
       if (t.root) {
         const store = new SessionStore();
         try {
-          store.withUserLock(t.user.uid, () => {
+          extras = store.withUserLock(t.user.uid, () => {
             if (!findPrivateMount(setup)) mountPrivate(t.user, setup);
+            return mountConfiguredExtras(t.user, setup, store);
           });
         } catch (e) {
           takeBack();
@@ -318,6 +361,8 @@ export const unlockCommand: Command = {
         }
       }
       io.out(`${where} is unlocked (${tilde(t, setup.lower)} mounted).\nLock it with: ecryptfs-agent lock${t.root ? ` -u ${t.user.name}` : ''}${setup.autoUmount ? ' (the end of the last login session also locks it)' : ''}\n`);
+      if (extras === undefined) noteExtrasNeedRoot(io, t, 'unlock');
+      else reportExtras(io, t, extras); // ~/Private is unlocked: a failing extra mount is said, not the exit status
       return 0;
     } catch (e) {
       return fail(io, 'unlock', e);
@@ -338,11 +383,12 @@ usable until closed, as umount.ecryptfs_private does).
 
   as the user   the unmount is done by ${UMOUNT_HELPER} -f (ecryptfs-utils); only your own
                 processes can be inspected
-  -u USER       as root: lock USER's directory with ecryptfs-agent's own unmount
+  -u USER       as root: lock USER's directory with ecryptfs-agent's own unmount, after the
+                extra mounts a login or unlock made (in reverse order; busy ones only with --force)
 
 Exit status:
   0  locked (or was not mounted; its keys are removed)
-  1  refused (in use) or failed
+  1  refused (in use) or failed (also when an extra mount could not be unmounted)
   2  usage error`;
 
 export const lockCommand: Command = {
@@ -358,11 +404,23 @@ export const lockCommand: Command = {
       const t = resolveTarget(p.values.username as string | undefined);
       const setup = loadSetupOf(t);
       const where = tilde(t, setup.upper);
+      // Extra mounts first, in reverse order of mounting (as root: the helpers know only ~/Private).
+      let extraSigs: string[] = [];
+      let extrasOk = true;
+      if (t.root) {
+        const store = new SessionStore();
+        const r = store.withUserLock(t.user.uid, () => unmountRecordedExtras(t.user, store, { lazyWhenBusy: force }));
+        extraSigs = r.sigs;
+        extrasOk = reportExtras(io, t, r);
+      } else {
+        noteExtrasNeedRoot(io, t, 'lock');
+      }
+      const unusedSigs = (): string[] => sigsNotInUse([...setupSigs(setup), ...extraSigs]);
       const entry = findPrivateMount(setup);
       if (!entry) {
-        const removed = forgetKeys(t.user, sigsNoLongerMounted(setup));
+        const removed = forgetKeys(t.user, unusedSigs());
         io.out(`${where} is not mounted${removed.length ? `; removed its keys ${removed.join(', ')}` : ''}.\n`);
-        return 0;
+        return extrasOk ? 0 : 1;
       }
       const { holders, uninspected } = processesUsingMount(entry);
       if (holders.length > 0 && !force) {
@@ -390,13 +448,13 @@ export const lockCommand: Command = {
         if (findPrivateMount(setup)) throw new AgentError('MOUNT', `${UMOUNT_HELPER} did not unmount ${where}${r.output ? `: ${r.output}` : ''}`);
         lazy = holders.length > 0;
       }
-      const removed = forgetKeys(t.user, sigsNoLongerMounted(setup));
+      const removed = forgetKeys(t.user, unusedSigs());
       io.out(
         `${where} is locked${lazy ? ' (detached lazily: processes that still hold files keep them until they close them)' : ''}` +
           `${removed.length ? `; removed keys ${removed.join(', ')}` : ''}.\n` +
           (uninspected > 0 && !t.root ? `note: ${uninspected} process(es) of other users could not be inspected.\n` : ''),
       );
-      return 0;
+      return extrasOk ? 0 : 1;
     } catch (e) {
       if (isAgentError(e, 'UNMOUNT_BUSY')) {
         return fail(io, 'lock', new AgentError('UNMOUNT_BUSY', `${e.message}: something started using it; nothing changed`, { hint: 'Close the programs using it, or use --force' }));

@@ -30,7 +30,8 @@ export function parseReply(raw: string): ParsedReply {
   return out;
 }
 
-export function runAgent(req: Partial<AgentRequest> & Pick<AgentRequest, 'phase' | 'user'>): ParsedReply {
+/** The reply, and the agent's pid (its syslog lines carry it: SyslogCapture.linesOf). */
+export function runAgent(req: Partial<AgentRequest> & Pick<AgentRequest, 'phase' | 'user'>): ParsedReply & { pid: number } {
   const full: AgentRequest = {
     service: 'eat-test',
     tty: '',
@@ -49,5 +50,5 @@ export function runAgent(req: Partial<AgentRequest> & Pick<AgentRequest, 'phase'
     timeout: 30_000,
   });
   if (r.status !== 0) throw new Error(`agent exited ${r.status} ${r.signal ?? ''}: ${r.stderr}`);
-  return parseReply(r.stdout.toString());
+  return { ...parseReply(r.stdout.toString()), pid: r.pid ?? -1 };
 }

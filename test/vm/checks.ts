@@ -4,7 +4,8 @@
  * helpers of those scripts (check, check_output) come from test/vm/scripts/lib.sh, prepended here.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { runInVm, type VmMode } from './vm';
@@ -44,6 +45,11 @@ export async function runChecksInVm(
     timeoutMs: opts.timeoutMs,
     memoryMb: opts.memoryMb,
     onOutput: (chunk) => process.stderr.write(chunk),
+  }).catch((e: unknown) => {
+    // No exit status (panic, timeout, a dead init): the kernel's last words are the only clue.
+    const consoleText = (e as { console?: unknown }).console;
+    if (typeof consoleText === 'string') process.stderr.write(`--- VM console (last 80 lines)\n${consoleText.split('\n').slice(-80).join('\n')}\n`);
+    throw e;
   });
   t.diagnostic(`accelerator ${r.accel}; boot ${r.bootMs} ms; whole run ${Date.now() - started} ms`);
   const checks = parseChecks(r.output);
@@ -56,4 +62,15 @@ export async function runChecksInVm(
     assert.equal(r.exitCode, checks.every((c) => c.ok) ? 0 : 1);
   });
   return r.output;
+}
+
+/** Builds test/fixtures/vm/pam-hold.c (a PAM client that holds a session open) into build/test; returns its path. */
+export function buildPamHold(): string {
+  const repo = join(__dirname, '..', '..', '..');
+  const hold = join(repo, 'build', 'test', 'pam-hold');
+  mkdirSync(join(repo, 'build', 'test'), { recursive: true });
+  // built beside and renamed: another VM suite running at the same time may be executing it
+  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', `${hold}.tmp-${process.pid}`, join(repo, 'test', 'fixtures', 'vm', 'pam-hold.c'), '-lpam']);
+  renameSync(`${hold}.tmp-${process.pid}`, hold);
+  return hold;
 }

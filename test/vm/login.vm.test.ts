@@ -3,20 +3,15 @@
  * PAM session client (overlapping sessions), su, passwd, chpasswd; cross-compatibility with the
  * reference tools; a broken setup that must fail loudly. One fast-mode boot runs them all.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runChecksInVm } from './checks';
+import { buildPamHold, runChecksInVm } from './checks';
 
 const REPO = join(__dirname, '..', '..', '..');
 
 test('login → unlock → logout with our module in the VM', { timeout: 20 * 60_000 }, async (t) => {
-  const hold = join(REPO, 'build', 'test', 'pam-hold');
-  mkdirSync(join(REPO, 'build', 'test'), { recursive: true });
-  // built beside and renamed: another VM suite running at the same time may be executing it
-  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', `${hold}.tmp-${process.pid}`, join(REPO, 'test', 'fixtures', 'vm', 'pam-hold.c'), '-lpam']);
-  renameSync(`${hold}.tmp-${process.pid}`, hold);
+  const hold = buildPamHold();
   const body = readFileSync(join(REPO, 'test', 'vm', 'scripts', 'login-suite.sh'), 'utf8');
   const expectedChecks = body.split('\n').filter((l) => /^\s*check(_output)? [a-z]\.|CHECK g\.harness/.test(l)).length;
   await runChecksInVm(t, {

@@ -1,0 +1,242 @@
+/**
+ * The I/O edge of extra mounts (docs/extra-mounts.md): reading /etc/fstab and
+ * ~/.ecryptfs/extra-mounts safely, probing keys and encrypted directories, mounting and
+ * unmounting, and the two use-cases the PAM agent (and the CLI's root path) share:
+ * mountExtras at a login, unmountRecordedExtras at the last logout.
+ *
+ * Same rules as ~/Private (src/private-mount.ts): both directories are opened as the user,
+ * one component at a time with O_NOFOLLOW (only root-controlled symlinks are followed), must
+ * be owned by the user and on an approved filesystem type, and mount(2) gets
+ * /proc/self/fd/N of both, so nothing can be swapped in between the checks and the mount.
+ */
+import { closeSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { asUser } from './credentials';
+import { AgentError, isAgentError } from './errors';
+import {
+  EXTRA_MOUNTS_FILE,
+  extraMountSigs,
+  FSTAB,
+  MAX_EXTRA_MOUNTS_BYTES,
+  MAX_FSTAB_BYTES,
+  parseFstabExtraMounts,
+  parseUserExtraMounts,
+  planExtraMounts,
+  planExtraUnmounts,
+  type ExtraMountEntry,
+  type ExtraMountProblem,
+  type ExtraSkipReason,
+  type ParsedExtraMounts,
+} from './extra-mounts';
+import { KEY_SPEC, searchUserKey } from './keyring';
+import { MS, mountRaw, readMountInfo, renderEcryptfsOptions, unmount, type MountInfoEntry } from './mount';
+import { APPROVED_FS_TYPES, openDirNoUserSymlinks, openDirSafely, unmountOrDetach } from './private-mount';
+import type { PrivateSetup, UserRef } from './private-setup';
+import { readSmallFile } from './secure-file';
+import type { ExtraMountRecord, SessionStore } from './session';
+import { keepKeys } from './unlock';
+
+const ECRYPTFS_SUPER_MAGIC = 0xf15f;
+
+/**
+ * Filesystems an extra mount's encrypted directory may be on: the mount-point whitelist of
+ * mount.ecryptfs_private 111 (disk, network, FUSE, tmpfs, overlay ...), without eCryptfs itself
+ * (the kernel refuses to stack eCryptfs on eCryptfs). What it keeps out are the pseudo
+ * filesystems a user can own directories on (procfs, sysfs, cgroup delegations, debugfs ...):
+ * eCryptfs stacked on procfs was CVE-2016-1583. FUSE stays in because a user's own sshfs
+ * mount is the point of the feature; such a mount must allow root in (`-o allow_root`).
+ */
+export const LOWER_FS_TYPES: ReadonlyMap<number, string> = new Map([...APPROVED_FS_TYPES].filter(([type]) => type !== ECRYPTFS_SUPER_MAGIC));
+
+function isMissing(e: unknown): boolean {
+  return isAgentError(e, 'NOT_FOUND');
+}
+
+/**
+ * The user's extra mounts: their /etc/fstab lines (read as root; the file must be root's and
+ * not writable by others), then ~/.ecryptfs/extra-mounts (read as the user: a regular file,
+ * no symlink, owned by the user, not writable by group or others). A missing file is no
+ * entries; an unreadable or unsafe one is one problem and no entries from it.
+ */
+export function loadExtraMounts(user: UserRef, fstab = FSTAB): ParsedExtraMounts {
+  const out: ParsedExtraMounts = { entries: [], problems: [] };
+  const add = (p: ParsedExtraMounts): void => {
+    out.entries.push(...p.entries);
+    out.problems.push(...p.problems);
+  };
+  const fileProblem = (where: string, e: unknown): ExtraMountProblem => ({
+    where,
+    error: e instanceof AgentError ? new AgentError(e.code, `${where}: ${e.message}`, { hint: e.hint }) : new AgentError('IO', `${where}: ${(e as Error).message}`),
+  });
+  try {
+    add(parseFstabExtraMounts(readSmallFile(fstab, { maxBytes: MAX_FSTAB_BYTES, expectOwnerUid: 0, refuseGroupOrOtherWritable: true }), user, fstab));
+  } catch (e) {
+    if (!isMissing(e)) out.problems.push(fileProblem(fstab, e));
+  }
+  const display = `~/.ecryptfs/${EXTRA_MOUNTS_FILE}`;
+  try {
+    const path = join(user.home, '.ecryptfs', EXTRA_MOUNTS_FILE);
+    const buf = asUser(user, () => readSmallFile(path, { maxBytes: MAX_EXTRA_MOUNTS_BYTES, expectOwnerUid: user.uid, refuseGroupOrOtherWritable: true }));
+    add(parseUserExtraMounts(buf, user, display));
+  } catch (e) {
+    if (!isMissing(e)) out.problems.push(fileProblem(display, e));
+  }
+  return out;
+}
+
+/** The sigs among `sigs` that are in the user's keyring now. */
+export function sigsInUserKeyring(user: UserRef, sigs: Iterable<string>): Set<string> {
+  return asUser(user, () => new Set([...sigs].filter((s) => searchUserKey(s, KEY_SPEC.USER) !== null)));
+}
+
+/**
+ * Whether the encrypted directory is there, looked at as the user. Only "does not exist" is
+ * absent: anything else (EACCES on a FUSE mount without allow_root ...) is left for the mount,
+ * whose checks say precisely what is wrong.
+ */
+export function lowerPresent(user: UserRef, path: string): boolean {
+  return asUser(user, () => {
+    try {
+      statSync(path);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code !== 'ENOENT' && code !== 'ENOTDIR';
+    }
+  });
+}
+
+/** Opens the encrypted directory safely (as the user); the caller closes the fd. */
+function openLower(user: UserRef, lower: string): number {
+  try {
+    return openDirSafely(lower, { owner: user, role: 'encrypted directory', approved: LOWER_FS_TYPES });
+  } catch (e) {
+    if (isAgentError(e, 'PERMISSION')) {
+      throw new AgentError('PERMISSION', `${e.message} (the encrypted directory ${lower})`, {
+        hint: `Make ${lower} a directory you own and can open; if it is on a FUSE mount such as sshfs, mount that with -o allow_root (needs user_allow_other in /etc/fuse.conf)`,
+      });
+    }
+    throw e;
+  }
+}
+
+/**
+ * Mounts one entry: keys must be in the user's keyring and that keyring possessed by this
+ * process (unlock.possessUserKeyring). mount(2) runs with the real uid of the user and euid 0
+ * (ecryptfs_check_dev_ruid checks the encrypted directory's owner against the real uid).
+ */
+export function mountExtra(user: UserRef, entry: ExtraMountEntry): void {
+  const [lowerFd, upperFd] = asUser(user, () => {
+    const lower = openLower(user, entry.lower);
+    try {
+      return [lower, openDirNoUserSymlinks(entry.upper, user)] as const;
+    } catch (e) {
+      closeSync(lower);
+      throw e;
+    }
+  });
+  try {
+    const flags = MS.NOSUID | MS.NODEV | (entry.readOnly ? MS.RDONLY : 0) | (entry.noexec ? MS.NOEXEC : 0);
+    const data = renderEcryptfsOptions(entry.ecryptfs);
+    asUser(user, () => mountRaw(`/proc/self/fd/${lowerFd}`, `/proc/self/fd/${upperFd}`, 'ecryptfs', flags, data), { effectiveRoot: true });
+  } finally {
+    closeSync(lowerFd);
+    closeSync(upperFd);
+  }
+}
+
+export type ExtraMountResult =
+  | { entry: ExtraMountEntry; outcome: 'mounted' }
+  | { entry: ExtraMountEntry; outcome: 'skipped'; reason: ExtraSkipReason; detail: string }
+  | { entry: ExtraMountEntry; outcome: 'failed'; error: AgentError };
+
+/** loadExtraMounts + mountExtras: what a login does (under the user's lock, keyring possessed). */
+export function mountConfiguredExtras(user: UserRef, setup: PrivateSetup | null, store: SessionStore): { results: ExtraMountResult[]; problems: ExtraMountProblem[] } {
+  const { entries, problems } = loadExtraMounts(user);
+  return { results: mountExtras(user, setup, store, entries), problems };
+}
+
+/**
+ * At a login (under the user's lock, keyring possessed): mounts every entry the plan allows,
+ * in order, and records each mount at once (so a killed agent leaves an exact record). Earlier
+ * logins' mounts are kept, not duplicated; a failing entry never stops the others.
+ */
+export function mountExtras(user: UserRef, setup: PrivateSetup | null, store: SessionStore, entries: readonly ExtraMountEntry[]): ExtraMountResult[] {
+  if (entries.length === 0) return [];
+  let recorded = store.loadExtraMounts(user.uid);
+  const present = sigsInUserKeyring(user, new Set(entries.flatMap(extraMountSigs)));
+  const facts = {
+    mounts: readMountInfo(),
+    recorded,
+    hasKey: (s: string) => present.has(s),
+    lowerPresent: (p: string) => lowerPresent(user, p),
+    ...(setup ? { privateUpper: setup.upper } : {}),
+  };
+  return planExtraMounts(entries, facts).map((item): ExtraMountResult => {
+    if (item.action === 'skip') return { entry: item.entry, outcome: 'skipped', reason: item.reason, detail: item.detail };
+    const { entry } = item;
+    try {
+      mountExtra(user, entry);
+    } catch (e) {
+      const error = e instanceof AgentError ? e : new AgentError('MOUNT', (e as Error).message);
+      return { entry, outcome: 'failed', error };
+    }
+    const sigs = extraMountSigs(entry);
+    keepKeys(user, sigs); // an expiry set at auth would break the mount when it runs out
+    const record: ExtraMountRecord = { upper: entry.upper, lower: entry.lower, sigs, where: entry.where, mounted: new Date().toISOString() };
+    recorded = [...recorded.filter((r) => r.upper !== entry.upper), record];
+    store.saveExtraMounts(user.uid, recorded);
+    return { entry, outcome: 'mounted' };
+  });
+}
+
+export type ExtraUnmountResult =
+  | { record: ExtraMountRecord; outcome: 'unmounted'; lazy: boolean }
+  /** no longer an eCryptfs mount with those sigs (unmounted by hand, or replaced): not touched */
+  | { record: ExtraMountRecord; outcome: 'gone' }
+  | { record: ExtraMountRecord; outcome: 'failed'; error: AgentError };
+
+/**
+ * At the last logout (under the user's lock): unmounts what logins recorded, in reverse order of
+ * mounting (busy → lazy detach, like ~/Private, unless lazyWhenBusy is false: then UNMOUNT_BUSY). Returns the results in that order and every sig
+ * the records named, for the caller to unlink those no remaining mount uses. Records whose
+ * unmount failed are kept for the next last logout.
+ */
+export function unmountRecordedExtras(user: UserRef, store: SessionStore, opts: { lazyWhenBusy?: boolean } = {}): { results: ExtraUnmountResult[]; sigs: string[] } {
+  const recorded = store.loadExtraMounts(user.uid);
+  if (recorded.length === 0) return { results: [], sigs: [] };
+  const { unmount: toUnmount, gone } = planExtraUnmounts(recorded, readMountInfo());
+  const results: ExtraUnmountResult[] = [];
+  const failed = new Set<ExtraMountRecord>();
+  for (const record of toUnmount) {
+    try {
+      let lazy = false;
+      if (opts.lazyWhenBusy === false) unmount(record.upper, {});
+      else lazy = unmountOrDetach(record.upper).lazy;
+      results.push({ record, outcome: 'unmounted', lazy });
+    } catch (e) {
+      failed.add(record);
+      results.push({ record, outcome: 'failed', error: e instanceof AgentError ? e : new AgentError('MOUNT', (e as Error).message) });
+    }
+  }
+  for (const record of gone) results.push({ record, outcome: 'gone' });
+  store.saveExtraMounts(user.uid, recorded.filter((r) => failed.has(r)));
+  return { results, sigs: [...new Set(recorded.flatMap((r) => r.sigs))] };
+}
+
+export interface ExtraMountStatus {
+  where: string;
+  lower: string;
+  upper: string;
+  /** an eCryptfs mount is at the mount point now */
+  mounted: boolean;
+}
+
+/** For `ecryptfs-agent status`: the configured entries, whether each is mounted, and the refused lines. */
+export function gatherExtraMountStatus(user: UserRef, mounts: readonly MountInfoEntry[] = readMountInfo()): { entries: ExtraMountStatus[]; problems: string[] } {
+  const { entries, problems } = loadExtraMounts(user);
+  return {
+    entries: entries.map((e) => ({ where: e.where, lower: e.lower, upper: e.upper, mounted: mounts.some((m) => m.fsType === 'ecryptfs' && m.mountPoint === e.upper) })),
+    problems: problems.map((p) => `${p.error.message} (fix: ${p.error.hint})`),
+  };
+}
