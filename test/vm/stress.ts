@@ -4,25 +4,14 @@
  * login/logout cycles of one user, default 50) and ECRYPTFS_AGENT_STRESS_M (users at once, 20).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { runChecksInVm } from './checks';
+import { buildPamHold, runChecksInVm } from './checks';
 
 export const REPO = join(__dirname, '..', '..', '..');
 const N = Number(process.env.ECRYPTFS_AGENT_STRESS_N ?? 50);
 const M = Number(process.env.ECRYPTFS_AGENT_STRESS_M ?? 20);
-
-export function buildHold(): string {
-  const hold = join(REPO, 'build', 'test', 'pam-hold');
-  mkdirSync(join(REPO, 'build', 'test'), { recursive: true });
-  // built beside and renamed: another VM suite running at the same time may be executing it
-  const tmp = `${hold}.tmp-${process.pid}`;
-  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', tmp, join(REPO, 'test', 'fixtures', 'vm', 'pam-hold.c'), '-lpam']);
-  renameSync(tmp, hold);
-  return hold;
-}
 
 /** Fixed top-level checks of the sections run, plus (section c) 4 per login kill point and 5 per
  * chauthtok kill point, from the guest's PLAN line; too few kill points (a trace that found
@@ -46,7 +35,7 @@ export function expectedStressChecks(body: string, sections: string, output: str
 
 /** Runs sections of stress-suite.sh in one fast-mode boot; reports its FIGURE lines. */
 export async function runStressSections(t: TestContext, sections: string, timeoutMin: number): Promise<void> {
-  const hold = buildHold();
+  const hold = buildPamHold();
   const body = readFileSync(join(REPO, 'test', 'vm', 'scripts', 'stress-suite.sh'), 'utf8');
   const output = await runChecksInVm(t, {
     script: `REPO='${REPO}'\nHOLD='${hold}'\nN=${N}\nM=${M}\nSECTIONS='${sections}'\n${body}`,
