@@ -1,9 +1,8 @@
 /**
  * Issue 9: the agent-kill fault matrix (test/vm/scripts/stress-suite.sh section c): the steps of
- * a clean auth / open_session / close_session / chauthtok are traced, then the agent is SIGKILLed
- * on entry to each state-changing system call in turn; after each kill the login or password
- * change proceeds and the user is told, the wrapped file opens with the old or the new password,
- * the next login unlocks with one session counted, and its logout leaves nothing behind.
+ * a clean auth / open_session / close_session are traced, then the agent is SIGKILLed on entry to
+ * each state-changing system call in turn; after each kill the login proceeds and the user is
+ * told, the next login unlocks with one session counted, and its logout leaves nothing behind.
  */
 import { test } from 'node:test';
 import { runStressSections } from './stress';

