@@ -130,12 +130,14 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const sig = randomSig();
     const hex = fakeAuthTok(sig).toString('hex');
     const a = inSession<{ id: number; added: boolean }>(
-      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER, { timeoutSeconds: 1 })));`,
+      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER, { timeoutSeconds: 4 })));`,
       [u.name, sig, hex],
     );
     assert.equal(a.added, true);
     assert.match(procKeysAs(u, sig)[0] ?? '', /^\S+ \S+\s+\d+\s+[1-9]s /, 'kernel shows a seconds expiry');
-    await new Promise((res) => setTimeout(res, 1600));
+    // 4 s, not 1: the test runs beside a VM suite, and a loaded machine took over a second
+    // between the insert and reading /proc/keys
+    await new Promise((res) => setTimeout(res, 4600));
     const r = inSession<{ raw: Err; search: number | null; clear: Err; list: number[]; insert: { id: number; added: boolean } }>(
       `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => {
          k.possessUserKeyring();
