@@ -61,7 +61,21 @@ export function decideFnek(noFnek: boolean, version: number | null = readEcryptf
   return !noFnek && (version & FNEK_VERSION_BIT) !== 0;
 }
 
+/** Where a setup lives: config files, ciphertext, mount point. */
+export interface SetupLayout {
+  configDir: string;
+  lower: string;
+  upper: string;
+}
+
+/** ecryptfs-setup-private's default: ~/.ecryptfs, ~/.Private mounted on ~/Private. */
+export function privateLayout(owner: UserRef): SetupLayout {
+  return { configDir: join(owner.home, '.ecryptfs'), lower: join(owner.home, '.Private'), upper: join(owner.home, 'Private') };
+}
+
 export interface SetupPrivateOptions {
+  /** default privateLayout(owner); the encrypted-home layout (migrate-home) passes its own */
+  layout?: SetupLayout;
   fnek: boolean;
   /** a separate wrapping passphrase (creates ~/.ecryptfs/wrapping-independent) instead of the login password */
   wrappingIndependent: boolean;
@@ -135,11 +149,11 @@ function saltOf(home: string): Buffer {
  * Checks that a setup can be created without clobbering anything (as the owner). Throws the
  * first reason it cannot; changes nothing.
  */
-export function checkSetupPossible(owner: UserRef, opts: Pick<SetupPrivateOptions, 'force'>): void {
+export function checkSetupPossible(owner: UserRef, opts: Pick<SetupPrivateOptions, 'force' | 'layout'>): void {
+  const { configDir, lower, upper } = opts.layout ?? privateLayout(owner);
   asUser(owner, () => {
     const home = lstatOrNull(owner.home);
     if (home === null || !home.isDirectory()) throw new AgentError('NOT_FOUND', `home directory ${owner.home} of ${owner.name} does not exist`);
-    const configDir = join(owner.home, '.ecryptfs');
     const cst = lstatOrNull(configDir);
     if (cst !== null) {
       if (cst.isSymbolicLink()) {
@@ -158,8 +172,6 @@ export function checkSetupPossible(owner: UserRef, opts: Pick<SetupPrivateOption
         if (st !== null && !st.isFile()) throw new AgentError('NOT_REGULAR_FILE', `${path} is not a regular file`);
       }
     }
-    const lower = join(owner.home, '.Private');
-    const upper = join(owner.home, 'Private');
     for (const m of readMountInfo()) {
       if (m.mountPoint === upper || m.mountPoint === lower) {
         throw new AgentError('ALREADY_EXISTS', `${m.mountPoint} is mounted`, { hint: 'Lock it first: ecryptfs-agent lock' });
@@ -176,9 +188,7 @@ export function checkSetupPossible(owner: UserRef, opts: Pick<SetupPrivateOption
  */
 export function setupPrivate(owner: UserRef, mountPassphrase: Buffer, wrappingPassphrase: Buffer, opts: SetupPrivateOptions): SetupPrivateResult {
   checkSetupPossible(owner, opts);
-  const configDir = join(owner.home, '.ecryptfs');
-  const lower = join(owner.home, '.Private');
-  const upper = join(owner.home, 'Private');
+  const { configDir, lower, upper } = opts.layout ?? privateLayout(owner);
   return asUser(owner, () => {
     const salt = saltOf(owner.home);
     const keys = deriveMountKeys(mountPassphrase, salt, opts.fnek);

@@ -11,10 +11,11 @@ import { keyCommands } from './key-commands';
 import { passphraseCommands } from './passphrase-commands';
 import { privateCommands } from './private-commands';
 import { diagnoseCommands } from './diagnose-commands';
+import { migrateCommands } from './migrate-commands';
 
 export const EXIT_USAGE = 2;
 
-export const commands: readonly Command[] = [...passphraseCommands, ...keyCommands, ...privateCommands, ...diagnoseCommands];
+export const commands: readonly Command[] = [...passphraseCommands, ...keyCommands, ...privateCommands, ...migrateCommands, ...diagnoseCommands];
 
 function globalHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -50,13 +50,13 @@ export function parseCommandOptions(args: string[], spec: OptSpec): { values: Re
   }
 }
 
-function fail(io: CliIO, cmd: string, e: unknown): number {
+export function fail(io: CliIO, cmd: string, e: unknown): number {
   if (isAgentError(e)) io.err(`ecryptfs-agent ${cmd}: ${e.message}\nhint: ${e.hint}\n`);
   else io.err(`ecryptfs-agent ${cmd}: ${e instanceof Error ? e.message : String(e)}\n`);
   return 1;
 }
 
-function usage(io: CliIO, help: string, why: string): number {
+export function usage(io: CliIO, help: string, why: string): number {
   io.err(`${why}\n\n${help}\n`);
   return 2;
 }
@@ -96,11 +96,11 @@ function tilde(t: Target, path: string): string {
 }
 
 /** Interactive: prompt (echo off); from a pipe: one line per passphrase, no prompt (like "-" of the C tools). */
-async function readSecret(io: CliIO, prompt: string, interactive: boolean): Promise<Buffer | null> {
+export async function readSecret(io: CliIO, prompt: string, interactive: boolean): Promise<Buffer | null> {
   return io.passphrases.read(interactive ? prompt : undefined);
 }
 
-function isInteractive(): boolean {
+export function isInteractive(): boolean {
   return process.stdin.isTTY === true;
 }
 
