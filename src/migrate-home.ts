@@ -47,7 +47,7 @@ import { readMountInfo } from './mount';
 import { findPrivateMount, mountPrivate, sigsNoLongerMounted, unmountPrivate } from './private-mount';
 import { loadPrivateSetup, type PrivateSetup } from './private-setup';
 import { writeFileAtomic } from './secure-file';
-import { newMountPassphrase, type SetupLayout, setupPrivate } from './setup';
+import { FLAG_FILE_MODE, newMountPassphrase, type SetupLayout, setupPrivate } from './setup';
 import { type MountHolder, processesUsingTree, renderHolders } from './status';
 import { forgetKeys, insertMountKeys, possessUserKeyring, unwrapMountPassphrase } from './unlock';
 
@@ -600,7 +600,7 @@ class Migration {
   /** verified → done: auto-mount on, keys gone, the original removed only if asked, the state cleared. */
   commit(): boolean {
     checkNoProcesses(this.user, [this.user.home, this.journal.original]);
-    asUser(this.user, () => writeFileAtomic(join(this.layout.configDir, 'auto-mount'), Buffer.alloc(0), { mode: 0o600 }));
+    asUser(this.user, () => writeFileAtomic(join(this.layout.configDir, 'auto-mount'), Buffer.alloc(0), { mode: FLAG_FILE_MODE }));
     const setup = this.readSetup();
     forgetKeys(this.user, sigsNoLongerMounted(setup));
     let removed = false;

@@ -3,10 +3,11 @@
  * never loses a file. Two root-only files per user in a root-owned directory that the user cannot
  * touch (/var/lib/ecryptfs-agent/migrate, mode 700):
  *
- *   USER.json  the journal: where the plaintext original went, the options, and the last phase
- *              that completed; replaced atomically (temp + fsync + rename) at each phase change,
- *              and written BEFORE the step it announces, so every step is either not begun or
- *              recognisable on resume;
+ *   USER.json  the journal: where the plaintext original goes, the options, and the last phase
+ *              that completed; written before anything changes, then replaced atomically (temp +
+ *              fsync + rename) as each phase completes. Every step is idempotent or recognises its
+ *              own half-done state, so a run killed between a step and its journal update redoes
+ *              or skips it on resume;
  *   USER.done  an append-only log, one JSON line per entry copied into the encrypted home, with
  *              the SHA-256 of the source bytes and the source's size/mtime/ctime/inode at copy
  *              time. A line is appended only after the entry is complete; a torn last line (power

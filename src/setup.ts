@@ -34,6 +34,8 @@ import { wrapPassphrase } from './wrapped-passphrase';
 
 export const FNEK_VERSION_BIT = 0x100; // ECRYPTFS_VERSIONING_FILENAME_ENCRYPTION
 export const SYSFS_ECRYPTFS_VERSION = '/sys/fs/ecryptfs/version';
+/** auto-mount, auto-umount, wrapping-independent: empty, world-readable like `touch` makes them (the directory is 700). */
+export const FLAG_FILE_MODE = 0o644;
 
 /** 32 lowercase hex characters from the kernel RNG (what ecryptfs-setup-private generates). Caller zeroes it. */
 export function newMountPassphrase(): Buffer {
@@ -205,10 +207,10 @@ export function setupPrivate(owner: UserRef, mountPassphrase: Buffer, wrappingPa
       fs.chmodSync(path, 0o700); // the umask must not loosen it
       undo.push(() => fs.rmdirSync(path));
     };
-    const write = (name: string, data: Buffer): void => {
+    const write = (name: string, data: Buffer, mode = 0o600): void => {
       const path = join(configDir, name);
       const existed = lstatOrNull(path) !== null;
-      writeFileAtomic(path, data, { mode: 0o600 });
+      writeFileAtomic(path, data, { mode });
       if (!existed) undo.push(() => fs.rmSync(path, { force: true }));
     };
     try {
@@ -230,9 +232,10 @@ export function setupPrivate(owner: UserRef, mountPassphrase: Buffer, wrappingPa
       }
       write('wrapped-passphrase', wrapped);
       write('Private.mnt', Buffer.from(`${upper}\n`, 'utf8'));
-      if (opts.autoMount) write('auto-mount', Buffer.alloc(0));
-      if (opts.autoUmount) write('auto-umount', Buffer.alloc(0));
-      if (opts.wrappingIndependent) write('wrapping-independent', Buffer.alloc(0));
+      // the empty flag files as ecryptfs-setup-private's `touch` (umask 022) makes them
+      if (opts.autoMount) write('auto-mount', Buffer.alloc(0), FLAG_FILE_MODE);
+      if (opts.autoUmount) write('auto-umount', Buffer.alloc(0), FLAG_FILE_MODE);
+      if (opts.wrappingIndependent) write('wrapping-independent', Buffer.alloc(0), FLAG_FILE_MODE);
       else fs.rmSync(join(configDir, 'wrapping-independent'), { force: true });
       write('Private.sig', renderPrivateSig(sigs));
     } catch (e) {
