@@ -200,22 +200,29 @@ function openSource(path: Buffer): number {
   }
 }
 
+/** Reads fd to its end: the SHA-256 and length of its bytes, each chunk also handed to `sink`. */
+function hashStream(fd: number, sink?: (chunk: Buffer) => void): { sha256: string; size: number } {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(CHUNK);
+  let size = 0;
+  for (;;) {
+    const n = fs.readSync(fd, buf, 0, CHUNK, null);
+    if (n === 0) break;
+    const chunk = buf.subarray(0, n);
+    hash.update(chunk);
+    sink?.(chunk);
+    size += n;
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
 /** SHA-256 of a file's bytes (opened without following symlinks). */
 export function hashFile(path: Buffer): { sha256: string; size: number } {
   const fd = openSource(path);
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new AgentError('NOT_REGULAR_FILE', `${displayRel(path)} is not a regular file`);
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(CHUNK);
-    let size = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, CHUNK, null);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
-      size += n;
-    }
-    return { sha256: hash.digest('hex'), size };
+    return hashStream(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -279,17 +286,11 @@ export function copyEntry(srcRoot: string, dstRoot: string, e: TreeEntry): DoneR
       throw new AgentError('IO', `${displayRel(src)} changed while migrating (it is not the file that was planned)`, { hint: 'Nothing may use the home during the migration; run migrate-home again to resume' });
     }
     dfd = fs.openSync(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(CHUNK);
-    let size = 0;
-    for (;;) {
-      const n = fs.readSync(sfd, buf, 0, CHUNK, null);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
+    const out = dfd;
+    const { sha256, size } = hashStream(sfd, (chunk) => {
       let off = 0;
-      while (off < n) off += fs.writeSync(dfd, buf, off, n - off);
-      size += n;
-    }
+      while (off < chunk.length) off += fs.writeSync(out, chunk, off, chunk.length - off);
+    });
     if (size !== e.size) {
       throw new AgentError('IO', `${displayRel(src)} changed size while migrating (${e.size} → ${size} bytes)`, { hint: 'Nothing may use the home during the migration; run migrate-home again to resume' });
     }
@@ -299,7 +300,7 @@ export function copyEntry(srcRoot: string, dstRoot: string, e: TreeEntry): DoneR
     fs.futimesSync(dfd, secondsOf(e.atimeNs), secondsOf(e.mtimeNs));
     fs.closeSync(dfd);
     dfd = -1;
-    return record('file', hash.digest('hex'));
+    return record('file', sha256);
   } finally {
     fs.closeSync(sfd);
     if (dfd >= 0) fs.closeSync(dfd);
