@@ -11,12 +11,13 @@
  *                                   .ecryptfs, .Private -> /home/.ecryptfs/USER/…, README.txt and
  *                                   Access-Your-Private-Data.desktop -> /usr/share/ecryptfs-utils/…
  *   inside the mounted home         the same .ecryptfs and .Private links, and the user's files
- *   /home/USER.XXXXXXXX             the plaintext original, kept
+ *   /home/USER.XXXXXXXX             the plaintext original (700), kept
  *
  * Unlike the reference script (mv, setup, rsync, umount), every step is journaled
  * (src/migrate-journal.ts) and can be resumed after a kill, every file is verified through a
- * fresh mount before the migration counts as done, and the plaintext original is only renamed,
- * never modified; it is removed only on request (--remove-original) and only after verification.
+ * fresh mount before the migration counts as done, and the plaintext original is only renamed
+ * (its top directory made 700, as the reference does), never written; it is removed only on
+ * request (--remove-original) and only after verification.
  * auto-mount is written last: a login during an unfinished migration finds the (empty, read-only)
  * mount point instead of a half-copied home.
  */
@@ -359,14 +360,19 @@ class Migration {
     this.state.writeJournal(this.journal);
   }
 
-  /** started → moved: rename the home to the original's name, make the new (empty) mount point. */
+  /**
+   * started → moved: rename the home to the original's name and make its top directory 700, as
+   * ecryptfs-migrate-home does (the plaintext copy must not stay readable by others; nothing inside
+   * it changes, and the encrypted home gets the same 700); make the new, empty mount point.
+   */
   move(): void {
     const { home, original } = this.journal;
     if (lstatOrNull(original) === null) {
       if (lstatOrNull(home) === null) throw new AgentError('NOT_FOUND', `neither ${home} nor ${original} exists: the home was moved by someone else`);
       fs.renameSync(home, original);
-      this.progress(`Moved ${home} to ${original} (the plaintext original, kept as it is).`);
+      this.progress(`Moved ${home} to ${original} (the plaintext original: its files are kept as they are).`);
     }
+    fs.chmodSync(original, 0o700);
     const st = lstatOrNull(home);
     if (st === null) {
       fs.mkdirSync(home, { mode: 0o700 });

@@ -18,7 +18,8 @@ const MIGRATE_HELP = `Usage: ecryptfs-agent migrate-home -u USER [--resume] [-w|
 
 Encrypts USER's existing home directory, as ecryptfs-migrate-home (ecryptfs-utils 111) does and
 in the same layout, so pam_ecryptfs and mount.ecryptfs_private work with it as well as
-ecryptfs-agent: the home is renamed to HOME.XXXXXXXX (the plaintext original, never modified),
+ecryptfs-agent: the home is renamed to HOME.XXXXXXXX (the plaintext original: made 700 as the
+reference does, its files never modified),
 an encrypted home is set up in /home/.ecryptfs/USER (random mount passphrase, file name
 encryption on when the kernel supports it) and mounted on HOME at each login; every file is
 copied into it with its owner, mode, times, extended attributes, symlinks, hard links and
@@ -89,7 +90,7 @@ function describeResult(plan: MigrationPlan, r: MigrateResult): string {
     lines.push(`The plaintext original ${r.original} was removed after verification (--remove-original).`);
   } else {
     lines.push(
-      `The plaintext original is kept in ${r.original} (unchanged).`,
+      `The plaintext original is kept in ${r.original} (its files unchanged; readable by root only).`,
       'Next:',
       ` 1. ${user.name} logs in and checks that the files are there and can be read and written.`,
       ` 2. Then delete the plaintext copy:   rm -rf ${r.original}`,
