@@ -386,13 +386,21 @@ class Migration {
         });
       }
     }
+    this.makeLinks(true);
+    this.advance('moved');
+  }
+
+  /**
+   * The layout's links in the home (the mount point, with the README links; or, mounted, the home
+   * itself), made as the user so that they are the user's, where missing.
+   */
+  private makeLinks(withReadme: boolean): void {
     asUser(this.user, () => {
-      for (const [name, target] of homeLinks(this.layout, true)) {
-        const path = join(home, name);
+      for (const [name, target] of homeLinks(this.layout, withReadme)) {
+        const path = join(this.user.home, name);
         if (lstatOrNull(path) === null) fs.symlinkSync(target, path);
       }
     });
-    this.advance('moved');
   }
 
   /** moved → set-up: the eCryptfs setup with a new random mount passphrase, wrapped with the given passphrase. */
@@ -474,12 +482,7 @@ class Migration {
   copy(): void {
     const setup = this.mount();
     const home = this.user.home;
-    asUser(this.user, () => {
-      for (const [name, target] of homeLinks(this.layout, false)) {
-        const path = join(home, name);
-        if (lstatOrNull(path) === null) fs.symlinkSync(target, path);
-      }
-    });
+    this.makeLinks(false);
     const done = this.state.readDone();
     const log = this.state.openDoneLog();
     const src = this.journal.original;
@@ -592,13 +595,8 @@ class Migration {
     } finally {
       log.close();
     }
-    asUser(this.user, () => {
-      for (const [name, target] of homeLinks(this.layout, false)) {
-        const path = join(home, name);
-        if (bad.has(name)) fs.rmSync(path, { force: true, recursive: true });
-        if (lstatOrNull(path) === null) fs.symlinkSync(target, path);
-      }
-    });
+    for (const [name] of homeLinks(this.layout, false)) if (bad.has(name)) fs.rmSync(join(home, name), { force: true, recursive: true });
+    this.makeLinks(false);
     for (const line of copyAttributes(this.journal.original, home)) this.warnings.push(line);
     applyDirMetadata(home, this.entries);
   }
