@@ -18,8 +18,8 @@ PACKAGES=(
   keyutils ecryptfs-utils
   # PAM clients for tests
   pamtester expect sshpass
-  # test tools: process and syscall inspection
-  strace psmisc lsof
+  # test tools: process and syscall inspection; rsync for the reference ecryptfs-migrate-home (VM suite)
+  strace psmisc lsof rsync
   # VM suite: Debian's kernel under qemu
   qemu-system-x86 busybox-static kmod cpio xz-utils zstd
   # systemd-mode VM (sshd logins, logind, the systemd user manager)

@@ -41,6 +41,11 @@ export type ErrorCode =
   | 'NO_SUCH_USER'
   | 'PERMISSION'
   | 'NATIVE'
+  // migrate-home
+  | 'IN_USE'
+  | 'NO_SPACE'
+  | 'NAME_TOO_LONG'
+  | 'VERIFY_FAILED'
   // usage
   | 'USAGE'
   | 'CANCELLED';
@@ -80,6 +85,10 @@ const HINTS: Record<ErrorCode, string> = {
   NO_SUCH_USER: 'Check the user name',
   PERMISSION: 'Run as root, or as the user who owns the files',
   NATIVE: 'Rebuild the native addon: npm run build:native',
+  IN_USE: 'Log the user out and end their processes (loginctl terminate-user USER, or pkill -u USER), then try again',
+  NO_SPACE: 'Free space on that filesystem (or move data out of the home), then try again',
+  NAME_TOO_LONG: 'Rename the files listed (eCryptfs stores at most 143-byte names with filename encryption), or migrate with --no-fnek',
+  VERIFY_FAILED: 'Nothing was removed: the plaintext original is intact. Check the disk and the kernel log (dmesg), then run migrate-home again to resume',
   USAGE: 'See ecryptfs-agent --help',
   CANCELLED: 'Nothing was changed; run the command again when you are ready',
 };

@@ -34,6 +34,8 @@ import { wrapPassphrase } from './wrapped-passphrase';
 
 export const FNEK_VERSION_BIT = 0x100; // ECRYPTFS_VERSIONING_FILENAME_ENCRYPTION
 export const SYSFS_ECRYPTFS_VERSION = '/sys/fs/ecryptfs/version';
+/** auto-mount, auto-umount, wrapping-independent: empty, world-readable like `touch` makes them (the directory is 700). */
+export const FLAG_FILE_MODE = 0o644;
 
 /** 32 lowercase hex characters from the kernel RNG (what ecryptfs-setup-private generates). Caller zeroes it. */
 export function newMountPassphrase(): Buffer {
@@ -61,7 +63,21 @@ export function decideFnek(noFnek: boolean, version: number | null = readEcryptf
   return !noFnek && (version & FNEK_VERSION_BIT) !== 0;
 }
 
+/** Where a setup lives: config files, ciphertext, mount point. */
+export interface SetupLayout {
+  configDir: string;
+  lower: string;
+  upper: string;
+}
+
+/** ecryptfs-setup-private's default: ~/.ecryptfs, ~/.Private mounted on ~/Private. */
+export function privateLayout(owner: UserRef): SetupLayout {
+  return { configDir: join(owner.home, '.ecryptfs'), lower: join(owner.home, '.Private'), upper: join(owner.home, 'Private') };
+}
+
 export interface SetupPrivateOptions {
+  /** default privateLayout(owner); the encrypted-home layout (migrate-home) passes its own */
+  layout?: SetupLayout;
   fnek: boolean;
   /** a separate wrapping passphrase (creates ~/.ecryptfs/wrapping-independent) instead of the login password */
   wrappingIndependent: boolean;
@@ -135,11 +151,11 @@ function saltOf(home: string): Buffer {
  * Checks that a setup can be created without clobbering anything (as the owner). Throws the
  * first reason it cannot; changes nothing.
  */
-export function checkSetupPossible(owner: UserRef, opts: Pick<SetupPrivateOptions, 'force'>): void {
+export function checkSetupPossible(owner: UserRef, opts: Pick<SetupPrivateOptions, 'force' | 'layout'>): void {
+  const { configDir, lower, upper } = opts.layout ?? privateLayout(owner);
   asUser(owner, () => {
     const home = lstatOrNull(owner.home);
     if (home === null || !home.isDirectory()) throw new AgentError('NOT_FOUND', `home directory ${owner.home} of ${owner.name} does not exist`);
-    const configDir = join(owner.home, '.ecryptfs');
     const cst = lstatOrNull(configDir);
     if (cst !== null) {
       if (cst.isSymbolicLink()) {
@@ -158,8 +174,6 @@ export function checkSetupPossible(owner: UserRef, opts: Pick<SetupPrivateOption
         if (st !== null && !st.isFile()) throw new AgentError('NOT_REGULAR_FILE', `${path} is not a regular file`);
       }
     }
-    const lower = join(owner.home, '.Private');
-    const upper = join(owner.home, 'Private');
     for (const m of readMountInfo()) {
       if (m.mountPoint === upper || m.mountPoint === lower) {
         throw new AgentError('ALREADY_EXISTS', `${m.mountPoint} is mounted`, { hint: 'Lock it first: ecryptfs-agent lock' });
@@ -176,9 +190,7 @@ export function checkSetupPossible(owner: UserRef, opts: Pick<SetupPrivateOption
  */
 export function setupPrivate(owner: UserRef, mountPassphrase: Buffer, wrappingPassphrase: Buffer, opts: SetupPrivateOptions): SetupPrivateResult {
   checkSetupPossible(owner, opts);
-  const configDir = join(owner.home, '.ecryptfs');
-  const lower = join(owner.home, '.Private');
-  const upper = join(owner.home, 'Private');
+  const { configDir, lower, upper } = opts.layout ?? privateLayout(owner);
   return asUser(owner, () => {
     const salt = saltOf(owner.home);
     const keys = deriveMountKeys(mountPassphrase, salt, opts.fnek);
@@ -195,10 +207,10 @@ export function setupPrivate(owner: UserRef, mountPassphrase: Buffer, wrappingPa
       fs.chmodSync(path, 0o700); // the umask must not loosen it
       undo.push(() => fs.rmdirSync(path));
     };
-    const write = (name: string, data: Buffer): void => {
+    const write = (name: string, data: Buffer, mode = 0o600): void => {
       const path = join(configDir, name);
       const existed = lstatOrNull(path) !== null;
-      writeFileAtomic(path, data, { mode: 0o600 });
+      writeFileAtomic(path, data, { mode });
       if (!existed) undo.push(() => fs.rmSync(path, { force: true }));
     };
     try {
@@ -220,9 +232,10 @@ export function setupPrivate(owner: UserRef, mountPassphrase: Buffer, wrappingPa
       }
       write('wrapped-passphrase', wrapped);
       write('Private.mnt', Buffer.from(`${upper}\n`, 'utf8'));
-      if (opts.autoMount) write('auto-mount', Buffer.alloc(0));
-      if (opts.autoUmount) write('auto-umount', Buffer.alloc(0));
-      if (opts.wrappingIndependent) write('wrapping-independent', Buffer.alloc(0));
+      // the empty flag files as ecryptfs-setup-private's `touch` (umask 022) makes them
+      if (opts.autoMount) write('auto-mount', Buffer.alloc(0), FLAG_FILE_MODE);
+      if (opts.autoUmount) write('auto-umount', Buffer.alloc(0), FLAG_FILE_MODE);
+      if (opts.wrappingIndependent) write('wrapping-independent', Buffer.alloc(0), FLAG_FILE_MODE);
       else fs.rmSync(join(configDir, 'wrapping-independent'), { force: true });
       write('Private.sig', renderPrivateSig(sigs));
     } catch (e) {

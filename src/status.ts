@@ -162,7 +162,7 @@ export interface MountHolder {
   uid: number;
   user: string;
   comm: string;
-  /** how: c = cwd, r = root, f = open file, m = mapped file (fuser's letters) */
+  /** how: c = cwd, r = root, f = open file, m = mapped file (fuser's letters); u = runs as the user (processesUsingTree) */
   access: string;
 }
 
@@ -189,52 +189,51 @@ function userName(uid: number, cache: Map<number, string>): string {
 }
 
 /**
- * Processes using files on the filesystem mounted as `entry` (same device): their cwd, root,
- * open fds and mapped files, read from /proc like `fuser -vm`. Processes this caller may not
- * inspect (other users', unless root) are counted in `uninspected`. `excludePid`: ourselves.
+ * What a /proc scan looks for. `onTarget` gets a /proc link (cwd, root, fd/N) and says whether the
+ * file behind it is one of ours ('denied': could not be inspected); `mapsTarget` gets the fields of
+ * one /proc/PID/maps line; `whole` may add letters for the process as a whole.
  */
-export function processesUsingMount(entry: Pick<MountInfoEntry, 'major' | 'minor'>, excludePid = process.pid): { holders: MountHolder[]; uninspected: number } {
+interface ProcessProbe {
+  onTarget(procLink: string): boolean | 'denied';
+  mapsTarget(fields: string[]): boolean;
+  whole?(base: string): string;
+}
+
+function isDenied(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+/** The /proc walk behind processesUsingMount and processesUsingTree (fuser's letters). */
+function scanProcesses(probe: ProcessProbe, excludePid: number): { holders: MountHolder[]; uninspected: number } {
   const holders: MountHolder[] = [];
   let uninspected = 0;
   const names = new Map<number, string>();
-  const same = (path: string): boolean | 'denied' => {
-    try {
-      const d = devOf(fs.statSync(path, { bigint: true }));
-      return d.major === entry.major && d.minor === entry.minor;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      return code === 'EACCES' || code === 'EPERM' ? 'denied' : false;
-    }
-  };
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
     if (pid === excludePid) continue;
     const base = `/proc/${pid}`;
-    let access = '';
+    let access = probe.whole?.(base) ?? '';
     let denied = false;
     for (const [link, letter] of [['cwd', 'c'], ['root', 'r']] as const) {
-      const r = same(`${base}/${link}`);
+      const r = probe.onTarget(`${base}/${link}`);
       if (r === 'denied') denied = true;
       else if (r) access += letter;
     }
     try {
       for (const fd of fs.readdirSync(`${base}/fd`)) {
-        if (same(`${base}/fd/${fd}`) === true) {
+        if (probe.onTarget(`${base}/fd/${fd}`) === true) {
           access += 'f';
           break;
         }
       }
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EACCES' || code === 'EPERM') denied = true;
+      if (isDenied(e)) denied = true;
     }
     const maps = readText(`${base}/maps`);
     if (maps === null) denied = true;
-    else {
-      const want = `${entry.major.toString(16).padStart(2, '0')}:${entry.minor.toString(16).padStart(2, '0')}`;
-      if (maps.split('\n').some((l) => l.split(/\s+/)[3] === want && Number(l.split(/\s+/)[4]) !== 0)) access += 'm';
-    }
+    else if (maps.split('\n').some((l) => probe.mapsTarget(l.split(/\s+/)))) access += 'm';
     if (access !== '') {
       let uid = -1;
       try {
@@ -248,6 +247,54 @@ export function processesUsingMount(entry: Pick<MountInfoEntry, 'major' | 'minor
     }
   }
   return { holders, uninspected };
+}
+
+/**
+ * Processes using files on the filesystem mounted as `entry` (same device): their cwd, root,
+ * open fds and mapped files, read from /proc like `fuser -vm`. Processes this caller may not
+ * inspect (other users', unless root) are counted in `uninspected`. `excludePid`: ourselves.
+ */
+export function processesUsingMount(entry: Pick<MountInfoEntry, 'major' | 'minor'>, excludePid = process.pid): { holders: MountHolder[]; uninspected: number } {
+  const want = `${entry.major.toString(16).padStart(2, '0')}:${entry.minor.toString(16).padStart(2, '0')}`;
+  return scanProcesses(
+    {
+      onTarget: (path) => {
+        try {
+          const d = devOf(fs.statSync(path, { bigint: true }));
+          return d.major === entry.major && d.minor === entry.minor;
+        } catch (e) {
+          return isDenied(e) ? 'denied' : false;
+        }
+      },
+      mapsTarget: (f) => f[3] === want && Number(f[4]) !== 0,
+    },
+    excludePid,
+  );
+}
+
+/**
+ * Processes that run as `uid` (real, effective, saved or filesystem uid: letter 'u') or use a path
+ * under `dir` (cwd, root, open or mapped file; like `lsof +D dir`). Root sees every process.
+ */
+export function processesUsingTree(dir: string, uid: number, excludePid = process.pid): { holders: MountHolder[]; uninspected: number } {
+  const under = (p: string): boolean => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+  return scanProcesses(
+    {
+      onTarget: (link) => {
+        try {
+          return under(fs.readlinkSync(link));
+        } catch (e) {
+          return isDenied(e) ? 'denied' : false;
+        }
+      },
+      mapsTarget: (f) => f.length > 5 && under(f.slice(5).join(' ')),
+      whole: (base) => {
+        const line = /^Uid:\s+(.*)$/m.exec(readText(`${base}/status`) ?? '');
+        return line?.[1]?.split(/\s+/).some((id) => Number(id) === uid) ? 'u' : '';
+      },
+    },
+    excludePid,
+  );
 }
 
 export function renderHolders(mountPoint: string, holders: MountHolder[]): string {

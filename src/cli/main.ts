@@ -12,8 +12,8 @@ import { passphraseCommands } from './passphrase-commands';
 import { privateCommands } from './private-commands';
 import { diagnoseCommands } from './diagnose-commands';
 import { mountCommands } from './mount-commands';
-
 import { recoveryCommands } from './recovery-commands';
+import { migrateCommands } from './migrate-commands';
 
 export const EXIT_USAGE = 2;
 
@@ -21,6 +21,7 @@ export const commands: readonly Command[] = [
   ...passphraseCommands,
   ...keyCommands,
   ...privateCommands,
+  ...migrateCommands,
   ...mountCommands,
   ...recoveryCommands,
   ...diagnoseCommands,

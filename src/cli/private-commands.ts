@@ -98,11 +98,11 @@ function tilde(t: Target, path: string): string {
 }
 
 /** Interactive: prompt (echo off); from a pipe: one line per passphrase, no prompt (like "-" of the C tools). */
-async function readSecret(io: CliIO, prompt: string, interactive: boolean): Promise<Buffer | null> {
+export async function readSecret(io: CliIO, prompt: string, interactive: boolean): Promise<Buffer | null> {
   return io.passphrases.read(interactive ? prompt : undefined);
 }
 
-function isInteractive(): boolean {
+export function isInteractive(): boolean {
   return process.stdin.isTTY === true;
 }
 

@@ -42,3 +42,16 @@ session  required  pam_unix.so
 session  optional  $MOD $OPTS
 PAM
 }
+
+# use_reference_module: the `eat-ref` service with ecryptfs-utils' own pam_ecryptfs.so (the reference
+# peer: auth unwraps with the login password, session mounts through mount.ecryptfs_private).
+use_reference_module() {
+  cat > /etc/pam.d/eat-ref <<'PAM'
+auth     required  pam_unix.so
+auth     required  pam_ecryptfs.so unwrap
+account  required  pam_unix.so
+session  required  pam_keyinit.so force revoke
+session  required  pam_unix.so
+session  optional  pam_ecryptfs.so unwrap
+PAM
+}

@@ -8,14 +8,7 @@
 use_our_module
 CLI="$REPO/bin/ecryptfs-agent"
 # The reference peer's own PAM module, in its own stack.
-cat > /etc/pam.d/eat-ref <<'PAM'
-auth     required  pam_unix.so
-auth     required  pam_ecryptfs.so unwrap
-account  required  pam_unix.so
-session  required  pam_keyinit.so force revoke
-session  required  pam_unix.so
-session  optional  pam_ecryptfs.so unwrap
-PAM
+use_reference_module
 
 mounted() { awk -v m="$1/Private" '$5 == m && $0 ~ / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 not_mounted() { ! mounted "$1"; }

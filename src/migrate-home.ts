@@ -1,0 +1,684 @@
+/**
+ * `migrate-home`: moves an existing, unencrypted home into the encrypted-home layout that
+ * ecryptfs-migrate-home / `ecryptfs-setup-private -b` (ecryptfs-utils 111) produce, so that
+ * pam_ecryptfs and mount.ecryptfs_private mount it as well as our agent:
+ *
+ *   /home/.ecryptfs/USER            755 USER
+ *   /home/.ecryptfs/USER/.ecryptfs  700: wrapped-passphrase, Private.sig, Private.mnt ("/home/USER\n"),
+ *                                   auto-mount, auto-umount [, wrapping-independent]
+ *   /home/.ecryptfs/USER/.Private   the ciphertext
+ *   /home/USER                      500 USER, the mount point, holding only the links
+ *                                   .ecryptfs, .Private -> /home/.ecryptfs/USER/…, README.txt and
+ *                                   Access-Your-Private-Data.desktop -> /usr/share/ecryptfs-utils/…
+ *   inside the mounted home         the same .ecryptfs and .Private links, and the user's files
+ *   /home/USER.XXXXXXXX             the plaintext original (700), kept
+ *
+ * Unlike the reference script (mv, setup, rsync, umount), every step is journaled
+ * (src/migrate-journal.ts) and can be resumed after a kill, every file is verified through a
+ * fresh mount before the migration counts as done, and the plaintext original is only renamed
+ * (its top directory made 700, as the reference does), never written; it is removed only on
+ * request (--remove-original) and only after verification.
+ * auto-mount is written last: a login during an unfinished migration finds the (empty, read-only)
+ * mount point instead of a half-copied home.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { dirname, join, normalize } from 'node:path';
+import { asUser, type UserInfo } from './credentials';
+import { AgentError, isAgentError } from './errors';
+import { type DoneRecord, MigrateState, type MigrateJournal, type MigratePhase, phaseAtLeast } from './migrate-journal';
+import {
+  applyDirMetadata,
+  copyAttributes,
+  copyEntry,
+  countEntries,
+  displayRel,
+  doneRecordMatches,
+  estimateEncryptedBytes,
+  joinRel,
+  namesTooLong,
+  removeExisting,
+  type TreeCounts,
+  type TreeEntry,
+  verifyEntry,
+  type VerifyFailure,
+  walkTree,
+} from './migrate-tree';
+import { readMountInfo } from './mount';
+import { findPrivateMount, mountPrivate, sigsNoLongerMounted, unmountPrivate } from './private-mount';
+import { loadPrivateSetup, type PrivateSetup } from './private-setup';
+import { writeFileAtomic } from './secure-file';
+import { FLAG_FILE_MODE, newMountPassphrase, type SetupLayout, setupPrivate } from './setup';
+import { type MountHolder, processesUsingTree, renderHolders } from './status';
+import { forgetKeys, insertMountKeys, possessUserKeyring, unwrapMountPassphrase } from './unlock';
+
+export const ECRYPTFS_HOMES = '/home/.ecryptfs';
+
+/** The links ecryptfs-setup-private -b leaves in the mount point (seen while the home is locked). */
+export const MOUNT_POINT_README_LINKS: ReadonlyArray<readonly [string, string]> = [
+  ['README.txt', '/usr/share/ecryptfs-utils/ecryptfs-mount-private.txt'],
+  ['Access-Your-Private-Data.desktop', '/usr/share/ecryptfs-utils/ecryptfs-mount-private.desktop'],
+];
+
+export interface HomeLayout extends SetupLayout {
+  /** /home/.ecryptfs/USER */
+  userDir: string;
+}
+
+export function homeLayout(user: Pick<UserInfo, 'name' | 'home'>, ecryptfsRoot = ECRYPTFS_HOMES): HomeLayout {
+  const userDir = join(ecryptfsRoot, user.name);
+  return { userDir, configDir: join(userDir, '.ecryptfs'), lower: join(userDir, '.Private'), upper: user.home };
+}
+
+/** The links in the mount point (and, .ecryptfs/.Private, inside the mounted home), name → target. */
+export function homeLinks(layout: HomeLayout, withReadme: boolean): Array<[string, string]> {
+  const links: Array<[string, string]> = [
+    ['.ecryptfs', layout.configDir],
+    ['.Private', layout.lower],
+  ];
+  return withReadme ? [...links, ...MOUNT_POINT_README_LINKS.map(([n, t]) => [n, t] as [string, string])] : links;
+}
+
+export interface FsSpace {
+  /** bytes available to unprivileged users */
+  available: number;
+  /** free inodes; null when the filesystem does not count them (btrfs …) */
+  freeInodes: number | null;
+}
+
+export interface MigrateOptions {
+  /** filename encryption (fresh runs; a resumed run keeps what it started with) */
+  fnek: boolean;
+  wrappingIndependent: boolean;
+  /** delete the plaintext original once every file is verified */
+  removeOriginal: boolean;
+  /** only continue an interrupted migration; refuse to start one */
+  resumeOnly: boolean;
+  stateDir?: string;
+  ecryptfsRoot?: string;
+  /** progress lines for the operator (stderr) */
+  progress?: (line: string) => void;
+  /** for tests: the free space of the filesystem holding `path` */
+  space?: (path: string) => FsSpace;
+}
+
+export interface MigrationPlan {
+  user: UserInfo;
+  layout: HomeLayout;
+  /** the journal of the interrupted run being resumed, or the one a fresh run will write */
+  journal: MigrateJournal;
+  resuming: boolean;
+  /** the tree being migrated (at HOME, or at the original after the move) */
+  entries: TreeEntry[];
+  counts: TreeCounts;
+  /** how many entries an interrupted run already copied */
+  alreadyDone: number;
+  neededBytes: number;
+  space: FsSpace;
+  spacePath: string;
+}
+
+export interface MigrateResult {
+  original: string;
+  originalRemoved: boolean;
+  counts: TreeCounts;
+  /** entries copied by this run (the rest were copied by the run that was interrupted) */
+  copied: number;
+  verified: number;
+  fnek: boolean;
+  sigs: string[];
+  warnings: string[];
+}
+
+const MiB = 1024 * 1024;
+/** Room kept free beyond the estimate (journal, directory growth, the filesystem's own needs). */
+export const SPACE_MARGIN_BYTES = 16 * MiB;
+
+/** Pure: what the copy needs, given the estimate of the encrypted size. */
+export function spaceNeeded(estimate: number): number {
+  return Math.ceil(estimate * 1.05) + SPACE_MARGIN_BYTES;
+}
+
+function mib(n: number): string {
+  return `${(n / MiB).toFixed(n < 10 * MiB ? 1 : 0)} MiB`;
+}
+
+function lstatOrNull(path: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+function defaultSpace(path: string): FsSpace {
+  const s = fs.statfsSync(path);
+  return { available: Number(s.bavail) * Number(s.bsize), freeInodes: Number(s.files) > 0 ? Number(s.ffree) : null };
+}
+
+/** The nearest existing directory at or above path (where the new files will land). */
+function existingAncestor(path: string): string {
+  let p = path;
+  while (lstatOrNull(p) === null && p !== '/') p = dirname(p);
+  return p;
+}
+
+/** Pure: the plaintext original's name, next to the home (the reference: mktemp /home/USER.XXXXXXXX). */
+export function originalName(home: string, random: Buffer = randomBytes(8)): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  return `${home}.${Array.from(random.subarray(0, 8), (b) => alphabet[b % alphabet.length]).join('')}`;
+}
+
+/** Pure: a home that can be migrated to the layout under ecryptfsRoot (absolute, normal, not a parent of it). */
+export function checkHomePath(home: string, ecryptfsRoot = ECRYPTFS_HOMES): void {
+  if (!home.startsWith('/') || normalize(home) !== home || home === '/' || home.endsWith('/') || /[\x00-\x1f\x7f]/.test(home)) {
+    throw new AgentError('UNSAFE_PATH', `the home directory "${home}" is not an absolute, normalised path`, { hint: 'Fix the home directory in /etc/passwd (usermod -d)' });
+  }
+  if (ecryptfsRoot === home || ecryptfsRoot.startsWith(`${home}/`) || home.startsWith(`${ecryptfsRoot}/`)) {
+    throw new AgentError('UNSAFE_PATH', `the home directory ${home} overlaps ${ecryptfsRoot}, where encrypted homes are kept`, { hint: 'Give the user a home of its own (usermod -d /home/USER -m)' });
+  }
+}
+
+function renderHoldersWithLegend(dir: string, holders: MountHolder[]): string {
+  return `${renderHolders(dir, holders)}(ACCESS: u = runs as the user, c = current directory, r = root directory, f = open file, m = mapped file)`;
+}
+
+function checkNoProcesses(user: UserInfo, dirs: string[]): void {
+  const seen = new Map<number, MountHolder>();
+  for (const dir of dirs) {
+    for (const h of processesUsingTree(dir, user.uid).holders) {
+      const prev = seen.get(h.pid);
+      seen.set(h.pid, prev ? { ...prev, access: [...new Set(prev.access + h.access)].join('') } : h);
+    }
+  }
+  if (seen.size > 0) {
+    const holders = [...seen.values()].sort((a, b) => a.pid - b.pid);
+    throw new AgentError('IN_USE', `${user.name} is logged in or has processes running (${holders.length}); the home must not change while it is migrated:\n${renderHoldersWithLegend(user.home, holders)}`, {
+      hint: `Log ${user.name} out and end those processes (loginctl terminate-user ${user.name}, or pkill -KILL -u ${user.name}), then run migrate-home again`,
+    });
+  }
+}
+
+function checkNoMountsInside(home: string, allowEcryptfsAtHome: boolean): void {
+  for (const m of readMountInfo()) {
+    if (m.mountPoint === home && allowEcryptfsAtHome && m.fsType === 'ecryptfs') continue;
+    if (m.mountPoint === home || m.mountPoint.startsWith(`${home}/`)) {
+      throw new AgentError('IN_USE', `${m.mountPoint} is a mount point (${m.fsType}); migrate-home moves a home that is one plain directory tree`, {
+        hint: `Unmount it first (umount ${m.mountPoint}), then run migrate-home again`,
+      });
+    }
+  }
+}
+
+/** A fresh migration: the home must be a plain, unencrypted directory of the user and nothing of the layout may exist yet. */
+function checkFreshHome(user: UserInfo, layout: HomeLayout, ecryptfsRoot: string): void {
+  const st = lstatOrNull(user.home);
+  if (st === null) throw new AgentError('NOT_FOUND', `the home directory ${user.home} of ${user.name} does not exist`, { hint: 'Nothing to migrate' });
+  if (st.isSymbolicLink()) {
+    throw new AgentError('SYMLINK_REFUSED', `${user.home} is a symbolic link`, { hint: `Point the user at the real directory first (usermod -d $(readlink -f ${user.home}) ${user.name})` });
+  }
+  if (!st.isDirectory()) throw new AgentError('NOT_REGULAR_FILE', `${user.home} is not a directory`);
+  if (st.uid !== user.uid) throw new AgentError('BAD_OWNER', `${user.home} is owned by uid ${st.uid}, not by ${user.name}`, { hint: `chown ${user.name} ${user.home}, then try again` });
+  const dotEcryptfs = join(user.home, '.ecryptfs');
+  const cst = lstatOrNull(dotEcryptfs);
+  if (cst !== null) {
+    const already = cst.isSymbolicLink() && fs.readlinkSync(dotEcryptfs) === layout.configDir;
+    throw new AgentError(
+      'ALREADY_EXISTS',
+      already ? `${user.home} is already an encrypted home (${dotEcryptfs} -> ${layout.configDir}); nothing changed` : `${user.home} already has an eCryptfs setup (${dotEcryptfs} exists); nothing changed`,
+      { hint: already ? 'Nothing to migrate. Log in as the user to use it' : 'migrate-home encrypts plain homes only; to remove a ~/Private setup first, see: ecryptfs-setup-private --undo' },
+    );
+  }
+  if (lstatOrNull(join(user.home, '.Private')) !== null) {
+    throw new AgentError('ALREADY_EXISTS', `${join(user.home, '.Private')} exists; the encrypted home needs that name for its link to the encrypted files`, {
+      hint: `Move it away (or rmdir it if it is empty), then try again`,
+    });
+  }
+  const rst = lstatOrNull(ecryptfsRoot);
+  if (rst !== null && (!rst.isDirectory() || rst.uid !== 0 || (rst.mode & 0o022) !== 0)) {
+    throw new AgentError('UNSAFE_PATH', `${ecryptfsRoot} must be a directory owned by root and writable only by root`);
+  }
+  const ust = lstatOrNull(layout.userDir);
+  if (ust !== null && (!ust.isDirectory() || fs.readdirSync(layout.userDir).length > 0)) {
+    throw new AgentError('ALREADY_EXISTS', `${layout.userDir} already exists and is not empty (an earlier encrypted home of ${user.name}?); nothing changed`, {
+      hint: `Move it away if it is no longer needed (mv ${layout.userDir} ${layout.userDir}.old), then try again`,
+    });
+  }
+}
+
+function checkJournalFits(user: UserInfo, j: MigrateJournal, layout: HomeLayout, file: string): void {
+  if (j.user !== user.name || j.uid !== user.uid || j.gid !== user.gid || j.home !== user.home || j.userDir !== layout.userDir) {
+    throw new AgentError('BAD_CONFIG', `${file} describes another account (${j.user}, uid ${j.uid}, home ${j.home}) than ${user.name} (uid ${user.uid}, home ${user.home})`, {
+      hint: `The account changed since the migration started; restore it, or see docs/migrate-home.md ("Starting over")`,
+    });
+  }
+}
+
+/**
+ * Everything that can be checked before anything is changed, in this order: the account, an
+ * interrupted run (resumed) or an existing setup (refused), mounts inside the home, the user's
+ * processes, the tree itself (one filesystem, names eCryptfs can store), and free space.
+ * Changes nothing.
+ */
+export function preflightMigration(user: UserInfo, opts: MigrateOptions): MigrationPlan {
+  if (user.uid === 0) throw new AgentError('USAGE', "refusing to migrate root's home", { hint: 'Encrypt homes of ordinary users only' });
+  const ecryptfsRoot = opts.ecryptfsRoot ?? ECRYPTFS_HOMES;
+  checkHomePath(user.home, ecryptfsRoot);
+  const layout = homeLayout(user, ecryptfsRoot);
+  const state = new MigrateState(user.name, opts.stateDir);
+  const existing = state.readJournal();
+  let journal: MigrateJournal;
+  if (existing !== null) {
+    checkJournalFits(user, existing, layout, state.journalPath);
+    journal = existing;
+  } else {
+    if (opts.resumeOnly) {
+      throw new AgentError('NOT_FOUND', `there is no interrupted migration of ${user.name} to resume (no ${state.journalPath})`, { hint: `Start one: ecryptfs-agent migrate-home -u ${user.name}` });
+    }
+    checkFreshHome(user, layout, ecryptfsRoot);
+    let original = originalName(user.home);
+    while (lstatOrNull(original) !== null) original = originalName(user.home);
+    journal = {
+      version: 1,
+      user: user.name,
+      uid: user.uid,
+      gid: user.gid,
+      home: user.home,
+      original,
+      userDir: layout.userDir,
+      fnek: opts.fnek,
+      wrappingIndependent: opts.wrappingIndependent,
+      phase: 'started',
+      started: new Date().toISOString(),
+    };
+  }
+  const resuming = existing !== null;
+  checkNoMountsInside(user.home, resuming);
+  const source = resuming && lstatOrNull(journal.original) !== null ? journal.original : user.home;
+  if (source !== user.home) checkNoMountsInside(source, false);
+  checkNoProcesses(user, resuming ? [user.home, journal.original] : [user.home]);
+
+  const entries = walkTree(source);
+  const tooLong = namesTooLong(entries, journal.fnek);
+  if (tooLong.length > 0) {
+    const list = tooLong.slice(0, 10).map((e) => `  ${displayRel(joinRel(source, e.rel))}`).join('\n');
+    throw new AgentError('NAME_TOO_LONG', `${tooLong.length} name(s) in ${source} are too long for eCryptfs${journal.fnek ? ' with filename encryption (at most 143 bytes)' : ' (at most 255 bytes)'}:\n${list}${tooLong.length > 10 ? '\n  ...' : ''}`);
+  }
+  const done = resuming ? state.readDone() : new Map<string, DoneRecord>();
+  const remaining = entries.filter((e) => !doneRecordMatches(done.get(e.rel.toString('latin1')), e));
+  const neededBytes = phaseAtLeast(journal, 'copied') ? 0 : spaceNeeded(estimateEncryptedBytes(remaining));
+  const spacePath = existingAncestor(layout.userDir);
+  const space = (opts.space ?? defaultSpace)(spacePath);
+  const counts = countEntries(entries);
+  if (neededBytes > space.available) {
+    throw new AgentError(
+      'NO_SPACE',
+      `not enough free space for the encrypted copy: ${source} (${counts.files} files, ${mib(counts.bytes)}) needs about ${mib(neededBytes)} in ${spacePath}, where ${mib(space.available)} are free; nothing changed`,
+      { hint: `The plaintext original is kept until you delete it, so the encrypted copy needs room of its own. Free space on the filesystem of ${spacePath} (or move data out of ${user.home}), then try again` },
+    );
+  }
+  if (space.freeInodes !== null && !phaseAtLeast(journal, 'copied') && space.freeInodes < remaining.length + 64) {
+    throw new AgentError('NO_SPACE', `not enough free inodes in ${spacePath}: ${remaining.length} entries to copy, ${space.freeInodes} inodes free; nothing changed`);
+  }
+  return { user, layout, journal, resuming, entries, counts, alreadyDone: entries.length - remaining.length, neededBytes, space, spacePath };
+}
+
+// ------------------------------------------------------------------ the steps
+
+class Migration {
+  private readonly state: MigrateState;
+  private readonly progress: (line: string) => void;
+  private journal: MigrateJournal;
+  private entries: TreeEntry[];
+  private mountPassphrase: Buffer | null = null;
+  private mountedByUs = false;
+  readonly warnings: string[] = [];
+  copied = 0;
+  verified = 0;
+
+  constructor(
+    private readonly plan: MigrationPlan,
+    private readonly opts: MigrateOptions,
+  ) {
+    this.state = new MigrateState(plan.user.name, opts.stateDir);
+    this.progress = opts.progress ?? ((): void => undefined);
+    this.journal = { ...plan.journal };
+    this.entries = plan.entries;
+  }
+
+  private get user(): UserInfo {
+    return this.plan.user;
+  }
+
+  private get layout(): HomeLayout {
+    return this.plan.layout;
+  }
+
+  private advance(phase: MigratePhase): void {
+    this.journal = { ...this.journal, phase };
+    this.state.writeJournal(this.journal);
+  }
+
+  /**
+   * started → moved: rename the home to the original's name and make its top directory 700, as
+   * ecryptfs-migrate-home does (the plaintext copy must not stay readable by others; nothing inside
+   * it changes, and the encrypted home gets the same 700); make the new, empty mount point.
+   */
+  move(): void {
+    const { home, original } = this.journal;
+    if (lstatOrNull(original) === null) {
+      if (lstatOrNull(home) === null) throw new AgentError('NOT_FOUND', `neither ${home} nor ${original} exists: the home was moved by someone else`);
+      fs.renameSync(home, original);
+      this.progress(`Moved ${home} to ${original} (the plaintext original: its files are kept as they are).`);
+    }
+    fs.chmodSync(original, 0o700);
+    const st = lstatOrNull(home);
+    if (st === null) {
+      fs.mkdirSync(home, { mode: 0o700 });
+      fs.chownSync(home, this.user.uid, this.user.gid);
+    } else {
+      const ours = new Set(homeLinks(this.layout, true).map(([n]) => n));
+      const foreign = st.isDirectory() && !st.isSymbolicLink() ? fs.readdirSync(home).filter((n) => !ours.has(n)) : ['(not a directory)'];
+      if (foreign.length > 0 || st.uid !== this.user.uid) {
+        throw new AgentError('ALREADY_EXISTS', `${home} was recreated by someone else since the migration started (it holds ${foreign.slice(0, 3).join(', ')})`, {
+          hint: `The plaintext original is intact in ${original}. Move ${home} away, then run migrate-home again to resume`,
+        });
+      }
+    }
+    this.makeLinks(true);
+    this.advance('moved');
+  }
+
+  /**
+   * The layout's links in the home (the mount point, with the README links; or, mounted, the home
+   * itself), made as the user so that they are the user's, where missing.
+   */
+  private makeLinks(withReadme: boolean): void {
+    asUser(this.user, () => {
+      for (const [name, target] of homeLinks(this.layout, withReadme)) {
+        const path = join(this.user.home, name);
+        if (lstatOrNull(path) === null) fs.symlinkSync(target, path);
+      }
+    });
+  }
+
+  /** moved → set-up: the eCryptfs setup with a new random mount passphrase, wrapped with the given passphrase. */
+  setUp(wrappingPassphrase: Buffer): void {
+    const { userDir, configDir, lower } = this.layout;
+    const root = dirname(userDir);
+    if (lstatOrNull(root) === null) fs.mkdirSync(root, { mode: 0o755 });
+    if (lstatOrNull(userDir) === null) {
+      fs.mkdirSync(userDir, { mode: 0o755 });
+      fs.chmodSync(userDir, 0o755);
+      fs.chownSync(userDir, this.user.uid, this.user.gid);
+    }
+    asUser(this.user, () => {
+      if (lstatOrNull(join(configDir, 'Private.sig')) !== null) return; // completed before a kill
+      // a setup interrupted before Private.sig (its last file): nothing was encrypted with it yet
+      fs.rmSync(configDir, { recursive: true, force: true });
+      if (lstatOrNull(lower) !== null) fs.rmdirSync(lower);
+      this.mountPassphrase = newMountPassphrase();
+      setupPrivate(this.user, this.mountPassphrase, wrappingPassphrase, {
+        layout: this.layout,
+        fnek: this.journal.fnek,
+        wrappingIndependent: this.journal.wrappingIndependent,
+        autoMount: false, // written when the migration is complete (commit)
+        autoUmount: true,
+        force: false,
+      });
+    });
+    this.advance('set-up');
+  }
+
+  /**
+   * The setup, read from /home/.ecryptfs/USER directly (the links inside the mounted home may not
+   * exist yet), with the lower directory a login uses: the link $HOME/.Private, as
+   * mount.ecryptfs_private passes it.
+   */
+  private readSetup(): PrivateSetup {
+    const setup = asUser(this.user, () => loadPrivateSetup({ ...this.user, home: this.layout.userDir }));
+    if (setup === null || setup.upper !== this.user.home) {
+      throw new AgentError('BAD_CONFIG', `the encrypted-home setup in ${this.layout.configDir} is incomplete or does not name ${this.user.home} as its mount point`);
+    }
+    return { ...setup, lower: join(this.user.home, '.Private') };
+  }
+
+  /** The mount passphrase: the one just generated, or unwrapped from the setup with the passphrase given. */
+  unlock(wrappingPassphrase: Buffer): void {
+    if (this.mountPassphrase !== null) return;
+    const setup = this.readSetup();
+    this.mountPassphrase = unwrapMountPassphrase(this.user, setup, wrappingPassphrase);
+  }
+
+  /** Mounts the encrypted home on HOME with our own safe mount (fresh page cache on every mount). */
+  private mount(): PrivateSetup {
+    const setup = this.readSetup();
+    possessUserKeyring(this.user);
+    insertMountKeys(this.user, setup, this.mountPassphrase as Buffer);
+    try {
+      mountPrivate(this.user, setup);
+    } catch (e) {
+      forgetKeys(this.user, sigsNoLongerMounted(setup));
+      throw e;
+    }
+    this.mountedByUs = true;
+    return setup;
+  }
+
+  private unmount(setup: PrivateSetup): void {
+    if (findPrivateMount(setup)) unmountPrivate(setup);
+    forgetKeys(this.user, sigsNoLongerMounted(setup));
+    this.mountedByUs = false;
+  }
+
+  /** An interrupted run may have left the home mounted: start from the unmounted state. */
+  unmountLeftover(): void {
+    if (!readMountInfo().some((m) => m.mountPoint === this.user.home && m.fsType === 'ecryptfs')) return;
+    this.unmount(this.readSetup());
+  }
+
+  /** set-up → copied: every entry into the mounted home, logged as it completes. */
+  copy(): void {
+    const setup = this.mount();
+    const home = this.user.home;
+    this.makeLinks(false);
+    const done = this.state.readDone();
+    const log = this.state.openDoneLog();
+    const src = this.journal.original;
+    const total = this.entries.length;
+    const recopied = new Set<string>();
+    let last = Date.now();
+    let bytes = 0;
+    try {
+      for (const [i, e] of this.entries.entries()) {
+        if (e.rel.length === 0) continue;
+        const key = e.rel.toString('latin1');
+        const isData = e.kind === 'file' || e.kind === 'symlink';
+        const stale = e.linkOf !== undefined && recopied.has(e.linkOf.toString('latin1'));
+        if (isData && !stale && doneRecordMatches(done.get(key), e) && this.destIsKind(e)) continue;
+        const r = copyEntry(src, home, e);
+        if (r !== null) {
+          log.append(r);
+          done.set(key, r);
+          recopied.add(key);
+          this.copied++;
+          if (r.kind === 'file') bytes += r.size;
+        }
+        if (Date.now() - last > 2000) {
+          last = Date.now();
+          this.progress(`  copied ${i + 1}/${total} entries (${mib(bytes)} this run)`);
+        }
+      }
+    } finally {
+      log.close();
+    }
+    for (const line of copyAttributes(src, home)) this.warnings.push(line);
+    applyDirMetadata(home, this.entries);
+    this.unmount(setup);
+    this.advance('copied');
+  }
+
+  /** The copy of a file or symlink is in place (an interrupted run logs an entry only once it is). */
+  private destIsKind(e: TreeEntry): boolean {
+    try {
+      const st = fs.lstatSync(joinRel(this.user.home, e.rel));
+      return e.kind === 'symlink' ? st.isSymbolicLink() : st.isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  private verifyAll(): VerifyFailure[] {
+    const done = this.state.readDone();
+    const inodes = new Map<string, bigint>();
+    const failures: VerifyFailure[] = [];
+    for (const [name, target] of homeLinks(this.layout, false)) {
+      let got: string | null = null;
+      try {
+        got = fs.readlinkSync(join(this.user.home, name));
+      } catch {
+        /* missing */
+      }
+      if (got !== target) failures.push({ rel: Buffer.from(name), why: `must be a link to ${target}` });
+    }
+    let last = Date.now();
+    for (const [i, e] of this.entries.entries()) {
+      const why = verifyEntry(this.user.home, e, done, inodes);
+      if (why !== null) failures.push({ rel: e.rel, why });
+      else this.verified++;
+      if (Date.now() - last > 2000) {
+        last = Date.now();
+        this.progress(`  verified ${i + 1}/${this.entries.length} entries`);
+      }
+    }
+    return failures;
+  }
+
+  /** copied → verified: a fresh mount (nothing cached), every entry compared; one repair round for what differs. */
+  verify(): void {
+    for (let round = 1; ; round++) {
+      this.verified = 0;
+      const setup = this.mount();
+      let failures: VerifyFailure[];
+      try {
+        failures = this.verifyAll();
+        if (failures.length > 0 && round === 1) {
+          this.progress(`  ${failures.length} entries differ; copying them again`);
+          this.repair(failures);
+        }
+      } finally {
+        this.unmount(setup);
+      }
+      if (failures.length === 0) break;
+      if (round > 1) {
+        const list = failures.slice(0, 10).map((f) => `  ${displayRel(joinRel(this.user.home, f.rel))}: ${f.why}`).join('\n');
+        throw new AgentError('VERIFY_FAILED', `${failures.length} entries of the encrypted home do not match the original ${this.journal.original}:\n${list}${failures.length > 10 ? '\n  ...' : ''}`);
+      }
+    }
+    this.advance('verified');
+  }
+
+  private repair(failures: VerifyFailure[]): void {
+    const home = this.user.home;
+    const bad = new Set(failures.map((f) => f.rel.toString('latin1')));
+    const log = this.state.openDoneLog();
+    try {
+      for (const e of this.entries) {
+        const key = e.rel.toString('latin1');
+        const linkToBad = e.linkOf !== undefined && bad.has(e.linkOf.toString('latin1'));
+        if (e.rel.length === 0 || (!bad.has(key) && !linkToBad)) continue;
+        if (e.kind !== 'dir') removeExisting(joinRel(home, e.rel));
+        const r = copyEntry(this.journal.original, home, e);
+        if (r !== null) log.append(r);
+      }
+    } finally {
+      log.close();
+    }
+    for (const [name] of homeLinks(this.layout, false)) if (bad.has(name)) fs.rmSync(join(home, name), { force: true, recursive: true });
+    this.makeLinks(false);
+    for (const line of copyAttributes(this.journal.original, home)) this.warnings.push(line);
+    applyDirMetadata(home, this.entries);
+  }
+
+  /** verified → done: auto-mount on, keys gone, the original removed only if asked, the state cleared. */
+  commit(): boolean {
+    checkNoProcesses(this.user, [this.user.home, this.journal.original]);
+    asUser(this.user, () => writeFileAtomic(join(this.layout.configDir, 'auto-mount'), Buffer.alloc(0), { mode: FLAG_FILE_MODE }));
+    const setup = this.readSetup();
+    forgetKeys(this.user, sigsNoLongerMounted(setup));
+    let removed = false;
+    if (this.opts.removeOriginal) {
+      fs.rmSync(this.journal.original, { recursive: true, force: false });
+      removed = true;
+    }
+    this.state.clear();
+    return removed;
+  }
+
+  /** After a failure: never leave the home mounted with the keys loaded. */
+  cleanUp(): void {
+    if (!this.mountedByUs) return;
+    try {
+      this.unmountLeftover();
+    } catch {
+      /* the original failure is what gets reported */
+    }
+  }
+
+  run(wrappingPassphrase: Buffer): MigrateResult {
+    try {
+      this.state.ensureDir();
+      if (this.plan.resuming) {
+        // a wrong passphrase must be refused before anything is touched
+        if (phaseAtLeast(this.journal, 'set-up')) this.unlock(wrappingPassphrase);
+        this.unmountLeftover();
+      } else {
+        this.advance('started');
+      }
+      if (!phaseAtLeast(this.journal, 'moved')) this.move();
+      // the tree now lives under the original's name (same inodes): walk it there
+      this.entries = walkTree(this.journal.original);
+      if (!phaseAtLeast(this.journal, 'set-up')) this.setUp(wrappingPassphrase);
+      this.unlock(wrappingPassphrase);
+      if (!phaseAtLeast(this.journal, 'copied')) {
+        this.progress(`Copying ${this.entries.length} entries (${mib(this.plan.counts.bytes)}) into the encrypted home...`);
+        this.copy();
+      }
+      if (!phaseAtLeast(this.journal, 'verified')) {
+        this.progress('Verifying every entry through a fresh mount of the encrypted home...');
+        this.verify();
+      }
+      const removed = this.commit();
+      const setup = this.readSetup();
+      return {
+        original: this.journal.original,
+        originalRemoved: removed,
+        counts: countEntries(this.entries),
+        copied: this.copied,
+        verified: this.verified,
+        fnek: setup.fnekSig !== undefined,
+        sigs: setup.fnekSig !== undefined ? [setup.fekSig, setup.fnekSig] : [setup.fekSig],
+        warnings: this.warnings,
+      };
+    } catch (e) {
+      this.cleanUp();
+      if (isAgentError(e)) throw e;
+      throw new AgentError('IO', `migration stopped: ${(e as Error).message}`, {
+        cause: e,
+        hint: `Nothing is lost: the plaintext original is intact (${this.journal.original} or ${this.user.home}). Fix the cause, then run migrate-home again to resume`,
+      });
+    } finally {
+      this.mountPassphrase?.fill(0);
+    }
+  }
+}
+
+/**
+ * Runs (or resumes) the migration planned by preflightMigration. `wrappingPassphrase` is the
+ * login password (or, for a -w setup, the wrapping passphrase): a fresh run wraps the new mount
+ * passphrase with it, a resumed run unwraps it with it. Not zeroed here (the caller owns it).
+ */
+export function migrateHome(plan: MigrationPlan, wrappingPassphrase: Buffer, opts: MigrateOptions): MigrateResult {
+  return new Migration(plan, opts).run(wrappingPassphrase);
+}

@@ -1,0 +1,464 @@
+/**
+ * migrate-home on the host (root, real files, throwaway users, the reference tools as judges).
+ * The host kernel has no eCryptfs, so: the tree copy and its verification are proven here between
+ * two plain directories; the migration itself runs up to the mount (ENODEV) and must stop there
+ * cleanly — the plaintext original intact, the ecryptfs-setup-private -b layout in place, the
+ * journal resumable; and every refusal changes nothing. The mounted path is proven in the VM
+ * (test/vm/migrate.vm.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { asUser, lookupUser } from '../../src/credentials';
+import { type ErrorCode, isAgentError } from '../../src/errors';
+import { useNativeKdf } from '../../src/kdf-native';
+import { homeLayout, migrateHome, type MigrateOptions, preflightMigration } from '../../src/migrate-home';
+import { type DoneRecord, MigrateState } from '../../src/migrate-journal';
+import { applyDirMetadata, copyAttributes, copyEntry, type TreeEntry, verifyEntry, walkTree } from '../../src/migrate-tree';
+import { MS, mountRaw, readMountInfo, unmount } from '../../src/mount';
+import { loadPrivateSetup } from '../../src/private-setup';
+import { REPO } from '../helpers/agent';
+import { asUserRun, createUser, deleteUser, setupPrivateWithUtils, type TestUser, userKeys } from '../helpers/users';
+
+useNativeKdf();
+const CLI = join(REPO, 'bin', 'ecryptfs-agent');
+
+let base: string;
+const users: TestUser[] = [];
+const cleanups: Array<() => void> = [];
+before(() => {
+  base = fs.mkdtempSync(join(tmpdir(), 'eat-migrate-'));
+  fs.chmodSync(base, 0o755); // users must reach the encrypted-home root made under it
+});
+after(() => {
+  for (const c of cleanups.reverse()) {
+    try {
+      c();
+    } catch {
+      /* best effort */
+    }
+  }
+  for (const u of users) {
+    deleteUser(u);
+    for (const n of fs.readdirSync('/home')) if (n.startsWith(`${u.name}.`)) fs.rmSync(join('/home', n), { recursive: true, force: true });
+  }
+  fs.rmSync(base, { recursive: true, force: true });
+});
+function user(prefix = 'eatmg'): TestUser {
+  const u = createUser(prefix);
+  users.push(u);
+  return u;
+}
+const ref = (u: TestUser) => lookupUser(u.name);
+let n = 0;
+/** Options with a private state dir and encrypted-home root (never the machine's real ones). */
+function opts(extra: Partial<MigrateOptions> = {}): MigrateOptions & { stateDir: string; ecryptfsRoot: string } {
+  n++;
+  fs.mkdirSync(join(base, `homes${n}`), { mode: 0o755 }); // stands for /home
+  fs.chmodSync(join(base, `homes${n}`), 0o755);
+  return { fnek: true, wrappingIndependent: false, removeOriginal: false, resumeOnly: false, stateDir: join(base, `state${n}`), ecryptfsRoot: join(base, `homes${n}`, '.ecryptfs'), ...extra };
+}
+const fails = (c: ErrorCode, re?: RegExp) => (e: unknown): boolean => {
+  assert.ok(isAgentError(e), String(e));
+  assert.equal(e.code, c, e.message);
+  if (re) assert.match(`${e.message}\nhint: ${e.hint}`, re);
+  return true;
+};
+
+/** Every entry under dir (raw names) with type, mode, owner, size, mtime, inode, content hash and link target (not atimes: listing a directory sets its atime). */
+function snapshot(dir: string | Buffer): string {
+  const out: string[] = [];
+  const walk = (p: Buffer, rel: string): void => {
+    const st = fs.lstatSync(p, { bigint: true });
+    let extra = '';
+    if (st.isFile()) extra = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+    if (st.isSymbolicLink()) extra = fs.readlinkSync(p, { encoding: 'buffer' }).toString('hex');
+    out.push(`${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeNs} ${st.ino} ${extra}`);
+    if (st.isDirectory()) {
+      for (const name of (fs.readdirSync(p, { encoding: 'buffer' }) as Buffer[]).sort(Buffer.compare)) walk(Buffer.concat([p, Buffer.from('/'), name]), `${rel}/${name.toString('hex')}`);
+    }
+  };
+  walk(Buffer.from(dir), '');
+  return out.join('\n');
+}
+/** The snapshot of a home as its original is kept: the top directory 700 (as ecryptfs-migrate-home makes it), all else equal. */
+const asOriginal = (snap: string): string => snap.replace(/^( )\d+/, (_m, sp: string) => `${sp}40700`);
+const py = (code: string, ...args: string[]): string => {
+  const r = spawnSync('/usr/bin/python3', ['-c', code, ...args]);
+  assert.equal(r.status, 0, r.stderr.toString());
+  return r.stdout.toString();
+};
+const xattrsOf = (p: string): string => py('import os,sys; print(sorted((k, os.getxattr(sys.argv[1], k, follow_symlinks=False).hex()) for k in os.listxattr(sys.argv[1], follow_symlinks=False) if not k.startswith("security.")))', p);
+const sleepAs = (u: TestUser, cwd = '/') => spawn('setpriv', [`--reuid=${u.uid}`, `--regid=${u.gid}`, '--init-groups', 'sleep', '60'], { cwd, stdio: 'ignore' });
+
+/** A small home with every kind of entry: odd names, links, nodes, modes, owners, times, xattrs. */
+function fillTree(root: string, owner: { uid: number; gid: number }): void {
+  const b = (s: string): Buffer => Buffer.from(`${root}/${s}`);
+  fs.mkdirSync(`${root}/a/b/c`, { recursive: true });
+  fs.mkdirSync(`${root}/empty dir`);
+  fs.mkdirSync(`${root}/ro`);
+  fs.writeFileSync(`${root}/a/b/c/deep.txt`, 'deep\n');
+  fs.writeFileSync(`${root}/ro/inside`, 'inside a 500 directory\n');
+  fs.writeFileSync(`${root}/empty`, '');
+  fs.writeFileSync(`${root}/big`, Buffer.alloc(1 << 20, 7).map((_, i) => (i * 31) & 0xff));
+  fs.linkSync(`${root}/big`, `${root}/big.hard`);
+  fs.linkSync(`${root}/big`, `${root}/a/big.hard2`);
+  fs.writeFileSync(b('new\nline'), 'x');
+  fs.writeFileSync(Buffer.concat([Buffer.from(`${root}/latin1-`), Buffer.from([0xe9, 0x74, 0xe9])]), 'not utf-8 name');
+  fs.writeFileSync(`${root}/ü tf8 ✓`, 'é');
+  fs.writeFileSync(`${root}/secret`, 'mode 600');
+  fs.symlinkSync('a/b/c/deep.txt', `${root}/rel-link`);
+  fs.symlinkSync('/nonexistent/target', `${root}/dangling`);
+  fs.symlinkSync('a', `${root}/dir-link`);
+  assert.equal(spawnSync('mkfifo', [`${root}/fifo`]).status, 0);
+  assert.equal(spawnSync('mknod', [`${root}/null-dev`, 'c', '1', '3']).status, 0);
+  py('import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', `${root}/sock`);
+  py('import os,sys; os.setxattr(sys.argv[1], "user.origin", b"mail"); os.setxattr(sys.argv[2], "user.tag", b"d")', `${root}/secret`, `${root}/a`);
+  // everything the user's, except one setuid file of another owner
+  spawnSync('chown', ['-hR', `${owner.uid}:${owner.gid}`, root]);
+  fs.writeFileSync(`${root}/setuid-other`, '#!/bin/sh\n');
+  fs.chownSync(`${root}/setuid-other`, 12345, 12346);
+  fs.chmodSync(`${root}/setuid-other`, 0o4755);
+  fs.chmodSync(`${root}/secret`, 0o600);
+  fs.chmodSync(`${root}/a/b`, 0o750);
+  fs.utimesSync(`${root}/a/b/c/deep.txt`, new Date('2001-02-03T04:05:06Z'), new Date('2001-02-03T04:05:06Z'));
+  fs.utimesSync(`${root}/big`, new Date('1999-12-31T23:59:59Z'), new Date('2002-02-02T02:02:02Z'));
+  fs.chmodSync(`${root}/ro`, 0o500);
+  fs.utimesSync(`${root}/a`, new Date('2003-03-03T03:03:03Z'), new Date('2003-03-03T03:03:03Z'));
+}
+
+/** What migrate-home does between the two trees, minus the mount. */
+function copyTree(src: string, dst: string): { entries: TreeEntry[]; done: Map<string, DoneRecord>; notes: string[] } {
+  const entries = walkTree(src);
+  const done = new Map<string, DoneRecord>();
+  for (const e of entries) {
+    if (e.rel.length === 0) continue;
+    const r = copyEntry(src, dst, e);
+    if (r) done.set(e.rel.toString('latin1'), r);
+  }
+  const notes = copyAttributes(src, dst);
+  applyDirMetadata(dst, entries);
+  return { entries, done, notes };
+}
+const verifyAll = (dst: string, entries: TreeEntry[], done: Map<string, DoneRecord>): string[] => {
+  const inodes = new Map<string, bigint>();
+  return entries.flatMap((e) => {
+    const why = verifyEntry(dst, e, done, inodes);
+    return why === null ? [] : [`${e.rel.toString('latin1')}: ${why}`];
+  });
+};
+
+describe('the tree copy and its verification (two plain directories)', () => {
+  test('every kind of entry arrives with its owner, mode, times, xattrs; hard links stay links; the source is not touched (atimes too)', () => {
+    const src = join(base, 'src1');
+    const dst = join(base, 'dst1');
+    fs.mkdirSync(src);
+    fs.mkdirSync(dst, { mode: 0o700 });
+    fillTree(src, { uid: 4242, gid: 4243 });
+    // relatime would set these on a plain read (atime <= mtime): O_NOATIME keeps them
+    const atimes = ['big', 'a/b/c/deep.txt', 'secret'].map((p) => fs.lstatSync(join(src, p), { bigint: true }).atimeNs);
+    const { entries, done, notes } = copyTree(src, dst);
+    assert.deepEqual(['big', 'a/b/c/deep.txt', 'secret'].map((p) => fs.lstatSync(join(src, p), { bigint: true }).atimeNs), atimes, 'file atimes untouched');
+    const before = snapshot(src);
+    assert.deepEqual(notes, []);
+    assert.deepEqual(verifyAll(dst, entries, done), []);
+    assert.equal(snapshot(src), before, 'the source is never written');
+    assert.equal(entries.length, 23);
+    // independent checks of what verifyEntry relies on
+    const st = (p: string) => fs.lstatSync(join(dst, p));
+    assert.equal(st('big').ino, st('big.hard').ino);
+    assert.equal(st('big').ino, st('a/big.hard2').ino);
+    assert.equal(st('big').nlink, 3);
+    assert.ok(st('fifo').isFIFO() && st('null-dev').isCharacterDevice() && st('sock').isSocket());
+    assert.equal(st('null-dev').rdev, fs.lstatSync(join(src, 'null-dev')).rdev);
+    assert.equal((st('setuid-other').mode & 0o7777).toString(8), '4755');
+    assert.equal(`${st('setuid-other').uid}:${st('setuid-other').gid}`, '12345:12346');
+    assert.equal((st('ro').mode & 0o777).toString(8), '500');
+    assert.equal(st('').uid, 4242);
+    assert.equal(st('a/b/c/deep.txt').mtime.toISOString(), '2001-02-03T04:05:06.000Z');
+    assert.equal(st('a').mtime.toISOString(), '2003-03-03T03:03:03.000Z', 'directory times set after their contents');
+    assert.equal(fs.readlinkSync(join(dst, 'dangling')), '/nonexistent/target');
+    assert.equal(fs.lstatSync(join(dst, 'dangling')).uid, 4242, 'symlinks get their owner too');
+    assert.equal(xattrsOf(join(dst, 'secret')), xattrsOf(join(src, 'secret')));
+    assert.match(xattrsOf(join(dst, 'secret')), /user\.origin/);
+    assert.match(xattrsOf(join(dst, 'a')), /user\.tag/);
+    assert.equal(fs.readFileSync(Buffer.from(`${dst}/latin1-\xe9t\xe9`, 'latin1'), 'utf8'), 'not utf-8 name');
+    assert.equal(fs.readFileSync(join(dst, 'new\nline'), 'utf8'), 'x');
+    // the same files as the reference copier would make (GNU cp -a), apart from times below a second
+    const viaCp = join(base, 'cp1');
+    assert.equal(spawnSync('cp', ['-a', `${src}/.`, viaCp]).status, 0);
+    const strip = (s: string) => s.split('\n').map((l) => l.split(' ').filter((_, i) => i !== 4 && i !== 5).join(' ')).join('\n');
+    assert.equal(strip(snapshot(dst)), strip(snapshot(viaCp)));
+  });
+
+  test('verification catches what differs: content, missing, mode, owner, link target, kind, a broken hard link, a source changed since the copy', () => {
+    const src = join(base, 'src2');
+    const dst = join(base, 'dst2');
+    fs.mkdirSync(src);
+    fs.mkdirSync(dst);
+    fillTree(src, { uid: 4242, gid: 4243 });
+    const { entries, done } = copyTree(src, dst);
+    assert.deepEqual(verifyAll(dst, entries, done), []);
+    const fd = fs.openSync(join(dst, 'a/b/c/deep.txt'), 'r+');
+    fs.writeSync(fd, 'D', 0);
+    fs.closeSync(fd);
+    fs.utimesSync(join(dst, 'a/b/c/deep.txt'), new Date('2001-02-03T04:05:06Z'), new Date('2001-02-03T04:05:06Z'));
+    fs.rmSync(join(dst, 'empty'));
+    fs.chmodSync(join(dst, 'secret'), 0o644);
+    fs.chownSync(join(dst, 'ü tf8 ✓'), 0, 0);
+    fs.rmSync(join(dst, 'rel-link'));
+    fs.symlinkSync('elsewhere', join(dst, 'rel-link'));
+    fs.lchownSync(join(dst, 'rel-link'), 4242, 4243);
+    fs.rmSync(join(dst, 'fifo'));
+    fs.writeFileSync(join(dst, 'fifo'), '');
+    fs.rmSync(join(dst, 'big.hard'));
+    fs.copyFileSync(join(dst, 'big'), join(dst, 'big.hard'));
+    fs.chownSync(join(dst, 'big.hard'), 4242, 4243);
+    fs.chmodSync(join(dst, 'big.hard'), fs.statSync(join(dst, 'big')).mode & 0o7777);
+    fs.utimesSync(join(dst, 'big.hard'), fs.statSync(join(dst, 'big')).atime, fs.statSync(join(dst, 'big')).mtime);
+    // the changes above touched the top directory's mtime: put it back, so only they are reported
+    fs.utimesSync(dst, fs.statSync(src).atime, fs.statSync(src).mtime);
+    const grown = { ...(done.get('a/big.hard2') as DoneRecord), size: 1 };
+    done.set('a/big.hard2', grown);
+    const got = verifyAll(dst, entries, done);
+    assert.deepEqual(got.sort(), [
+      'a/b/c/deep.txt: content differs (SHA-256)',
+      'a/big.hard2: not recorded as copied (or the source changed since)',
+      'big.hard: not a hard link to its first name',
+      'empty: missing',
+      'fifo: is a file, expected a fifo',
+      'rel-link: symlink target differs',
+      'secret: mode 644, expected 600',
+      'ü tf8 ✓: owner 0:0, expected 4242:4243',
+    ].sort().map((s) => s.replace('ü tf8 ✓', Buffer.from('ü tf8 ✓').toString('latin1'))));
+  });
+
+  test('a tree with something mounted inside is refused', () => {
+    const src = join(base, 'src3');
+    fs.mkdirSync(join(src, 'mnt'), { recursive: true });
+    mountRaw('eat-mig-inner', join(src, 'mnt'), 'tmpfs', MS.NOSUID | MS.NODEV, 'size=1m');
+    try {
+      assert.throws(() => walkTree(src), fails('IN_USE', /mnt is on another filesystem[^]*umount/));
+    } finally {
+      unmount(join(src, 'mnt'), { lazy: true });
+    }
+  });
+});
+
+describe('preflight: bad input is refused with a clear message, and nothing changes', () => {
+  function refused(u: TestUser, o: MigrateOptions & { stateDir: string; ecryptfsRoot: string }, c: ErrorCode, re: RegExp): void {
+    const beforeHome = snapshot(u.home);
+    assert.throws(() => preflightMigration(ref(u), o), fails(c, re));
+    assert.equal(snapshot(u.home), beforeHome);
+    assert.ok(!fs.existsSync(o.stateDir), 'no state written');
+    assert.ok(!fs.existsSync(o.ecryptfsRoot), 'no layout created');
+    assert.deepEqual(fs.readdirSync('/home').filter((x) => x.startsWith(`${u.name}.`)), [], 'the home was not moved');
+  }
+
+  test('root; a home that is already encrypted or set up with ~/Private; an existing ~/.Private', () => {
+    assert.throws(() => preflightMigration(lookupUser('root'), opts()), fails('USAGE', /root's home/));
+    const u = user();
+    setupPrivateWithUtils(u, { fnek: true });
+    refused(u, opts(), 'ALREADY_EXISTS', /already has an eCryptfs setup[^]*nothing changed[^]*hint: migrate-home encrypts plain homes only/);
+    const v = user();
+    const o = opts();
+    asUserRun(v, ['ln', '-s', homeLayout(v, o.ecryptfsRoot).configDir, join(v.home, '.ecryptfs')]);
+    refused(v, o, 'ALREADY_EXISTS', /is already an encrypted home/);
+    const w = user();
+    asUserRun(w, ['mkdir', join(w.home, '.Private')]);
+    refused(w, opts(), 'ALREADY_EXISTS', /\.Private exists[^]*rmdir it if it is empty/);
+  });
+
+  test('the user has processes, or processes use the home: refused, each one listed', async () => {
+    const u = user();
+    const mine = sleepAs(u);
+    const visitor = spawn('sleep', ['60'], { cwd: join(u.home), stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const beforeHome = snapshot(u.home);
+      let msg = '';
+      assert.throws(() => preflightMigration(ref(u), opts()), (e: unknown) => {
+        assert.ok(isAgentError(e, 'IN_USE'));
+        msg = `${e.message}\nhint: ${e.hint}`;
+        return true;
+      });
+      assert.match(msg, new RegExp(`${u.name} is logged in or has processes running \\(2\\)`));
+      assert.match(msg, new RegExp(`${u.name} +${mine.pid} u +sleep`));
+      assert.match(msg, new RegExp(`root +${visitor.pid} c +sleep`));
+      assert.match(msg, /ACCESS: u = runs as the user, c = current directory/);
+      assert.match(msg, new RegExp(`hint: Log ${u.name} out and end those processes \\(loginctl terminate-user ${u.name}`));
+      assert.equal(snapshot(u.home), beforeHome);
+    } finally {
+      mine.kill('SIGKILL');
+      visitor.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+
+  test('something mounted inside the home', () => {
+    const u = user();
+    asUserRun(u, ['mkdir', join(u.home, 'usb')]);
+    mountRaw('eat-mig-usb', join(u.home, 'usb'), 'tmpfs', MS.NOSUID | MS.NODEV, 'size=1m');
+    try {
+      refused(u, opts(), 'IN_USE', /usb is a mount point \(tmpfs\)[^]*hint: Unmount it first/);
+    } finally {
+      unmount(join(u.home, 'usb'), { lazy: true });
+    }
+  });
+
+  test('not enough free space where the encrypted copy goes (a 4 MiB filesystem, a 5 MB home)', () => {
+    const u = user();
+    asUserRun(u, ['sh', '-c', `head -c 5000000 /dev/urandom > ${u.home}/video`]);
+    const small = join(base, 'small');
+    fs.mkdirSync(small);
+    mountRaw('eat-mig-small', small, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=4m,mode=0755');
+    cleanups.push(() => unmount(small, { lazy: true }));
+    const o = { ...opts(), ecryptfsRoot: join(small, '.ecryptfs') };
+    refused(u, o, 'NO_SPACE', new RegExp(`not enough free space for the encrypted copy: ${u.home} \\(\\d+ files, 4\\.\\d MiB\\) needs about 2\\d MiB in ${small}, where 4\\.0 MiB are free; nothing changed\\nhint: The plaintext original is kept`));
+    // the same home fits where there is room
+    assert.equal(preflightMigration(ref(u), opts()).counts.files, 4);
+  });
+
+  test('names eCryptfs cannot store with filename encryption (144 bytes); accepted without it', () => {
+    const u = user();
+    asUserRun(u, ['touch', join(u.home, 'n'.repeat(144))]);
+    refused(u, opts(), 'NAME_TOO_LONG', /1 name\(s\) in .* are too long for eCryptfs with filename encryption \(at most 143 bytes\):\n {2}\/home\/.*\/n{144}[^]*--no-fnek/);
+    assert.equal(preflightMigration(ref(u), opts({ fnek: false })).resuming, false);
+  });
+
+  test('--resume with nothing to resume; a journal written for another account', () => {
+    const u = user();
+    refused(u, opts({ resumeOnly: true }), 'NOT_FOUND', /no interrupted migration of .* to resume/);
+    const o = opts();
+    const state = new MigrateState(u.name, o.stateDir);
+    const l = homeLayout(u, o.ecryptfsRoot);
+    state.writeJournal({ version: 1, user: u.name, uid: u.uid + 1, gid: u.gid, home: u.home, original: `${u.home}.AAAAAAAA`, userDir: l.userDir, fnek: true, wrappingIndependent: false, phase: 'set-up', started: new Date().toISOString() });
+    assert.throws(() => preflightMigration(ref(u), o), fails('BAD_CONFIG', /describes another account/));
+  });
+});
+
+describe('migrate-home without eCryptfs in the kernel: everything up to the mount, then a clean, resumable stop', () => {
+  test('the plaintext is only renamed, the layout is exactly ecryptfs-setup-private -b’s, and a resume needs the right password', () => {
+    const u = user();
+    fillTree(u.home, u);
+    const beforeTree = snapshot(u.home);
+    const o = opts();
+    const plan = preflightMigration(ref(u), o);
+    assert.equal(plan.resuming, false);
+    assert.throws(() => migrateHome(plan, Buffer.from(u.password), o), fails('NO_ECRYPTFS'));
+    const state = new MigrateState(u.name, o.stateDir);
+    const j = state.readJournal();
+    assert.ok(j);
+    assert.equal(j.phase, 'set-up');
+    assert.match(j.original, new RegExp(`^${u.home}\\.[A-Za-z0-9]{8}$`));
+    // the original: the same tree, byte for byte, same inodes and times; only its top directory made 700
+    assert.equal(snapshot(j.original), asOriginal(beforeTree));
+    assert.deepEqual(userKeys(u), [], 'no keys left behind by the failed mount');
+    assert.ok(!readMountInfo().some((m) => m.mountPoint === u.home));
+    // the mount point: 500, the user's, only the links ecryptfs-setup-private -b makes
+    const l = homeLayout(u, o.ecryptfsRoot);
+    const hst = fs.lstatSync(u.home);
+    assert.equal(`${(hst.mode & 0o777).toString(8)} ${hst.uid}`, `500 ${u.uid}`);
+    const links = Object.fromEntries(fs.readdirSync(u.home).map((x) => [x, fs.readlinkSync(join(u.home, x))]));
+    assert.deepEqual(links, {
+      '.ecryptfs': l.configDir,
+      '.Private': l.lower,
+      'README.txt': '/usr/share/ecryptfs-utils/ecryptfs-mount-private.txt',
+      'Access-Your-Private-Data.desktop': '/usr/share/ecryptfs-utils/ecryptfs-mount-private.desktop',
+    });
+    for (const x of fs.readdirSync(u.home)) assert.equal(fs.lstatSync(join(u.home, x)).uid, u.uid, x);
+    const mo = (p: string) => `${(fs.lstatSync(p).mode & 0o777).toString(8)} ${fs.lstatSync(p).uid}`;
+    assert.equal(mo(l.userDir), `755 ${u.uid}`);
+    assert.equal(mo(l.configDir), `700 ${u.uid}`);
+    assert.equal(mo(l.lower), `700 ${u.uid}`);
+    assert.equal(mo(join(l.configDir, 'wrapped-passphrase')), `600 ${u.uid}`);
+    assert.equal(fs.readFileSync(join(l.configDir, 'Private.mnt'), 'utf8'), `${u.home}\n`);
+    assert.deepEqual(fs.readdirSync(l.configDir).sort(), ['Private.mnt', 'Private.sig', 'auto-umount', 'wrapped-passphrase'], 'auto-mount only once migrated');
+    assert.equal(mo(join(l.configDir, 'auto-umount')), `644 ${u.uid}`, 'as touch makes it');
+    assert.equal(mo(join(l.configDir, 'Private.sig')), `600 ${u.uid}`);
+    assert.deepEqual(fs.readdirSync(l.lower), []);
+    // the reference tools read it: the login password unwraps a 32-hex mount passphrase whose two sigs are Private.sig
+    const unwrapped = asUserRun(u, ['ecryptfs-unwrap-passphrase', join(u.home, '.ecryptfs', 'wrapped-passphrase'), '-'], u.password);
+    assert.match(unwrapped.stdout, /^[0-9a-f]{32}\n$/, unwrapped.stderr);
+    const ins = asUserRun(u, ['keyctl', 'session', '-', 'sh', '-c', `printf '%s' "$1" | ecryptfs-insert-wrapped-passphrase-into-keyring "$2" - >/dev/null && keyctl clear @u`, 'sh', u.password, join(u.home, '.ecryptfs', 'wrapped-passphrase')]);
+    assert.equal(ins.status, 0, ins.stderr);
+    const setup = asUser(ref(u), () => loadPrivateSetup(ref(u)));
+    assert.ok(setup);
+    assert.equal(setup.upper, u.home, 'Private.mnt names the home: mounted over it');
+    assert.equal(setup.lower, join(u.home, '.Private'));
+    assert.deepEqual(fs.readFileSync(join(l.configDir, 'Private.sig'), 'latin1'), `${setup.fekSig}\n${setup.fnekSig}\n`);
+    assert.ok(setup.autoUmount && !setup.autoMount && !setup.wrappingIndependent);
+
+    // resume: a wrong password changes nothing; the right one gets as far as before
+    const layoutBefore = snapshot(l.userDir);
+    const homeBefore = snapshot(u.home);
+    const journalBefore = fs.readFileSync(state.journalPath);
+    const again = preflightMigration(ref(u), { ...o, resumeOnly: true });
+    assert.equal(again.resuming, true);
+    assert.equal(again.alreadyDone, 0);
+    assert.throws(() => migrateHome(again, Buffer.from('not the password'), o), fails('WRONG_PASSWORD'));
+    assert.equal(snapshot(l.userDir), layoutBefore);
+    assert.equal(snapshot(u.home), homeBefore);
+    assert.deepEqual(fs.readFileSync(state.journalPath), journalBefore);
+    assert.throws(() => migrateHome(preflightMigration(ref(u), o), Buffer.from(u.password), o), fails('NO_ECRYPTFS'));
+    assert.equal(state.readJournal()?.phase, 'set-up');
+    assert.equal(snapshot(l.userDir), layoutBefore, 'the setup is reused, not made again');
+    assert.equal(snapshot(j.original), asOriginal(beforeTree));
+    assert.deepEqual(userKeys(u), []);
+  });
+
+  test('killed between the journal and the rename, or in the middle of the setup: the next run picks up from there', () => {
+    const u = user();
+    asUserRun(u, ['sh', '-c', `mkdir -p ${u.home}/docs && echo important > ${u.home}/docs/letter`]);
+    const beforeTree = snapshot(u.home);
+    const o = opts();
+    const plan = preflightMigration(ref(u), o);
+    // as if killed right after the journal was written
+    const state = new MigrateState(u.name, o.stateDir);
+    state.writeJournal(plan.journal);
+    const resumed = preflightMigration(ref(u), o);
+    assert.equal(resumed.resuming, true);
+    assert.throws(() => migrateHome(resumed, Buffer.from(u.password), o), fails('NO_ECRYPTFS'));
+    assert.equal(snapshot(plan.journal.original), asOriginal(beforeTree));
+    // as if killed in the middle of the setup: Private.sig (written last) missing
+    const l = homeLayout(u, o.ecryptfsRoot);
+    const firstSig = fs.readFileSync(join(l.configDir, 'Private.sig'));
+    fs.rmSync(join(l.configDir, 'Private.sig'));
+    state.writeJournal({ ...plan.journal, phase: 'moved' });
+    assert.throws(() => migrateHome(preflightMigration(ref(u), o), Buffer.from(u.password), o), fails('NO_ECRYPTFS'));
+    assert.equal(state.readJournal()?.phase, 'set-up');
+    assert.notDeepEqual(fs.readFileSync(join(l.configDir, 'Private.sig')), firstSig, 'a new setup (new mount passphrase)');
+    assert.equal(snapshot(plan.journal.original), asOriginal(beforeTree));
+  });
+});
+
+describe('the CLI', () => {
+  const cli = (args: string[], input = '', u?: TestUser) =>
+    u ? asUserRun(u, [CLI, ...args], input) : ((r) => ({ status: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() }))(spawnSync(CLI, args, { input, cwd: '/' }));
+
+  test('usage (exit 2), not root, unknown user, no eCryptfs module: clear messages, nothing changed', () => {
+    assert.equal(cli(['migrate-home']).status, 2);
+    assert.match(cli(['migrate-home']).stderr, /missing -u USER/);
+    assert.equal(cli(['migrate-home', '-u', 'x', 'extra']).status, 2);
+    assert.equal(cli(['migrate-home', '--bogus']).status, 2);
+    const u = user();
+    const before = snapshot(u.home);
+    const notRoot = cli(['migrate-home', '-u', u.name], '', u);
+    assert.equal(notRoot.status, 1);
+    assert.match(notRoot.stderr, /must be run by root\nhint: Run it as root: sudo ecryptfs-agent migrate-home -u /);
+    const unknown = cli(['migrate-home', '-u', 'nosuchuser-eat']);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /no such user: nosuchuser-eat/);
+    const noModule = cli(['migrate-home', '-u', u.name], `${u.password}\n`);
+    assert.equal(noModule.status, 1);
+    assert.match(noModule.stderr, /ecryptfs kernel module loaded\?\nhint: Load the module: modprobe ecryptfs/);
+    assert.equal(snapshot(u.home), before);
+    assert.ok(!fs.existsSync(`/var/lib/ecryptfs-agent/migrate/${u.name}.json`));
+    assert.match(cli(['migrate-home', '--help']).stdout, /Exit status:/);
+    assert.match(cli(['--help']).stdout, /migrate-home +encrypt an existing home directory/);
+  });
+});
