@@ -2,7 +2,7 @@
  * What every phase handler gets: the parsed request, the user and their setup (null when the
  * user has no eCryptfs private directory), the logger and the session store.
  */
-import type { Logger } from 'winston';
+import type { AgentLog } from '../src/log';
 import type { AgentReply, AgentRequest } from '../src/protocol';
 import type { PrivateSetup, UserRef } from '../src/private-setup';
 import type { SessionStore } from '../src/session';
@@ -11,7 +11,7 @@ export interface PhaseContext {
   req: AgentRequest;
   user: UserRef;
   setup: PrivateSetup | null;
-  log: Logger;
+  log: AgentLog;
   store: SessionStore;
 }
 

@@ -9,7 +9,7 @@ import { readSync, writeSync } from 'node:fs';
 import { asUser, hardenProcess, lookupUser } from '../src/credentials';
 import { AgentError } from '../src/errors';
 import { useNativeKdf } from '../src/kdf-native';
-import { createLogger } from '../src/log';
+import { createLazyLogger } from '../src/log';
 import { native } from '../src/native';
 import { loadPrivateSetup } from '../src/private-setup';
 import { MAX_REQUEST_BYTES, parseRequest, renderReply, wipeRequest, type AgentReply, type AgentRequest } from '../src/protocol';
@@ -64,7 +64,7 @@ function main(): number {
   hardenProcess();
   useNativeKdf();
   let req: AgentRequest | undefined;
-  let log = createLogger({ debug: false, stderr: false });
+  let log = createLazyLogger({ debug: false, stderr: false });
   try {
     const raw = readRequest();
     try {
@@ -72,7 +72,7 @@ function main(): number {
     } finally {
       raw.fill(0);
     }
-    log = createLogger({ debug: req.debug, stderr: false });
+    log = createLazyLogger({ debug: req.debug, stderr: false });
     // Under a setuid application (su, passwd) the agent inherits ruid=caller, euid=0: become
     // root entirely, so every later switch to the user starts from and returns to root.
     if (process.geteuid?.() !== 0) throw new AgentError('PERMISSION', 'the agent must run as root (from the PAM module)');
@@ -88,7 +88,7 @@ function main(): number {
   } catch (e) {
     const err = e instanceof AgentError ? e : new AgentError('IO', (e as Error).message ?? String(e));
     const quiet = err.code === 'NO_SUCH_USER';
-    (quiet ? log.debug.bind(log) : log.error.bind(log))(err.message, {
+    (quiet ? log.debug : log.error)(err.message, {
       user: req?.user,
       phase: req?.phase,
       outcome: 'failed',

@@ -6,6 +6,7 @@
  * Options: --no-vm, --runs N (KDF and start-up runs, default 15; VM iterations max(2, N/5), after a warm-up).
  */
 import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { benchRss, benchStartup, benchVm } from './login';
 
@@ -31,8 +32,12 @@ async function main(): Promise<number> {
     return 0;
   }
   console.log('\n## Login latency (VM)');
+  // The machine is shared: the load says how much the TCG figures are stretched.
+  const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+  console.log(`host load average before the VM run: ${load()}`);
   try {
     for (const l of await benchVm(Math.max(2, Math.round(runs / 5)))) console.log(l);
+    console.log(`host load average after the VM run: ${load()}`);
   } catch (e) {
     console.log(`VM bench failed: ${(e as Error).message}`);
     return 1;

@@ -31,19 +31,38 @@ function timeMs(cmd: string, args: string[], input?: Buffer | string): number {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-/** Agent start-up: `node dist/agent/main.js pam` answering an immediately invalid request. */
+/** A close_session request for `nobody` (no private directory: the agent has nothing to do, and logs nothing). */
+function noSetupRequest(): Buffer {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const proto = require('../src/protocol') as typeof import('../src/protocol');
+  return proto.renderRequest({ phase: 'close_session', user: 'nobody', service: 'eat-bench', tty: '', rhost: '', ruser: '', pamPid: process.pid, session: '', unwrap: true, debug: false, silent: false });
+}
+
+/**
+ * Agent start-up: `node dist/agent/main.js pam` answering an immediately invalid request (which
+ * it logs), and (as root) a close_session for a user without a private directory (nothing to do
+ * or log), against `node -e 0`; interleaved, so that the machine's load weighs on all alike.
+ */
 export function benchStartup(runs: number): string[] {
   const bad = Buffer.from('not a request\n');
-  timeMs(AGENT, ['pam'], bad);
-  const agent = stats(Array.from({ length: runs }, () => timeMs(AGENT, ['pam'], bad)));
-  const bare = stats(Array.from({ length: runs }, () => timeMs(process.execPath, ['-e', '0'])));
+  const rows: Array<[string, () => number]> = [
+    ['node -e 0 (baseline)', () => timeMs(process.execPath, ['-e', '0'])],
+    ['agent, invalid request (logs an error)', () => timeMs(AGENT, ['pam'], bad)],
+  ];
+  if (process.getuid?.() === 0) {
+    const none = noSetupRequest();
+    rows.push(['agent, close_session of a user without a private directory', () => timeMs(AGENT, ['pam'], none)]);
+  }
+  for (const [, run] of rows) run(); // warm-up
+  const times = rows.map((): number[] => []);
+  for (let i = 0; i < runs; i++) rows.forEach(([, run], k) => times[k]!.push(run()));
+  const st = times.map(stats);
+  const bare = st[0]!.median;
   return [
-    `agent start-up (spawn → exit, invalid request; ${runs} runs)`,
-    '| process | median ms | min ms | p90 ms |',
-    '|---|---|---|---|',
-    `| node -e 0 (baseline) | ${f1(bare.median)} | ${f1(bare.min)} | ${f1(bare.p90)} |`,
-    `| node dist/agent/main.js pam | ${f1(agent.median)} | ${f1(agent.min)} | ${f1(agent.p90)} |`,
-    `| agent − baseline | ${f1(agent.median - bare.median)} | | |`,
+    `agent start-up (spawn → exit; ${runs} runs each, interleaved)`,
+    '| process | median ms | min ms | p90 ms | median − node -e 0 |',
+    '|---|---|---|---|---|',
+    ...rows.map(([name], k) => `| ${name} | ${f1(st[k]!.median)} | ${f1(st[k]!.min)} | ${f1(st[k]!.p90)} | ${k === 0 ? '' : f1(st[k]!.median - bare)} |`),
   ];
 }
 
@@ -119,8 +138,14 @@ one() { # one CFG ITER: time the three phases as separate pamtester runs
   mounted && echo "BENCH-WARN $cfg still mounted after close"
   echo "BENCH $cfg $it $(( (t1-t0)/1000 )) $(( (t2-t1)/1000 )) $(( (t3-t2b)/1000 )) $m"
 }
-for cfg in unix ref ours; do one $cfg 0; done   # warm-up (page cache, first exec)
-for i in $(seq 1 ${runs}); do for cfg in unix ref ours; do one $cfg $i; done; done
+floor() { # one ITER: the Node floor of every phase of ours: bare node, the agent answering an invalid request, and one with nothing to do
+  local it=$1 t0 t1 t2
+  t0=$(ns); node -e 0; t1=$(ns); echo 'not a request' | "$AGENT" pam > /dev/null; t2=$(ns)
+  printf 'ECRYPTFS-AGENT 1\\nphase=close_session\\nuser=nobody\\nservice=eat-b-ours\\npam_pid=1\\nend\\n' | "$AGENT" pam > /dev/null; t3=$(ns)
+  echo "BENCH-FLOOR $it $(( (t1-t0)/1000 )) $(( (t2-t1)/1000 )) $(( (t3-t2)/1000 ))"
+}
+for cfg in unix ref ours; do one $cfg 0; done; floor 0   # warm-up (page cache, first exec)
+for i in $(seq 1 ${runs}); do for cfg in unix ref ours; do one $cfg $i; done; floor $i; done
 echo "BENCH-DONE"
 `;
 }
@@ -144,6 +169,14 @@ export function vmTables(output: string, accel: string, bootMs: number): string[
     r.n++;
     rows.set(m[1]!, r);
   }
+  const floor = { node: [] as number[], agent: [] as number[], idle: [] as number[] };
+  for (const line of output.split('\n')) {
+    const m = /^BENCH-FLOOR (\d+) (\d+) (\d+) (\d+)$/.exec(line.trim());
+    if (!m || m[1] === '0') continue;
+    floor.node.push(Number(m[2]) / 1000);
+    floor.agent.push(Number(m[3]) / 1000);
+    floor.idle.push(Number(m[4]) / 1000);
+  }
   const med = (cfg: string, k: 'auth' | 'open' | 'close') => stats(rows.get(cfg)?.[k] ?? []).median;
   const out = [
     `login latency in the VM (accelerator ${accel}; boot ${bootMs} ms; pamtester per phase, median of ${rows.get('unix')?.n ?? 0} runs)`,
@@ -166,6 +199,21 @@ export function vmTables(output: string, accel: string, bootMs: number): string[
   const refT = tot('ref') - tot('unix');
   const oursT = tot('ours') - tot('unix');
   out.push(`| whole login+logout | ${f1(refT)} | ${f1(oursT)} | ${refT > 0 ? (oursT / refT).toFixed(2) : '-'} |`);
+  // What no Node agent can go below: every phase of ours execs node once.
+  const bare = stats(floor.node).median;
+  const agent = stats(floor.agent).median;
+  out.push(
+    '',
+    `the Node floor in the VM (medians of ${floor.node.length} runs; each phase of ours is one agent process)`,
+    '| process | ms | share of ours added: auth / open / close |',
+    '|---|---|---|',
+  );
+  const share = (x: number) => (['auth', 'open', 'close'] as const).map((k) => `${((100 * x) / (med('ours', k) - med('unix', k))).toFixed(0)}%`).join(' / ');
+  out.push(`| node -e 0 | ${f1(bare)} | ${share(bare)} |`);
+  out.push(`| agent start-up (invalid request: spawn → reply → exit) | ${f1(agent)} | ${share(agent)} |`);
+  const idle = stats(floor.idle).median;
+  out.push(`| agent, close_session of a user without a private directory | ${f1(idle)} | ${share(idle)} |`);
+  out.push(`| node -e 0 / pam_ecryptfs added: auth / open / close | ${(['auth', 'open', 'close'] as const).map((k) => (bare / (med('ref', k) - med('unix', k))).toFixed(2)).join(' / ')} | |`);
   return out;
 }
 

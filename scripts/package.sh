@@ -28,6 +28,12 @@ done
 for f in build/Release/pam_ecryptfs_agent.so build/Release/ecryptfs_native.node dist/agent/main.js dist/src/cli/main.js; do
 	if [ ! -e "$f" ]; then echo "package: $f missing; running npm run build" >&2; npm run build; break; fi
 done
+# The agent ships as one file (scripts/bundle-agent.js): bundle tsc's output if a plain tsc
+# run left it unbundled, so that the tests after this run what the package holds.
+if ! grep -qx "// ecryptfs-agent: bundled by scripts/bundle-agent.js from tsc's output" dist/agent/main.js; then
+	echo "package: dist/agent/main.js is not bundled; running scripts/bundle-agent.js" >&2
+	node scripts/bundle-agent.js >&2
+fi
 
 ARCH=$(dpkg-architecture -qDEB_HOST_ARCH)
 MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
@@ -62,8 +68,10 @@ export SOURCE_DATE_EPOCH
 install -D -m 644 build/Release/pam_ecryptfs_agent.so "$ROOT/usr/lib/$MA/security/pam_ecryptfs_agent.so"
 
 # --- agent + library: compiled JavaScript only (no tests, benchmarks, maps), same layout as
-# the tree, because dist/src/native.js loads the addon from ../../build/Release/.
-(cd dist && find agent src -type f -name '*.js') | while read -r f; do
+# the tree, because dist/src/native.js (and the agent bundle) load the addon from
+# ../../build/Release/. The agent is the one bundled file; dist/src is the CLI's.
+install -D -m 644 dist/agent/main.js "$LIB/dist/agent/main.js"
+(cd dist && find src -type f -name '*.js') | while read -r f; do
 	install -D -m 644 "dist/$f" "$LIB/dist/$f"
 done
 install -D -m 644 build/Release/ecryptfs_native.node "$LIB/build/Release/ecryptfs_native.node"

@@ -3,17 +3,16 @@
  * syslog(3) through the addon (facility LOG_AUTHPRIV, like pam_ecryptfs), and an optional
  * stderr transport for the CLI. Lines are `message key=value ...`; values of fields named
  * like secrets are replaced with "[redacted]" and Buffers are never printed.
+ *
+ * This module does not load winston itself: src/log-winston.ts builds the logger, on the first
+ * line that passes the level. Loading winston is a third of the agent's start-up (npm run
+ * bench), and an agent run that logs nothing (a user without a private directory) skips it.
  */
-import winston from 'winston';
-import Transport from 'winston-transport';
-import { native } from './native';
-
-const MESSAGE = Symbol.for('message');
-const LEVEL = Symbol.for('level');
+import type { Logger } from 'winston';
 
 export const LOG_AUTHPRIV = 10 << 3;
-/** winston.config.syslog.levels: emerg 0 … debug 7 = syslog(3) severities. */
-export const SYSLOG_LEVELS: Record<string, number> = winston.config.syslog.levels;
+/** winston.config.syslog.levels (a unit test checks): emerg 0 … debug 7 = syslog(3) severities. */
+export const SYSLOG_LEVELS: Readonly<Record<string, number>> = { emerg: 0, alert: 1, crit: 2, error: 3, warning: 4, notice: 5, info: 6, debug: 7 };
 
 export const REDACTED = '[redacted]';
 const SECRET_WORDS = new Set(['passphrase', 'password', 'passwd', 'pass', 'pw', 'authtok', 'key', 'payload', 'secret', 'token', 'fekek']);
@@ -58,34 +57,6 @@ export function renderLine(message: unknown, fields: Record<string, unknown>): s
   return parts.join(' ');
 }
 
-/** winston format: redact and render into info[MESSAGE]. */
-export const keyValueFormat = winston.format((info) => {
-  const fields: Record<string, unknown> = {};
-  for (const k of Object.keys(info)) if (k !== 'level' && k !== 'message') fields[k] = info[k];
-  (info as Record<symbol, unknown>)[MESSAGE] = renderLine(info.message, fields);
-  return info;
-});
-
-/** Transport calling syslog(3): libc handles /dev/log, reconnects and the PRI/ident/pid header. */
-export class NativeSyslogTransport extends Transport {
-  private readonly ident: string;
-  constructor(opts: Transport.TransportStreamOptions & { ident: string }) {
-    super(opts);
-    this.ident = opts.ident;
-  }
-  override log(info: Record<string | symbol, unknown>, callback: () => void): void {
-    const level = String(info[LEVEL] ?? info.level);
-    const sev = SYSLOG_LEVELS[level] ?? SYSLOG_LEVELS.info!;
-    try {
-      native().syslog(this.ident, LOG_AUTHPRIV | sev, String(info[MESSAGE] ?? ''));
-    } catch {
-      // Logging must never break a login; with no addon there is no syslog.
-    }
-    this.emit('logged', info);
-    callback();
-  }
-}
-
 export interface LoggerOptions {
   ident?: string;
   debug?: boolean;
@@ -95,27 +66,36 @@ export interface LoggerOptions {
   syslog?: boolean;
 }
 
-export function createLogger(opts: LoggerOptions = {}): winston.Logger {
-  const ident = opts.ident ?? 'ecryptfs-agent';
-  const transports: Transport[] = [];
-  if (opts.syslog ?? true) transports.push(new NativeSyslogTransport({ ident }));
-  if (opts.stderr) {
-    transports.push(
-      new winston.transports.Stream({
-        stream: process.stderr,
-        format: winston.format((info) => {
-          const rec = info as Record<symbol, unknown>;
-          rec[MESSAGE] = `${ident}: ${info.level}: ${String(rec[MESSAGE])}`;
-          return info;
-        })(),
-      }),
-    );
-  }
-  return winston.createLogger({
-    levels: winston.config.syslog.levels,
-    level: opts.debug ? 'debug' : 'info',
-    format: keyValueFormat(),
-    transports,
-    exitOnError: false,
-  });
+/** The winston logger for opts; winston is loaded here, not before. */
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createWinstonLogger } = require('./log-winston') as typeof import('./log-winston');
+  return createWinstonLogger(opts);
+}
+
+type LogMethod = (message: string, fields?: Record<string, unknown>) => void;
+/** The levels the agent logs at: what a phase handler gets (agent/context.ts). */
+export interface AgentLog {
+  debug: LogMethod;
+  info: LogMethod;
+  notice: LogMethod;
+  warning: LogMethod;
+  error: LogMethod;
+}
+
+/**
+ * createLogger(opts), created on the first line at an enabled level (info and above, debug
+ * too with opts.debug: winston's own filter, applied before winston is loaded).
+ */
+export function createLazyLogger(opts: LoggerOptions = {}): AgentLog {
+  let logger: Logger | undefined;
+  const threshold = SYSLOG_LEVELS[opts.debug ? 'debug' : 'info']!;
+  const method =
+    (level: keyof AgentLog): LogMethod =>
+    (...args) => {
+      if (SYSLOG_LEVELS[level]! > threshold) return;
+      logger ??= createLogger(opts);
+      logger[level](...args);
+    };
+  return { debug: method('debug'), info: method('info'), notice: method('notice'), warning: method('warning'), error: method('error') };
 }

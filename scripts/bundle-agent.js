@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// Bundles the session agent into one file, in place: dist/agent/main.js, as tsc wrote it,
+// becomes that module plus everything it requires from dist/src and node_modules (winston &
+// co.). Run by `npm run build:ts` right after tsc; the result is what the PAM shim runs, what
+// the tests run and what scripts/package.sh installs. tsc alone leaves the unbundled agent: the
+// same code, slower to start.
+//
+// Why: the shim starts one agent per PAM phase, and Node's module loader (a resolve, several
+// stats and a read per file, for ~140 files) was most of the agent's start-up beyond Node's own
+// (npm run bench; far more in the VM, where every file access is a 9p round trip under emulation).
+//
+// esbuild only links here: it reads tsc's JavaScript, not the TypeScript, so the code that runs
+// is tsc's, module by module, in the order Node would run it; nothing is minified. The native
+// addon stays a file of its own: src/native.ts requires it by a path computed from __dirname,
+// which esbuild leaves alone, and dist/agent/ is as deep as dist/src/, so that path is the same.
+'use strict';
+const { chmodSync, readFileSync } = require('node:fs');
+const { join } = require('node:path');
+const esbuild = require('esbuild');
+
+const agent = join(__dirname, '..', 'dist', 'agent', 'main.js');
+// Also how scripts/package.sh and the tests tell a bundled agent (its second line).
+const MARK = '// ecryptfs-agent: bundled by scripts/bundle-agent.js from tsc\'s output';
+
+if (readFileSync(agent, 'utf8').includes(MARK)) {
+  console.error(`bundle-agent: ${agent} is already bundled; run tsc first (npm run build:ts)`);
+  process.exit(1);
+}
+const result = esbuild.buildSync({
+  entryPoints: [agent],
+  outfile: agent,
+  allowOverwrite: true,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node18.13', // package.json engines: nothing to down-level from tsc's ES2022
+  banner: { js: MARK }, // after the entry's #! line, which esbuild keeps
+  logLevel: 'warning',
+  metafile: true,
+});
+chmodSync(agent, 0o755);
+const [out] = Object.values(result.metafile.outputs);
+console.log(`bundle-agent: ${agent} (${Object.keys(result.metafile.inputs).length} modules, ${out.bytes >> 10} KiB)`);
