@@ -78,6 +78,23 @@ unlocked_one_session() { grep -q '^OPEN 0 ' /tmp/$1.out && grep -qx 'mounted 1' 
 closed_and_clean() { grep -q '^CLOSED 0' /tmp/$1.out && all_clean "$2"; }
 locked_and_told_rewrap() { grep -q '^NOT-MOUNTED' /tmp/$1.res && grep -q 'rewrap-passphrase' /tmp/$1.out || { cat /tmp/$1.out; return 1; }; }
 
+passwd_as() { # passwd_as USER OLD NEW OUTFILE: Debian's passwd through a pty; exit status of passwd
+  cat > /tmp/passwd.exp <<EXP
+set timeout 300
+spawn passwd
+expect "Current password:"
+send "$2\r"
+expect "New password:"
+send "$3\r"
+expect "Retype new password:"
+send "$3\r"
+expect eof
+catch wait result
+exit [lindex \$result 3]
+EXP
+  as "$1" expect -f /tmp/passwd.exp > "$4" 2>&1
+}
+
 if section a; then
 # ---------------------------------------------------------------------------------------------
 # a. N login/logout cycles of one user, all started at once: every session sees ~/Private mounted
@@ -205,22 +222,6 @@ fault_login() { # fault_login PHASE SYSCALL K WHAT...  (4 checks)
 }
 nlogin=$(wc -l < /tmp/login-steps)
 # chauthtok: trace one passwd, then kill it at each step
-passwd_as() { # passwd_as USER OLD NEW OUTFILE: Debian's passwd through a pty; exit status of passwd
-  cat > /tmp/passwd.exp <<EXP
-set timeout 300
-spawn passwd
-expect "Current password:"
-send "$2\r"
-expect "New password:"
-send "$3\r"
-expect "Retype new password:"
-send "$3\r"
-expect eof
-catch wait result
-exit [lindex \$result 3]
-EXP
-  as "$1" expect -f /tmp/passwd.exp > "$4" 2>&1
-}
 unwraps_with() { as $K sh -c "printf '%s' '$1' | ecryptfs-unwrap-passphrase $HK/.ecryptfs/wrapped-passphrase - 2>/dev/null | grep -qx '$KMP'"; }
 NEXT=1
 next_pw() { echo "Qz7#rounD-$NEXT-Lmx"; NEXT=$((NEXT + 1)); }
