@@ -10,7 +10,7 @@ import { AgentError } from './errors';
 import { insertAuthTok, KEY_SPEC, possessUserKeyring as linkUserKeyringIntoProcess, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { setupSigs } from './private-setup';
-import { readSmallFile, writeFileAtomic } from './secure-file';
+import { readSmallFile, removeStaleTemps, writeFileAtomic } from './secure-file';
 import { unwrapPassphrase, wrapPassphrase } from './wrapped-passphrase';
 
 const MAX_WRAPPED_FILE_BYTES = 1024;
@@ -153,4 +153,14 @@ export function rewrapForNewPassword(owner: UserRef, setup: PrivateSetup, oldPas
   } finally {
     mountPassphrase.fill(0);
   }
+}
+
+/**
+ * Removes what a re-wrap killed between writing its temp file and renaming it left in
+ * ~/.ecryptfs (`wrapped-passphrase.tmp-PID-XXXXXX` of a process that is gone). Such a file holds
+ * only a wrapped (encrypted) copy, and the next re-wrap would remove it too; the next login does
+ * it sooner. Returns the names removed.
+ */
+export function removeKilledRewrapTemps(owner: UserRef, setup: PrivateSetup): string[] {
+  return asUser(owner, () => removeStaleTemps(setup.wrappedPassphrasePath));
 }

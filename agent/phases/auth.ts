@@ -9,13 +9,17 @@
 import { AgentError } from '../../src/errors';
 import { findPrivateMount } from '../../src/private-mount';
 import type { AuthNote } from '../../src/session';
-import { insertMountKeys, keysPresent, unwrapMountPassphrase } from '../../src/unlock';
+import { insertMountKeys, keysPresent, removeKilledRewrapTemps, unwrapMountPassphrase } from '../../src/unlock';
 import { AUTH_KEY_TIMEOUT_SEC, ignore, type PhaseContext } from '../context';
 import type { AgentReply } from '../../src/protocol';
 
 export function handleAuth(ctx: PhaseContext): AgentReply {
   const { req, user, setup, log, store } = ctx;
   if (!setup) return ignore();
+  if (setup.hasWrappedPassphrase) {
+    const removed = removeKilledRewrapTemps(user, setup);
+    if (removed.length > 0) log.notice('removed the temp file of a re-wrap that was killed before its rename', { user: user.name, phase: 'auth', removed: removed.join(',') });
+  }
   if (!setup.autoMount) {
     log.debug('no auto-mount: nothing to unlock at login', { user: user.name, phase: 'auth' });
     return ignore();

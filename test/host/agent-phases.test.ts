@@ -75,6 +75,19 @@ describe('auth', () => {
     assert.match(open.error.join(' '), /does not match ~\/\.ecryptfs\/Private\.sig/);
   });
 
+  test("a killed re-wrap's temp file is removed at the next login; a live writer's is kept", () => {
+    const { u } = newUser();
+    const dir = join(u.home, '.ecryptfs');
+    const dead = spawnSync('true').pid as number; // exited and reaped: its pid is gone
+    const killed = `wrapped-passphrase.tmp-${dead}-Ab12Cd`;
+    const live = `wrapped-passphrase.tmp-${process.pid}-Ef34Gh`;
+    for (const name of [killed, live]) writeFileSync(join(dir, name), 'wrapped bytes', { mode: 0o600 });
+    const r = runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
+    assert.equal(r.result, 'ignore');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp-')), [live]);
+    rmSync(join(dir, live));
+  });
+
   test('no auto-mount: nothing happens at auth (like pam_ecryptfs)', () => {
     const { u } = newUser({ autoMount: false });
     runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
