@@ -215,7 +215,7 @@ check c.trace-close-unlinks-keys grep -q '^close_session keyctl .* KEYCTL_UNLINK
 fault_login() { # fault_login PHASE SYSCALL K WHAT...  (4 checks)
   local ph=$1 sc=$2 k=$3; shift 3
   local run; case $ph in auth) run=1 ;; open_session) run=2 ;; close_session) run=3 ;; esac
-  local name="c.$ph.$sc-$k" before after m=no said
+  local name="c.$ph.$sc-$k" before after m=no said f0=$nfail
   before=$(killed_count)
   arm $run "$sc:when=$k"
   cycle f $K "$CUR" eat-fault
@@ -229,6 +229,7 @@ fault_login() { # fault_login PHASE SYSCALL K WHAT...  (4 checks)
   cycle g $K "$CUR"
   check "$name.next-login-unlocks-one-session" unlocked_one_session g
   check "$name.next-logout-leaves-nothing" closed_and_clean g $K
+  [ "$nfail" -eq "$f0" ] && survived=$((survived + 1))
 }
 nlogin=$(wc -l < /tmp/login-steps)
 # chauthtok: trace one passwd, then kill it at each step
@@ -256,7 +257,7 @@ cat /tmp/login-steps /tmp/pw-steps | sed 's/^/  kill point: /'
 passwd_killed_and_told() { [ $(($2 - $1)) -eq 1 ] && [ "$3" -eq 0 ] && grep -q 'ecryptfs-agent failed during the password change' /tmp/pw.out || { echo "agents killed: $(($2 - $1)); passwd exit $3"; cat /tmp/pw.out; return 1; }; }
 fault_passwd() { # fault_passwd SYSCALL K WHAT... (5 checks)
   local sc=$1 k=$2; shift 2
-  local name="c.chauthtok.$sc-$k" before after old="$CUR" new o=no n=no rc
+  local name="c.chauthtok.$sc-$k" before after old="$CUR" new o=no n=no rc f0=$nfail
   next_pw; new=$PW
   before=$(killed_count)
   arm 1 "$sc:when=$k"
@@ -278,12 +279,13 @@ fault_passwd() { # fault_passwd SYSCALL K WHAT... (5 checks)
   # a temp file of the killed re-wrap (wrapped bytes only) goes at the next login's auth
   check "$name.no-temp-file-after-next-login" ecryptfs_dir_as_expected $HK /tmp/ecryptfs-dir.expected
   check "$name.logout-leaves-nothing" closed_and_clean p $K
+  [ "$nfail" -eq "$f0" ] && survived=$((survived + 1))
   CUR="$new"
 }
-tC=$(now_ms)
+tC=$(now_ms); survived=0 # kill points after which every check passed
 while read -r ph sc k what; do fault_login "$ph" "$sc" "$k" "$what"; done < /tmp/login-steps
 while read -r ph sc k what; do fault_passwd "$sc" "$k" "$what"; done < /tmp/pw-steps
-echo "FIGURE fault matrix: $((nlogin + npw)) kill points in $(( ($(now_ms) - tC) / 1000 )) s"
+echo "FIGURE fault matrix: $((nlogin + npw)) faults injected, $survived survived (every check passed), in $(( ($(now_ms) - tC) / 1000 )) s"
 
 fi # section c
 
