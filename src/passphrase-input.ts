@@ -19,14 +19,44 @@ export interface LineSource {
   readLine(max: number): Promise<Buffer | null>;
 }
 
+/**
+ * Bytes read but not yet handed out, cut into lines by fgets' rules: up to and including the
+ * first '\n', at most `max` bytes. Each line is a copy; the bytes it came from are zeroed
+ * (they are a secret).
+ */
+class PendingLines {
+  private pending: Buffer = Buffer.alloc(0);
+  eof = false;
+
+  append(chunk: Buffer): void {
+    this.pending = Buffer.concat([this.pending, chunk]);
+  }
+
+  /** The next line; null at EOF with nothing left; undefined when more input is needed. */
+  next(max: number): Buffer | null | undefined {
+    const nl = this.pending.indexOf(0x0a);
+    if (nl !== -1 && nl < max) return this.take(nl + 1);
+    if (this.pending.length >= max) return this.take(max);
+    if (this.eof) return this.pending.length === 0 ? null : this.take(this.pending.length);
+    return undefined;
+  }
+
+  private take(n: number): Buffer {
+    const line = Buffer.from(this.pending.subarray(0, n));
+    const rest = Buffer.from(this.pending.subarray(n));
+    this.pending.fill(0);
+    this.pending = rest;
+    return line;
+  }
+}
+
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** Synchronous reads on a file descriptor (pipes, files); copes with a non-blocking fd (EAGAIN). */
 export class FdLineSource implements LineSource {
-  private pending: Buffer = Buffer.alloc(0);
-  private eof = false;
+  private readonly lines = new PendingLines();
 
   constructor(private readonly fd = 0) {}
 
@@ -35,15 +65,15 @@ export class FdLineSource implements LineSource {
     for (;;) {
       try {
         const n = fs.readSync(this.fd, chunk, 0, chunk.length, null);
-        if (n === 0) this.eof = true;
-        else this.pending = Buffer.concat([this.pending, chunk.subarray(0, n)]);
+        if (n === 0) this.lines.eof = true;
+        else this.lines.append(chunk.subarray(0, n));
         chunk.fill(0);
         return;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EAGAIN' || code === 'EWOULDBLOCK') sleepMs(5);
         else if (code === 'EOF') {
-          this.eof = true;
+          this.lines.eof = true;
           return;
         } else throw new AgentError('IO', `Cannot read standard input: ${(e as Error).message}`, { ...(code ? { errno: code } : {}), cause: e });
       }
@@ -56,20 +86,10 @@ export class FdLineSource implements LineSource {
 
   readLineSync(max: number): Buffer | null {
     for (;;) {
-      const nl = this.pending.indexOf(0x0a);
-      if (nl !== -1 && nl < max) return this.take(nl + 1);
-      if (this.pending.length >= max) return this.take(max);
-      if (this.eof) return this.pending.length === 0 ? null : this.take(this.pending.length);
+      const line = this.lines.next(max);
+      if (line !== undefined) return line;
       this.fill();
     }
-  }
-
-  private take(n: number): Buffer {
-    const line = Buffer.from(this.pending.subarray(0, n));
-    const rest = Buffer.from(this.pending.subarray(n));
-    this.pending.fill(0);
-    this.pending = rest;
-    return line;
   }
 }
 
@@ -105,15 +125,12 @@ class EchoGuard {
  * so a Ctrl-C reaches EchoGuard's handler and echo is restored.
  */
 export class TtyLineSource implements LineSource {
-  private pending: Buffer = Buffer.alloc(0);
-  private eof = false;
+  private readonly lines = new PendingLines();
 
   async readLine(max: number): Promise<Buffer | null> {
     for (;;) {
-      const nl = this.pending.indexOf(0x0a);
-      if (nl !== -1 && nl < max) return this.take(nl + 1);
-      if (this.pending.length >= max) return this.take(max);
-      if (this.eof) return this.pending.length === 0 ? null : this.take(this.pending.length);
+      const line = this.lines.next(max);
+      if (line !== undefined) return line;
       await this.fill();
     }
   }
@@ -128,26 +145,18 @@ export class TtyLineSource implements LineSource {
         resolve();
       };
       const onData = (chunk: Buffer): void => {
-        this.pending = Buffer.concat([this.pending, chunk]);
+        this.lines.append(chunk);
         chunk.fill(0);
         done();
       };
       const onEnd = (): void => {
-        this.eof = true;
+        this.lines.eof = true;
         done();
       };
       stdin.on('data', onData);
       stdin.once('end', onEnd);
       stdin.resume();
     });
-  }
-
-  private take(n: number): Buffer {
-    const line = Buffer.from(this.pending.subarray(0, n));
-    const rest = Buffer.from(this.pending.subarray(n));
-    this.pending.fill(0);
-    this.pending = rest;
-    return line;
   }
 }
 
