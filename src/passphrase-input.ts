@@ -2,8 +2,8 @@
  * Reads passphrases the way ecryptfs-utils' ecryptfs_get_passphrase() does:
  * `fgets(buf, 66, stdin)` (so at most 65 bytes per read), the result used as a C string
  * (cut at the first NUL, which is how `printf "%s\0" pw | tool -` works), only the final
- * '\n' removed ('\r' is kept), more than 64 bytes is an error. With a prompt, "<prompt>: "
- * is shown, echo is off while typing on a terminal, and a newline is printed afterwards.
+ * '\n' removed ('\r' is kept), more than 64 bytes is an error. With a prompt, echo is turned
+ * off on a terminal, then "<prompt>: " is shown, and a newline is printed after the input.
  */
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -189,27 +189,51 @@ function writePrompt(text: string): void {
   }
 }
 
-/** One reader per process: it owns the buffered rest of stdin, so several passphrases can come from one pipe. */
-export function createStdinPassphraseReader(): PassphraseReader {
-  const isTty = process.stdin.isTTY === true;
-  const source: LineSource = isTty ? new TtyLineSource() : new FdLineSource(0);
+/** What a passphrase reader uses of the process: where lines come from, the terminal, stdout. */
+export interface ReaderParts {
+  source: LineSource;
+  /** stdin is a terminal: echo is off while a prompted passphrase is typed. */
+  isTty: boolean;
+  /** Turns terminal echo off; returns what turns it back on. */
+  echoOff(): () => void;
+  /** Prompts and the newline after the input. */
+  write(text: string): void;
+}
+
+export function createPassphraseReader(parts: ReaderParts): PassphraseReader {
+  const { source, write } = parts;
   return {
     async read(prompt?: string): Promise<Buffer | null> {
       if (prompt === undefined) {
         const line = await source.readLine(FGETS_MAX_BYTES);
         // On end of input ecryptfs_get_passphrase prints a newline (scripts see it before the usage text).
-        if (line === null) writePrompt('\n');
+        if (line === null) write('\n');
         return passphraseFromLine(line);
       }
-      writePrompt(`${prompt}: `);
-      const guard = new EchoGuard();
-      if (isTty) guard.disable();
+      // Echo off before the prompt shows: what is typed as soon as it appears must not echo.
+      const echoOn = parts.isTty ? parts.echoOff() : (): void => {};
       try {
+        write(`${prompt}: `);
         return passphraseFromLine(await source.readLine(FGETS_MAX_BYTES));
       } finally {
-        guard.restore();
-        writePrompt('\n');
+        echoOn();
+        write('\n');
       }
     },
   };
+}
+
+/** One reader per process: it owns the buffered rest of stdin, so several passphrases can come from one pipe. */
+export function createStdinPassphraseReader(): PassphraseReader {
+  const isTty = process.stdin.isTTY === true;
+  return createPassphraseReader({
+    source: isTty ? new TtyLineSource() : new FdLineSource(0),
+    isTty,
+    echoOff: () => {
+      const guard = new EchoGuard();
+      guard.disable();
+      return () => guard.restore();
+    },
+    write: writePrompt,
+  });
 }
