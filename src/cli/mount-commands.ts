@@ -27,7 +27,7 @@ import { renderEcryptfsOptions } from '../mount';
 import { readEcryptfsrcSalt } from '../private-setup';
 import { appendToSigCache, isSigCached, sigCachePath } from '../sig-cache';
 import { processesUsingMount, renderHolders } from '../status';
-import type { CliIO, Command } from './command';
+import { type CliIO, type Command, invokingUser } from './command';
 import { parseCommandLine, usage } from './args';
 
 export interface MountCommandDeps {
@@ -181,7 +181,7 @@ export function createMountCommand(deps: MountCommandDeps = systemDeps): Command
         // Everything that can be refused without asking is refused before asking.
         const dry = checkBeforeAsking(prompter, given, v['passphrase-stdin'] === true);
         target = openMountTarget(lowerArg, upperArg);
-        const salt = readEcryptfsrcSalt(io.home());
+        const salt = readEcryptfsrcSalt(io.home(), invokingUser());
         let passphrase: Buffer | undefined;
         if (dry.readStdin) {
           const read = await io.passphrases.read();
