@@ -85,8 +85,9 @@ export function parseRequest(buf: Buffer): AgentRequest {
       const secret = /^secret ([a-z_]+) ([0-9]+)$/.exec(line);
       if (secret) {
         const name = secret[1] as string;
-        const len = shimNumber(secret[2] as string, MAX_SECRET_BYTES);
-        if (len === null) throw malformed(`secret ${name}: length is not a number 0..${MAX_SECRET_BYTES}`);
+        const len = shimNumber(secret[2] as string, Number.MAX_SAFE_INTEGER);
+        if (len === null) throw malformed(`secret ${name}: bad length`);
+        if (len > MAX_SECRET_BYTES) throw malformed(`secret ${name} too long`);
         if (pos + len + 1 > buf.length || buf[pos + len] !== 0x0a) throw malformed(`secret ${name} truncated`);
         // Copy: the caller zeroes the request buffer and keeps only these.
         const value = Buffer.alloc(len);

@@ -73,6 +73,8 @@ test('a secret length is decimal as the shim prints it (%zu): no sign, no leadin
   for (const [n, bytes] of [['03', 3], ['+3', 3], [' 3', 3], ['0x3', 3], ['3e0', 3]] as const) {
     assert.throws(() => parseRequest(withSecretLength(n, bytes)), (e) => isAgentError(e, 'USAGE'), n);
   }
+  // a well-formed length over PAM_MAX_RESP_SIZE keeps its own message (the agent logs it)
+  assert.throws(() => parseRequest(withSecretLength('513', 513)), (e) => isAgentError(e, 'USAGE') && /secret authtok too long$/.test(e.message));
 });
 
 test('reply: control characters are flattened, lines bounded, session id validated', () => {
