@@ -47,15 +47,17 @@ export interface PrivateSig {
  * ~/.ecryptfs/<alias>.sig, with mount.ecryptfs_private's fetch_sig rules: at most two lines are read;
  * each may hold only hex digits and whitespace, is cut at the first whitespace and, when non-empty,
  * must be 16 characters long. Line 1 is required. Case is kept (keys are looked up verbatim).
+ * Whitespace is isspace() in the C locale the tool runs in: space, \t, \v, \f, \r; not U+00A0
+ * (byte 0xa0 in Latin-1), which a JavaScript \s or trim() would also take.
  */
 export function parsePrivateSig(buf: Buffer, file = 'Private.sig'): PrivateSig {
   checkSize(buf, file);
   const lines = buf.toString('latin1').split('\n').slice(0, 2);
   const sigs: (string | undefined)[] = lines.map((line, i) => {
-    if (!/^[0-9a-fA-F\s]*$/.test(line)) {
+    if (!/^[0-9a-fA-F \t\v\f\r]*$/.test(line)) {
       throw new AgentError('BAD_SIG', `${file} line ${i + 1}: invalid hex signature`);
     }
-    const sig = line.split(/\s/, 1)[0] ?? '';
+    const sig = line.split(/[ \t\v\f\r]/, 1)[0] ?? '';
     if (sig.length === 0) return undefined;
     if (!HEX_SIG.test(sig)) throw new AgentError('BAD_SIG', `${file} line ${i + 1}: invalid hex signature length ${sig.length}`);
     return sig;

@@ -145,6 +145,11 @@ export function parseExtraMountOptions(text: string, where: string, source: Extr
     const noValue = (): void => {
       if (value !== undefined) throw lineError('BAD_CONFIG', where, `${name} takes no value`, `Write just ${name}`);
     };
+    /** An option given at most once (counted under `canonical`), with a value `parse` checks. */
+    const onceWithValue = <T>(canonical: string, parse: (value: string, name: string, where: string) => T): T => {
+      once(canonical);
+      return parse(needValue(), name, where);
+    };
     switch (name) {
       case 'ecryptfs_sig':
       case 'sig': {
@@ -154,25 +159,20 @@ export function parseExtraMountOptions(text: string, where: string, source: Extr
         break;
       }
       case 'ecryptfs_fnek_sig':
-        once('ecryptfs_fnek_sig');
-        o.fnekSig = parseSigValue(needValue(), name, where);
+        o.fnekSig = onceWithValue(name, parseSigValue);
         break;
       case 'ecryptfs_cipher':
       case 'cipher':
-        once('ecryptfs_cipher');
-        o.cipher = parseCipher(needValue(), name, where);
+        o.cipher = onceWithValue('ecryptfs_cipher', parseCipher);
         break;
       case 'ecryptfs_key_bytes':
-        once(name);
-        o.keyBytes = parseKeyBytes(needValue(), name, where);
+        o.keyBytes = onceWithValue(name, parseKeyBytes);
         break;
       case 'ecryptfs_fn_cipher':
-        once(name);
-        o.fnCipher = parseCipher(needValue(), name, where);
+        o.fnCipher = onceWithValue(name, parseCipher);
         break;
       case 'ecryptfs_fn_key_bytes':
-        once(name);
-        o.fnKeyBytes = parseKeyBytes(needValue(), name, where);
+        o.fnKeyBytes = onceWithValue(name, parseKeyBytes);
         break;
       case 'ecryptfs_passthrough':
         once(name);
@@ -180,8 +180,7 @@ export function parseExtraMountOptions(text: string, where: string, source: Extr
         o.passthrough = value === undefined ? true : parseYesNo(value, name, where);
         break;
       case 'ecryptfs_enable_filename_crypto': // mount.ecryptfs's question, answered by ecryptfs_fnek_sig
-        once(name);
-        fnekWanted = parseYesNo(needValue(), name, where);
+        fnekWanted = onceWithValue(name, parseYesNo);
         break;
       case 'ecryptfs_xattr_metadata':
         noValue();

@@ -2,8 +2,8 @@
  * Reads passphrases the way ecryptfs-utils' ecryptfs_get_passphrase() does:
  * `fgets(buf, 66, stdin)` (so at most 65 bytes per read), the result used as a C string
  * (cut at the first NUL, which is how `printf "%s\0" pw | tool -` works), only the final
- * '\n' removed ('\r' is kept), more than 64 bytes is an error. With a prompt, "<prompt>: "
- * is shown, echo is off while typing on a terminal, and a newline is printed afterwards.
+ * '\n' removed ('\r' is kept), more than 64 bytes is an error. With a prompt, echo is turned
+ * off on a terminal, then "<prompt>: " is shown, and a newline is printed after the input.
  */
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -19,14 +19,44 @@ export interface LineSource {
   readLine(max: number): Promise<Buffer | null>;
 }
 
+/**
+ * Bytes read but not yet handed out, cut into lines by fgets' rules: up to and including the
+ * first '\n', at most `max` bytes. Each line is a copy; the bytes it came from are zeroed
+ * (they are a secret).
+ */
+class PendingLines {
+  private pending: Buffer = Buffer.alloc(0);
+  eof = false;
+
+  append(chunk: Buffer): void {
+    this.pending = Buffer.concat([this.pending, chunk]);
+  }
+
+  /** The next line; null at EOF with nothing left; undefined when more input is needed. */
+  next(max: number): Buffer | null | undefined {
+    const nl = this.pending.indexOf(0x0a);
+    if (nl !== -1 && nl < max) return this.take(nl + 1);
+    if (this.pending.length >= max) return this.take(max);
+    if (this.eof) return this.pending.length === 0 ? null : this.take(this.pending.length);
+    return undefined;
+  }
+
+  private take(n: number): Buffer {
+    const line = Buffer.from(this.pending.subarray(0, n));
+    const rest = Buffer.from(this.pending.subarray(n));
+    this.pending.fill(0);
+    this.pending = rest;
+    return line;
+  }
+}
+
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** Synchronous reads on a file descriptor (pipes, files); copes with a non-blocking fd (EAGAIN). */
 export class FdLineSource implements LineSource {
-  private pending: Buffer = Buffer.alloc(0);
-  private eof = false;
+  private readonly lines = new PendingLines();
 
   constructor(private readonly fd = 0) {}
 
@@ -35,15 +65,15 @@ export class FdLineSource implements LineSource {
     for (;;) {
       try {
         const n = fs.readSync(this.fd, chunk, 0, chunk.length, null);
-        if (n === 0) this.eof = true;
-        else this.pending = Buffer.concat([this.pending, chunk.subarray(0, n)]);
+        if (n === 0) this.lines.eof = true;
+        else this.lines.append(chunk.subarray(0, n));
         chunk.fill(0);
         return;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EAGAIN' || code === 'EWOULDBLOCK') sleepMs(5);
         else if (code === 'EOF') {
-          this.eof = true;
+          this.lines.eof = true;
           return;
         } else throw new AgentError('IO', `Cannot read standard input: ${(e as Error).message}`, { ...(code ? { errno: code } : {}), cause: e });
       }
@@ -56,20 +86,10 @@ export class FdLineSource implements LineSource {
 
   readLineSync(max: number): Buffer | null {
     for (;;) {
-      const nl = this.pending.indexOf(0x0a);
-      if (nl !== -1 && nl < max) return this.take(nl + 1);
-      if (this.pending.length >= max) return this.take(max);
-      if (this.eof) return this.pending.length === 0 ? null : this.take(this.pending.length);
+      const line = this.lines.next(max);
+      if (line !== undefined) return line;
       this.fill();
     }
-  }
-
-  private take(n: number): Buffer {
-    const line = Buffer.from(this.pending.subarray(0, n));
-    const rest = Buffer.from(this.pending.subarray(n));
-    this.pending.fill(0);
-    this.pending = rest;
-    return line;
   }
 }
 
@@ -105,15 +125,12 @@ class EchoGuard {
  * so a Ctrl-C reaches EchoGuard's handler and echo is restored.
  */
 export class TtyLineSource implements LineSource {
-  private pending: Buffer = Buffer.alloc(0);
-  private eof = false;
+  private readonly lines = new PendingLines();
 
   async readLine(max: number): Promise<Buffer | null> {
     for (;;) {
-      const nl = this.pending.indexOf(0x0a);
-      if (nl !== -1 && nl < max) return this.take(nl + 1);
-      if (this.pending.length >= max) return this.take(max);
-      if (this.eof) return this.pending.length === 0 ? null : this.take(this.pending.length);
+      const line = this.lines.next(max);
+      if (line !== undefined) return line;
       await this.fill();
     }
   }
@@ -128,26 +145,18 @@ export class TtyLineSource implements LineSource {
         resolve();
       };
       const onData = (chunk: Buffer): void => {
-        this.pending = Buffer.concat([this.pending, chunk]);
+        this.lines.append(chunk);
         chunk.fill(0);
         done();
       };
       const onEnd = (): void => {
-        this.eof = true;
+        this.lines.eof = true;
         done();
       };
       stdin.on('data', onData);
       stdin.once('end', onEnd);
       stdin.resume();
     });
-  }
-
-  private take(n: number): Buffer {
-    const line = Buffer.from(this.pending.subarray(0, n));
-    const rest = Buffer.from(this.pending.subarray(n));
-    this.pending.fill(0);
-    this.pending = rest;
-    return line;
   }
 }
 
@@ -180,27 +189,51 @@ function writePrompt(text: string): void {
   }
 }
 
-/** One reader per process: it owns the buffered rest of stdin, so several passphrases can come from one pipe. */
-export function createStdinPassphraseReader(): PassphraseReader {
-  const isTty = process.stdin.isTTY === true;
-  const source: LineSource = isTty ? new TtyLineSource() : new FdLineSource(0);
+/** What a passphrase reader uses of the process: where lines come from, the terminal, stdout. */
+export interface ReaderParts {
+  source: LineSource;
+  /** stdin is a terminal: echo is off while a prompted passphrase is typed. */
+  isTty: boolean;
+  /** Turns terminal echo off; returns what turns it back on. */
+  echoOff(): () => void;
+  /** Prompts and the newline after the input. */
+  write(text: string): void;
+}
+
+export function createPassphraseReader(parts: ReaderParts): PassphraseReader {
+  const { source, write } = parts;
   return {
     async read(prompt?: string): Promise<Buffer | null> {
       if (prompt === undefined) {
         const line = await source.readLine(FGETS_MAX_BYTES);
         // On end of input ecryptfs_get_passphrase prints a newline (scripts see it before the usage text).
-        if (line === null) writePrompt('\n');
+        if (line === null) write('\n');
         return passphraseFromLine(line);
       }
-      writePrompt(`${prompt}: `);
-      const guard = new EchoGuard();
-      if (isTty) guard.disable();
+      // Echo off before the prompt shows: what is typed as soon as it appears must not echo.
+      const echoOn = parts.isTty ? parts.echoOff() : (): void => {};
       try {
+        write(`${prompt}: `);
         return passphraseFromLine(await source.readLine(FGETS_MAX_BYTES));
       } finally {
-        guard.restore();
-        writePrompt('\n');
+        echoOn();
+        write('\n');
       }
     },
   };
+}
+
+/** One reader per process: it owns the buffered rest of stdin, so several passphrases can come from one pipe. */
+export function createStdinPassphraseReader(): PassphraseReader {
+  const isTty = process.stdin.isTTY === true;
+  return createPassphraseReader({
+    source: isTty ? new TtyLineSource() : new FdLineSource(0),
+    isTty,
+    echoOff: () => {
+      const guard = new EchoGuard();
+      guard.disable();
+      return () => guard.restore();
+    },
+    write: writePrompt,
+  });
 }

@@ -7,7 +7,8 @@
  * symlink planted in the home can never make root read something the user could not.
  * ~/.ecryptfs may itself be a symlink (the encrypted-home layout links it to
  * /home/.ecryptfs/USER/.ecryptfs) but then it must resolve to a directory the user owns;
- * the files in it are opened with O_NOFOLLOW and must be owned by the user or by root.
+ * the files read from it and ~/.ecryptfsrc are opened with O_NOFOLLOW, must be owned by the
+ * user or by root, and must not be writable by group or others.
  */
 import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,13 +63,9 @@ function checkConfigDir(user: UserRef, dir: string): void {
   if (st.uid !== user.uid) throw new AgentError('BAD_OWNER', `${dir} is not owned by ${user.name}`);
 }
 
-function readConfig(path: string): Buffer {
-  return readSmallFile(path, { maxBytes: MAX_CONFIG_BYTES });
-}
-
-function ownedByUserOrRoot(user: UserRef, path: string): void {
-  const st = lstatSync(path);
-  if (st.uid !== user.uid && st.uid !== 0) throw new AgentError('BAD_OWNER', `${path} is owned by uid ${st.uid}, not by ${user.name}`);
+/** A config file of the user's that root acts on: the user's or root's, writable by no one else. */
+function readUserConfig(owner: { uid: number; name: string }, path: string): Buffer {
+  return readSmallFile(path, { maxBytes: MAX_CONFIG_BYTES, expectUserOrRoot: owner, refuseGroupOrOtherWritable: true });
 }
 
 /**
@@ -86,22 +83,18 @@ export function loadPrivateSetup(user: UserRef): PrivateSetup | null {
   const sigPath = join(configDir, 'Private.sig');
   let sigBuf: Buffer;
   try {
-    sigBuf = readConfig(sigPath);
+    sigBuf = readUserConfig(user, sigPath);
   } catch (e) {
     if (isAgentError(e, 'NOT_FOUND')) return null;
     throw e;
   }
-  ownedByUserOrRoot(user, sigPath);
   const sigs = parsePrivateSig(sigBuf);
 
   let upper = join(user.home, 'Private');
   const mntPath = join(configDir, 'Private.mnt');
-  if (fileExists(mntPath)) {
-    ownedByUserOrRoot(user, mntPath);
-    upper = parsePrivateMnt(readConfig(mntPath), user.home);
-  }
+  if (fileExists(mntPath)) upper = parsePrivateMnt(readUserConfig(user, mntPath), user.home);
 
-  const salt = readEcryptfsrcSalt(user.home);
+  const salt = readEcryptfsrcSalt(user.home, user);
 
   const wrappedPassphrasePath = join(configDir, 'wrapped-passphrase');
   const setup: PrivateSetup = {
@@ -120,11 +113,19 @@ export function loadPrivateSetup(user: UserRef): PrivateSetup | null {
   return setup;
 }
 
-/** The passphrase salt: `salt=` of HOME/.ecryptfsrc, else ecryptfs-utils' default. Call as the file's owner. */
-export function readEcryptfsrcSalt(home: string): Buffer {
+/**
+ * The passphrase salt: `salt=` of HOME/.ecryptfsrc, else ecryptfs-utils' default (no file).
+ * The salt decides the key, so the file counts only when it is `owner`'s (or root's) and
+ * writable by no one else; otherwise BAD_OWNER says what to chown or chmod. Call as `owner`.
+ */
+export function readEcryptfsrcSalt(home: string, owner: { uid: number; name: string }): Buffer {
   const rcPath = join(home, '.ecryptfsrc');
-  if (!fileExists(rcPath)) return DEFAULT_SALT;
-  return parseEcryptfsrcSalt(readConfig(rcPath), rcPath) ?? DEFAULT_SALT;
+  try {
+    return parseEcryptfsrcSalt(readUserConfig(owner, rcPath), rcPath) ?? DEFAULT_SALT;
+  } catch (e) {
+    if (isAgentError(e, 'NOT_FOUND')) return DEFAULT_SALT;
+    throw e;
+  }
 }
 
 export function setupSigs(setup: PrivateSetup): string[] {

@@ -10,6 +10,8 @@ export const MAX_REQUEST_BYTES = 16 * 1024;
 const MAX_SECRET_BYTES = 512; // PAM_MAX_RESP_SIZE
 const MAX_MESSAGE_LINES = 8;
 const MAX_LINE_BYTES = 1024;
+/** The kernel's ceiling for /proc/sys/kernel/pid_max is 4 Mi (PID_MAX_LIMIT): every pid is below it. */
+export const MAX_PAM_PID = 4 * 1024 * 1024 - 1;
 
 export type Phase = 'auth' | 'open_session' | 'close_session' | 'chauthtok';
 const PHASES: readonly Phase[] = ['auth', 'open_session', 'close_session', 'chauthtok'];
@@ -47,6 +49,16 @@ function malformed(why: string): AgentError {
   });
 }
 
+/**
+ * A number as the shim prints it (%ld, %zu): decimal digits only, no sign, no leading zero, no
+ * spaces, at most `max` (Number() would also take "0x10", "1e3", " 12"). Null when it is not one.
+ */
+function shimNumber(text: string, max: number): number | null {
+  if (!/^(0|[1-9][0-9]*)$/.test(text) || text.length > String(max).length) return null;
+  const n = Number(text);
+  return n <= max ? n : null;
+}
+
 /** Parses a complete request. Throws AgentError('USAGE') on anything malformed. */
 export function parseRequest(buf: Buffer): AgentRequest {
   if (buf.length > MAX_REQUEST_BYTES) throw malformed('too long');
@@ -70,10 +82,11 @@ export function parseRequest(buf: Buffer): AgentRequest {
         sawEnd = true;
         break;
       }
-      const secret = /^secret ([a-z_]+) (\d{1,4})$/.exec(line);
+      const secret = /^secret ([a-z_]+) ([0-9]+)$/.exec(line);
       if (secret) {
         const name = secret[1] as string;
-        const len = Number(secret[2]);
+        const len = shimNumber(secret[2] as string, Number.MAX_SAFE_INTEGER);
+        if (len === null) throw malformed(`secret ${name}: bad length`);
         if (len > MAX_SECRET_BYTES) throw malformed(`secret ${name} too long`);
         if (pos + len + 1 > buf.length || buf[pos + len] !== 0x0a) throw malformed(`secret ${name} truncated`);
         // Copy: the caller zeroes the request buffer and keeps only these.
@@ -94,8 +107,8 @@ export function parseRequest(buf: Buffer): AgentRequest {
     if (!(PHASES as readonly string[]).includes(phase)) throw malformed(`unknown phase "${phase}"`);
     const user = fields.get('user') ?? '';
     if (user === '') throw malformed('no user');
-    const pamPid = Number(fields.get('pam_pid') ?? '');
-    if (!Number.isSafeInteger(pamPid) || pamPid <= 0) throw malformed('bad pam_pid');
+    const pamPid = shimNumber(fields.get('pam_pid') ?? '', MAX_PAM_PID);
+    if (pamPid === null || pamPid === 0) throw malformed('bad pam_pid');
     const session = fields.get('session') ?? '';
     if (session !== '' && !SESSION_ID_RE.test(session)) throw malformed('bad session id');
     const req: AgentRequest = {

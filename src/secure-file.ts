@@ -45,6 +45,8 @@ export interface ReadSmallFileOptions {
   maxBytes: number;
   /** Refuse (BAD_OWNER) a file not owned by this uid. */
   expectOwnerUid?: number;
+  /** Refuse (BAD_OWNER) a file owned neither by this user nor by root (a user's file that root acts on). */
+  expectUserOrRoot?: { uid: number; name: string };
   /** Error code for a file over maxBytes (default BAD_CONFIG). */
   tooLargeCode?: ErrorCode;
   /** Refuse (BAD_OWNER) a file that group or others may write (what root acts on must be the owner's alone). */
@@ -66,6 +68,10 @@ export function readSmallFile(path: string, opts: ReadSmallFileOptions): Buffer 
     }
     if (opts.expectOwnerUid !== undefined && st.uid !== opts.expectOwnerUid) {
       throw new AgentError('BAD_OWNER', `${path} is owned by uid ${st.uid}, expected uid ${opts.expectOwnerUid}`);
+    }
+    const user = opts.expectUserOrRoot;
+    if (user !== undefined && st.uid !== user.uid && st.uid !== 0) {
+      throw new AgentError('BAD_OWNER', `${path} is owned by uid ${st.uid}, not by ${user.name} or root`, { hint: `chown ${user.name}: ${path}` });
     }
     if (opts.refuseGroupOrOtherWritable === true && (st.mode & 0o022) !== 0) {
       throw new AgentError('BAD_OWNER', `${path} has mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}: group or others may write it`, {

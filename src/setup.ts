@@ -23,12 +23,11 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { deriveMountKeys } from './auth-tok';
-import { parseEcryptfsrcSalt, renderPrivateSig } from './config';
-import { AgentError, isAgentError } from './errors';
-import { DEFAULT_SALT } from './kdf';
+import { renderPrivateSig } from './config';
+import { AgentError } from './errors';
 import { readMountInfo } from './mount';
-import type { UserRef } from './private-setup';
-import { readSmallFile, writeFileAtomic } from './secure-file';
+import { readEcryptfsrcSalt, type UserRef } from './private-setup';
+import { writeFileAtomic } from './secure-file';
 import { asUser } from './credentials';
 import { wrapPassphrase } from './wrapped-passphrase';
 
@@ -138,15 +137,6 @@ function timestamp(d: Date): string {
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
-function saltOf(home: string): Buffer {
-  try {
-    return parseEcryptfsrcSalt(readSmallFile(join(home, '.ecryptfsrc'), { maxBytes: 4096 }), join(home, '.ecryptfsrc')) ?? DEFAULT_SALT;
-  } catch (e) {
-    if (isAgentError(e, 'NOT_FOUND')) return DEFAULT_SALT;
-    throw e;
-  }
-}
-
 /**
  * Checks that a setup can be created without clobbering anything (as the owner). Throws the
  * first reason it cannot; changes nothing.
@@ -192,7 +182,7 @@ export function setupPrivate(owner: UserRef, mountPassphrase: Buffer, wrappingPa
   checkSetupPossible(owner, opts);
   const { configDir, lower, upper } = opts.layout ?? privateLayout(owner);
   return asUser(owner, () => {
-    const salt = saltOf(owner.home);
+    const salt = readEcryptfsrcSalt(owner.home, owner);
     const keys = deriveMountKeys(mountPassphrase, salt, opts.fnek);
     keys.fek.payload.fill(0);
     keys.fnek?.payload.fill(0);

@@ -35,6 +35,12 @@ function writeAll(fd: number, data: string | Buffer): void {
   }
 }
 
+/** The invoking user, whose home io.home() is: the owner ~/.ecryptfsrc must have (or root). */
+export function invokingUser(): { uid: number; name: string } {
+  const u = os.userInfo();
+  return { uid: u.uid, name: u.username };
+}
+
 export function processIO(): CliIO {
   let reader: PassphraseReader | undefined;
   return {

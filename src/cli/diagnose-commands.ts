@@ -7,7 +7,7 @@ import { AgentError } from '../errors';
 import { doctorExitCode, evaluateDoctor, renderFindings, renderFindingsJson } from '../doctor';
 import { gatherDoctorFacts, gatherStatus, renderStatus } from '../status';
 import type { CliIO, Command } from './command';
-import { parseCommandOptions } from './private-commands';
+import { NO_POSITIONALS, parseCommandLine } from './args';
 
 function fail(io: CliIO, cmd: string, e: unknown): number {
   const msg = e instanceof AgentError ? `${e.message}\nhint: ${e.hint}` : e instanceof Error ? e.message : String(e);
@@ -42,11 +42,8 @@ export const statusCommand: Command = {
   summary: 'show the state of a private directory: setup, keys, mount, sessions',
   help: STATUS_HELP,
   async run({ positionals: args }, io) {
-    const p = parseCommandOptions(args, { json: { type: 'boolean' } });
-    if (typeof p === 'string' || p.positionals.length > 1) {
-      io.err(`${typeof p === 'string' ? p : 'too many arguments'}\n\n${STATUS_HELP}\n`);
-      return 2;
-    }
+    const p = parseCommandLine(io, STATUS_HELP, args, { json: { type: 'boolean' } }, { max: 1, tooMany: 'too many arguments' });
+    if (typeof p === 'number') return p;
     try {
       const { user, root } = whoFor(p.positionals[0]);
       if (root && user.uid === 0) throw new AgentError('USAGE', 'root has no private directory here: name a user (ecryptfs-agent status USER)');
@@ -80,11 +77,8 @@ export const doctorCommand: Command = {
   summary: 'check the kernel, PAM stacks, swap and file modes; say what to fix',
   help: DOCTOR_HELP,
   async run({ positionals: args }, io) {
-    const p = parseCommandOptions(args, { json: { type: 'boolean' }, username: { type: 'string', short: 'u' } });
-    if (typeof p === 'string' || p.positionals.length > 0) {
-      io.err(`${typeof p === 'string' ? p : `unexpected argument: ${p.positionals[0]}`}\n\n${DOCTOR_HELP}\n`);
-      return 2;
-    }
+    const p = parseCommandLine(io, DOCTOR_HELP, args, { json: { type: 'boolean' }, username: { type: 'string', short: 'u' } }, NO_POSITIONALS);
+    if (typeof p === 'number') return p;
     try {
       const { user, root } = whoFor(p.values.username as string | undefined);
       const facts = gatherDoctorFacts(root && user.uid === 0 ? undefined : user);

@@ -11,7 +11,8 @@ import { MigrateState, phaseAtLeast } from '../migrate-journal';
 import { decideFnek } from '../setup';
 import { checkLoginPassword } from '../status';
 import type { CliIO, Command } from './command';
-import { fail, isInteractive, parseCommandOptions, readSecret, usage } from './private-commands';
+import { NO_POSITIONALS, parseCommandLine, usage } from './args';
+import { fail, isInteractive, readSecret } from './private-commands';
 
 const MIGRATE_HELP = `Usage: ecryptfs-agent migrate-home -u USER [--resume] [-w|--wrapping] [-n|--no-fnek]
                                    [--nopwcheck] [--remove-original]
@@ -112,9 +113,8 @@ export const migrateHomeCommand: Command = {
   summary: "encrypt an existing home directory (ecryptfs-migrate-home compatible; root, user logged out)",
   help: MIGRATE_HELP,
   async run({ positionals: args }, io: CliIO) {
-    const p = parseCommandOptions(args, MIGRATE_OPTS);
-    if (typeof p === 'string') return usage(io, MIGRATE_HELP, p);
-    if (p.positionals.length > 0) return usage(io, MIGRATE_HELP, `unexpected argument: ${p.positionals[0]}`);
+    const p = parseCommandLine(io, MIGRATE_HELP, args, MIGRATE_OPTS, NO_POSITIONALS);
+    if (typeof p === 'number') return p;
     const v = p.values;
     if (typeof v.user !== 'string') return usage(io, MIGRATE_HELP, 'missing -u USER');
     let pw: Buffer | null = null;

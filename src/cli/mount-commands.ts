@@ -27,8 +27,8 @@ import { renderEcryptfsOptions } from '../mount';
 import { readEcryptfsrcSalt } from '../private-setup';
 import { appendToSigCache, isSigCached, sigCachePath } from '../sig-cache';
 import { processesUsingMount, renderHolders } from '../status';
-import type { CliIO, Command } from './command';
-import { parseCommandOptions } from './private-commands';
+import { type CliIO, type Command, invokingUser } from './command';
+import { parseCommandLine, usage } from './args';
 
 export interface MountCommandDeps {
   kernel: KernelCiphers;
@@ -53,11 +53,6 @@ function fail(io: CliIO, cmd: string, e: unknown): number {
   }
   io.err(`ecryptfs-agent ${cmd}: ${e instanceof Error ? e.message : String(e)}\n`);
   return 1;
-}
-
-function usage(io: CliIO, help: string, why: string): number {
-  io.err(`${why}\n\n${help}\n`);
-  return 2;
 }
 
 function requireRoot(deps: MountCommandDeps, what: string): void {
@@ -171,9 +166,8 @@ export function createMountCommand(deps: MountCommandDeps = systemDeps): Command
     summary: 'mount LOWER on UPPER with a passphrase, cipher and key size (mount -t ecryptfs dialog; root)',
     help: MOUNT_HELP,
     async run({ positionals: args }, io) {
-      const p = parseCommandOptions(args, MOUNT_OPTS);
-      if (typeof p === 'string') return usage(io, MOUNT_HELP, p);
-      if (p.positionals.length !== 2) return usage(io, MOUNT_HELP, p.positionals.length < 2 ? 'LOWER and UPPER are required' : `unexpected argument: ${p.positionals[2]}`);
+      const p = parseCommandLine(io, MOUNT_HELP, args, MOUNT_OPTS, { min: 2, max: 2, missing: 'LOWER and UPPER are required' });
+      if (typeof p === 'number') return p;
       const given = givenChoicesFromFlags(p.values);
       if (typeof given === 'string') return usage(io, MOUNT_HELP, given);
       const [lowerArg, upperArg] = p.positionals as [string, string];
@@ -187,7 +181,7 @@ export function createMountCommand(deps: MountCommandDeps = systemDeps): Command
         // Everything that can be refused without asking is refused before asking.
         const dry = checkBeforeAsking(prompter, given, v['passphrase-stdin'] === true);
         target = openMountTarget(lowerArg, upperArg);
-        const salt = readEcryptfsrcSalt(io.home());
+        const salt = readEcryptfsrcSalt(io.home(), invokingUser());
         let passphrase: Buffer | undefined;
         if (dry.readStdin) {
           const read = await io.passphrases.read();
@@ -258,9 +252,8 @@ export function createUmountCommand(deps: MountCommandDeps = systemDeps): Comman
     summary: 'unmount an eCryptfs mount and unlink keys no other mount uses (root)',
     help: UMOUNT_HELP,
     async run({ positionals: args }, io) {
-      const p = parseCommandOptions(args, { force: { type: 'boolean', short: 'f' } });
-      if (typeof p === 'string') return usage(io, UMOUNT_HELP, p);
-      if (p.positionals.length !== 1) return usage(io, UMOUNT_HELP, p.positionals.length === 0 ? 'UPPER is required' : `unexpected argument: ${p.positionals[1]}`);
+      const p = parseCommandLine(io, UMOUNT_HELP, args, { force: { type: 'boolean', short: 'f' } }, { min: 1, max: 1, missing: 'UPPER is required' });
+      if (typeof p === 'number') return p;
       const force = p.values.force === true;
       try {
         requireRoot(deps, 'umount');

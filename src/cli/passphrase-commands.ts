@@ -8,12 +8,12 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { AgentError, isAgentError } from '../errors';
 import { deriveMountKeys } from '../auth-tok';
-import { parseEcryptfsrcSalt, MAX_CONFIG_BYTES } from '../config';
-import { DEFAULT_SALT, MAX_PASSPHRASE_BYTES } from '../kdf';
+import { MAX_PASSPHRASE_BYTES } from '../kdf';
 import { insertAuthTok } from '../keyring';
+import { readEcryptfsrcSalt } from '../private-setup';
 import { fileExists, readSmallFile, writeFileAtomic } from '../secure-file';
 import { unwrapPassphrase, wrapPassphrase } from '../wrapped-passphrase';
-import type { CliIO, Command } from './command';
+import { type CliIO, type Command, invokingUser } from './command';
 
 // ecryptfs-utils' user-visible messages (src/include/ecryptfs.h).
 export const MSG = {
@@ -75,14 +75,8 @@ function defaultWrappedFile(io: CliIO): string {
 }
 
 /** ~/.ecryptfsrc `salt=` of the invoking user, else the default salt (ecryptfs_read_salt_hex_from_rc). */
-export function saltFromRc(home: string): Buffer {
-  try {
-    const salt = parseEcryptfsrcSalt(readSmallFile(join(home, '.ecryptfsrc'), { maxBytes: MAX_CONFIG_BYTES }), join(home, '.ecryptfsrc'));
-    return salt ?? DEFAULT_SALT;
-  } catch (e) {
-    if (isAgentError(e, 'NOT_FOUND')) return DEFAULT_SALT;
-    throw e;
-  }
+function saltFromRc(home: string): Buffer {
+  return readEcryptfsrcSalt(home, invokingUser());
 }
 
 function readWrappedFile(path: string): Buffer {

@@ -22,7 +22,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { asUser, hardenProcess, lookupUid, lookupUser, type UserInfo } from '../credentials';
 import { AgentError, isAgentError } from '../errors';
 import { joinSessionKeyring, KEY_SPEC, linkKey } from '../keyring';
@@ -35,32 +34,16 @@ import { SessionStore } from '../session';
 import { checkSetupPossible, decideFnek, newMountPassphrase, setupPrivate } from '../setup';
 import { checkLoginPassword, processesUsingMount, renderHolders } from '../status';
 import { forgetKeys, keysPresent, loadKeysFromWrapped, possessUserKeyring } from '../unlock';
+import { NO_POSITIONALS, type OptSpec, parseCommandLine } from './args';
 import type { CliIO, Command } from './command';
 
 export const MOUNT_HELPER = '/sbin/mount.ecryptfs_private';
 export const UMOUNT_HELPER = '/sbin/umount.ecryptfs_private';
 
-type OptSpec = Record<string, { type: 'boolean' | 'string'; short?: string }>;
-
-/** Strict option parsing for these commands (they take no passphrase arguments). */
-export function parseCommandOptions(args: string[], spec: OptSpec): { values: Record<string, string | boolean | undefined>; positionals: string[] } | string {
-  try {
-    const { values, positionals } = parseArgs({ args, options: spec, strict: true, allowPositionals: true });
-    return { values: values as Record<string, string | boolean | undefined>, positionals };
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-
 export function fail(io: CliIO, cmd: string, e: unknown): number {
   if (isAgentError(e)) io.err(`ecryptfs-agent ${cmd}: ${e.message}\nhint: ${e.hint}\n`);
   else io.err(`ecryptfs-agent ${cmd}: ${e instanceof Error ? e.message : String(e)}\n`);
   return 1;
-}
-
-export function usage(io: CliIO, help: string, why: string): number {
-  io.err(`${why}\n\n${help}\n`);
-  return 2;
 }
 
 interface Target {
@@ -207,9 +190,8 @@ export const setupPrivateCommand: Command = {
   summary: 'set up an encrypted ~/Private (ecryptfs-setup-private compatible)',
   help: SETUP_HELP,
   async run({ positionals: args }, io) {
-    const p = parseCommandOptions(args, SETUP_OPTS);
-    if (typeof p === 'string') return usage(io, SETUP_HELP, p);
-    if (p.positionals.length > 0) return usage(io, SETUP_HELP, `unexpected argument: ${p.positionals[0]}`);
+    const p = parseCommandLine(io, SETUP_HELP, args, SETUP_OPTS, NO_POSITIONALS);
+    if (typeof p === 'number') return p;
     const v = p.values;
     let wrapping: Buffer | null = null;
     let again: Buffer | null = null;
@@ -290,9 +272,8 @@ export const unlockCommand: Command = {
   summary: 'load the keys and mount ~/Private (after an ssh key login, or with -u USER as root)',
   help: UNLOCK_HELP,
   async run({ positionals: args }, io) {
-    const p = parseCommandOptions(args, { username: { type: 'string', short: 'u' } });
-    if (typeof p === 'string') return usage(io, UNLOCK_HELP, p);
-    if (p.positionals.length > 0) return usage(io, UNLOCK_HELP, `unexpected argument: ${p.positionals[0]}`);
+    const p = parseCommandLine(io, UNLOCK_HELP, args, { username: { type: 'string', short: 'u' } }, NO_POSITIONALS);
+    if (typeof p === 'number') return p;
     let pw: Buffer | null = null;
     try {
       hardenProcess();
@@ -396,9 +377,8 @@ export const lockCommand: Command = {
   summary: 'unmount ~/Private and forget its keys (refuses while in use, unless --force)',
   help: LOCK_HELP,
   async run({ positionals: args }, io) {
-    const p = parseCommandOptions(args, { username: { type: 'string', short: 'u' }, force: { type: 'boolean', short: 'f' } });
-    if (typeof p === 'string') return usage(io, LOCK_HELP, p);
-    if (p.positionals.length > 0) return usage(io, LOCK_HELP, `unexpected argument: ${p.positionals[0]}`);
+    const p = parseCommandLine(io, LOCK_HELP, args, { username: { type: 'string', short: 'u' }, force: { type: 'boolean', short: 'f' } }, NO_POSITIONALS);
+    if (typeof p === 'number') return p;
     const force = p.values.force === true;
     try {
       const t = resolveTarget(p.values.username as string | undefined);

@@ -17,7 +17,8 @@ import {
 } from '../recovery';
 import { processesUsingMount, renderHolders } from '../status';
 import type { CliIO, Command } from './command';
-import { fail, parseCommandOptions, resolveTarget, usage } from './private-commands';
+import { arityProblem, NO_POSITIONALS, parseCommandLine, usage } from './args';
+import { fail, resolveTarget } from './private-commands';
 
 /** On a terminal: prompt with echo off. From a pipe: one line, no prompt (the "-" mode of the C tools). */
 async function readSecret(io: CliIO, prompt: string, what: string): Promise<Buffer> {
@@ -55,9 +56,8 @@ export const recoveryCommand: Command = {
   summary: 'show the mount passphrase (checked against Private.sig) to record it offline',
   help: RECOVERY_HELP,
   async run({ positionals: args }, io) {
-    const p = parseCommandOptions(args, { username: { type: 'string', short: 'u' } });
-    if (typeof p === 'string') return usage(io, RECOVERY_HELP, p);
-    if (p.positionals.length > 0) return usage(io, RECOVERY_HELP, `unexpected argument: ${p.positionals[0]}`);
+    const p = parseCommandLine(io, RECOVERY_HELP, args, { username: { type: 'string', short: 'u' } }, NO_POSITIONALS);
+    if (typeof p === 'number') return p;
     let pw: Buffer | null = null;
     let passphrase: Buffer | null = null;
     try {
@@ -194,15 +194,16 @@ export const recoverCommand: Command = {
   summary: 'as root: mount a .Private copied from another disk (ecryptfs-recover-private); --unmount cleans up',
   help: RECOVER_HELP,
   async run({ positionals: args }, io) {
-    const p = parseCommandOptions(args, RECOVER_OPTS);
-    if (typeof p === 'string') return usage(io, RECOVER_HELP, p);
+    const p = parseCommandLine(io, RECOVER_HELP, args, RECOVER_OPTS);
+    if (typeof p === 'number') return p;
     const v = p.values;
     if (v.unmount !== undefined) {
       const others = Object.keys(v).filter((k) => k !== 'unmount' && v[k] !== undefined);
       if (others.length > 0 || p.positionals.length > 0) return usage(io, RECOVER_HELP, '--unmount takes only the mount point');
       return unmountCommand(io, v.unmount as string);
     }
-    if (p.positionals.length !== 1) return usage(io, RECOVER_HELP, p.positionals.length === 0 ? 'missing DIR' : `unexpected argument: ${p.positionals[1]}`);
+    const arity = arityProblem(p.positionals, { min: 1, max: 1, missing: 'missing DIR' });
+    if (arity !== null) return usage(io, RECOVER_HELP, arity);
     if (v.fnek === true && v['no-fnek'] === true) return usage(io, RECOVER_HELP, '--fnek and --no-fnek exclude each other');
     if (v['mount-passphrase'] === true && v.wrapped !== undefined) return usage(io, RECOVER_HELP, '--mount-passphrase and --wrapped exclude each other');
     let secret: Buffer | null = null;

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  chownSync, cpSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync,
+  chmodSync, chownSync, cpSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync,
   symlinkSync, writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -294,6 +294,43 @@ describe('oversized and non-UTF-8 config files', () => {
     if (capturing) assert.match(o.auth.log.join('\n'), /cannot unlock: .*wrapped-passphrase is larger than 1024 bytes .*code=BAD_CONFIG/);
     assert.deepEqual(userKeys(u), []);
     assert.deepEqual(snapshot(u.home), before);
+  });
+});
+
+describe('per-user config files root reads: owned by the user or root, writable by no one else', () => {
+  const rc = (u: TestUser) => join(u.home, '.ecryptfsrc');
+  test('~/.ecryptfsrc owned by another user: refused', async () => {
+    const { u } = newUser();
+    const o = createUser('eatho');
+    users.push(o);
+    writeAs(o, rc(u), '# no salt here\n');
+    chmodSync(rc(u), 0o644); // readable by the user: only the owner check can refuse it
+    await refused('~/.ecryptfsrc owned by another user', u, new RegExp(`\\.ecryptfsrc is owned by uid ${o.uid}, not by ${u.name} or root`), /code=BAD_OWNER/);
+  });
+  for (const mode of [0o620, 0o602]) {
+    test(`~/.ecryptfsrc mode ${mode.toString(8)}: refused, chmod go-w named`, async () => {
+      const { u } = newUser();
+      writeAs(u, rc(u), '# no salt here\n');
+      chmodSync(rc(u), mode);
+      const o = await refused(`~/.ecryptfsrc mode 0${mode.toString(8)}`, u, new RegExp(`\\.ecryptfsrc has mode 0${mode.toString(8)}: group or others may write it`), /code=BAD_OWNER/);
+      assert.match(o.open.reply.error.join(' '), new RegExp(`chmod go-w ${rc(u)}`));
+    });
+  }
+  for (const file of ['Private.sig', 'Private.mnt']) {
+    test(`${file} writable by the group: refused`, async () => {
+      const { u } = newUser();
+      if (file === 'Private.mnt') writeAs(u, cfg(u, file), `${u.home}/Private\n`);
+      chmodSync(cfg(u, file), 0o660);
+      await refused(`${file} mode 0660`, u, new RegExp(`${file} has mode 0660: group or others may write it`), /code=BAD_OWNER/);
+    });
+  }
+  test("a root-owned ~/.ecryptfsrc (mode 0644) is the user's to use: the login gets as far as mount(2)", async () => {
+    const { u } = newUser();
+    writeFileSync(rc(u), '# no salt here\n', { mode: 0o644 });
+    const o = await loginAttempt(u);
+    record('~/.ecryptfsrc owned by root, 0644', o);
+    assert.match(o.open.reply.error.join(' '), /could not be mounted/);
+    assert.deepEqual(userKeys(u), []);
   });
 });
 

@@ -67,6 +67,27 @@ const agentConv = (r: TstResult) =>
   r.conv.filter((c) => AGENT_LINES.some((l) => l.text === c.text) || c.text === 'nothing to do');
 const spyCodes = (r: TstResult) => r.spy.map((s) => `${s.hook}${s.pass === '-' ? '' : '/' + s.pass}=${s.rc}`);
 const errors = (r: TstResult) => r.syslog.filter((l) => l.prio <= 3 && !l.msg.startsWith('_pam_init_handlers'));
+// our module's codes when every run of it ends in PAM_IGNORE (25), for the hooks of ALL
+const ALL_IGNORED = [
+  'authenticate=25',
+  'setcred=25',
+  'open_session=25',
+  'close_session=25',
+  'chauthtok/prelim=25',
+  'chauthtok/update=25',
+];
+
+/** Our module (through pam_tst_spy, with `options`) between pam_debug neighbours in every stack; PW and OLD set. */
+function neighbourService(control: 'optional' | 'required', options: string): string {
+  return service(neighbourStack(h, { control, ours: ours(h, 'spy', options), authtok: PW, oldauthtok: OLD }));
+}
+
+/** The application got PAM_SUCCESS from every stack (the pam_debug neighbours succeed). */
+function assertStacksSucceeded(r: TstResult): void {
+  for (const k of ['authenticate', 'setcred', 'open_session', 'close_session', 'chauthtok']) {
+    assert.equal(r.codes[k], PAM.SUCCESS, k);
+  }
+}
 
 describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot && 'needs root' }, () => {
   before(() => {
@@ -95,21 +116,11 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
 
   test('success agent, optional between pam_debug neighbours: exact codes, requests, conversation', async () => {
     clearDump(h);
-    const svc = service(
-      neighbourStack(h, {
-        control: 'optional',
-        ours: ours(h, 'spy', `agent=${agent('agent-ok')} timeout=3 unwrap debug`),
-        authtok: PW,
-        oldauthtok: OLD,
-      }),
-    );
+    const svc = neighbourService('optional', `agent=${agent('agent-ok')} timeout=3 unwrap debug`);
     const r = await runTst(h, svc, ['leakfd', ...ALL]);
     // libpam refuses PAM_AUTHTOK from the application: only modules may set it
     assert.equal(r.codes.app_set_authtok, PAM.BAD_ITEM);
-    // stack results (pam_debug neighbours succeed)
-    for (const k of ['authenticate', 'setcred', 'open_session', 'close_session', 'chauthtok']) {
-      assert.equal(r.codes[k], PAM.SUCCESS, k);
-    }
+    assertStacksSucceeded(r);
     // our module's own return codes, per the protocol table
     assert.deepEqual(spyCodes(r), [
       'authenticate=25',
@@ -245,26 +256,10 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
   ];
   for (const [name, reason] of failures) {
     test(`failing agent ${name}: fallback codes, stack unaffected with "required"`, async () => {
-      const svc = service(
-        neighbourStack(h, {
-          control: 'required',
-          ours: ours(h, 'spy', `agent=${agent(name)} timeout=2`),
-          authtok: PW,
-          oldauthtok: OLD,
-        }),
-      );
+      const svc = neighbourService('required', `agent=${agent(name)} timeout=2`);
       const r = await runTst(h, svc, ALL);
-      for (const k of ['authenticate', 'setcred', 'open_session', 'close_session', 'chauthtok']) {
-        assert.equal(r.codes[k], PAM.SUCCESS, k);
-      }
-      assert.deepEqual(spyCodes(r), [
-        'authenticate=25',
-        'setcred=25',
-        'open_session=25',
-        'close_session=25',
-        'chauthtok/prelim=25',
-        'chauthtok/update=25',
-      ]);
+      assertStacksSucceeded(r);
+      assert.deepEqual(spyCodes(r), ALL_IGNORED);
       const errs = errors(r).map((l) => l.msg);
       assert.equal(errs.length, 4, errs.join('\n')); // one per agent run
       for (const e of errs) assert.match(e, reason);
@@ -281,23 +276,9 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
   }
 
   test('result=ignore → open/close/chauthtok PAM_IGNORE, lines still shown', async () => {
-    const svc = service(
-      neighbourStack(h, {
-        control: 'required',
-        ours: ours(h, 'spy', `agent=${agent('agent-ignore')}`),
-        authtok: PW,
-        oldauthtok: OLD,
-      }),
-    );
+    const svc = neighbourService('required', `agent=${agent('agent-ignore')}`);
     const r = await runTst(h, svc, ALL);
-    assert.deepEqual(spyCodes(r), [
-      'authenticate=25',
-      'setcred=25',
-      'open_session=25',
-      'close_session=25',
-      'chauthtok/prelim=25',
-      'chauthtok/update=25',
-    ]);
+    assert.deepEqual(spyCodes(r), ALL_IGNORED);
     assert.equal(agentConv(r).length, 4);
     assert.deepEqual(errors(r), []);
   });

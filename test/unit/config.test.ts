@@ -31,6 +31,21 @@ test('Private.sig: errors name the line', () => {
   assert.throws(() => parsePrivateSig(Buffer.alloc(4097, 0x30)), fails('BAD_CONFIG'));
 });
 
+test("Private.sig: whitespace is C's isspace() in the C locale (ASCII), as mount.ecryptfs_private checks it", () => {
+  // trailing ASCII whitespace ends the sig: space, \t, \v, \f, \r (a CRLF file)
+  for (const ws of [' ', '\t', '\v', '\f', '\r', ' \t\v\f\r']) {
+    assert.deepEqual(parsePrivateSig(b(`2eb5a49ebe845786${ws}\n054ad0eaff33ed88${ws}\n`)), { fekSig: '2eb5a49ebe845786', fnekSig: '054ad0eaff33ed88' }, JSON.stringify(ws));
+  }
+  // U+00A0 (byte 0xa0, a no-break space in Latin-1) is not whitespace there: not hex, refused
+  assert.throws(() => parsePrivateSig(b('2eb5a49ebe845786\xa0\n')), fails('BAD_SIG', /line 1: invalid hex signature$/));
+  assert.throws(() => parsePrivateSig(b('2eb5a49ebe845786\n054ad0eaff33ed88\xa0\n')), fails('BAD_SIG', /line 2: invalid hex signature$/));
+  assert.throws(() => parsePrivateSig(b('\xa02eb5a49ebe845786\n')), fails('BAD_SIG', /line 1: invalid hex signature$/));
+  assert.throws(() => parsePrivateSig(b('2eb5a49e\xa0be845786\n')), fails('BAD_SIG', /line 1: invalid hex signature$/));
+  // nor are the other Unicode spaces UTF-8 would bring (U+2003 EM SPACE, U+3000)
+  assert.throws(() => parsePrivateSig(Buffer.from('2eb5a49ebe845786\u2003\n')), fails('BAD_SIG', /line 1: invalid hex signature$/));
+  assert.throws(() => parsePrivateSig(Buffer.from('2eb5a49ebe845786\u3000\n')), fails('BAD_SIG', /line 1: invalid hex signature$/));
+});
+
 test('renderPrivateSig round-trips and refuses bad sigs', () => {
   const sigs = { fekSig: '2eb5a49ebe845786', fnekSig: '054ad0eaff33ed88' };
   assert.equal(renderPrivateSig(sigs).toString(), '2eb5a49ebe845786\n054ad0eaff33ed88\n');

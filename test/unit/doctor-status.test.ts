@@ -1,7 +1,7 @@
 /** status rendering (pure) and the strict option parsing of the manual-path commands. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCommandOptions } from '../../src/cli/private-commands';
+import { parseCommandOptions } from '../../src/cli/args';
 import { renderStatus, type StatusReport } from '../../src/status';
 
 const base: StatusReport = {

@@ -14,7 +14,7 @@ import { AgentError, type ErrorCode } from '../../src/errors';
 import { getKdfImplementation, setKdfImplementation } from '../../src/kdf';
 import { useNativeKdf } from '../../src/kdf-native';
 import { parseMountInfo, unescapeMountField } from '../../src/mount';
-import { MAX_REQUEST_BYTES, parseRequest, renderRequest, type AgentRequest, type Phase } from '../../src/protocol';
+import { MAX_PAM_PID, MAX_REQUEST_BYTES, parseRequest, renderRequest, type AgentRequest, type Phase } from '../../src/protocol';
 import { parseWrapped, unwrapPassphrase, wrapPassphrase, wrapPassphraseV1 } from '../../src/wrapped-passphrase';
 
 /**
@@ -303,7 +303,7 @@ describe('protocol request parser', () => {
       tty: field,
       rhost: field,
       ruser: field,
-      pamPid: fc.integer({ min: 1, max: 2 ** 31 }),
+      pamPid: fc.integer({ min: 1, max: MAX_PAM_PID }),
       session: fc.oneof(fc.constant(''), fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/)),
       unwrap: fc.boolean(),
       debug: fc.boolean(),

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
-import { FdLineSource, TOO_LONG_MESSAGE, passphraseFromLine } from '../../src/passphrase-input';
+import { FdLineSource, type LineSource, TOO_LONG_MESSAGE, createPassphraseReader, passphraseFromLine } from '../../src/passphrase-input';
 import { isAgentError } from '../../src/errors';
 
 const line = (s: string): Buffer | null => passphraseFromLine(Buffer.from(s, 'latin1'));
@@ -53,4 +53,48 @@ test('async readLine on a pipe-like fd works the same', async () => {
   } finally {
     close();
   }
+});
+
+/** A reader whose terminal, stdout and input record what happens to them, in order. */
+function recordingReader(isTty: boolean, lines: Array<string | null>): { read: (prompt?: string) => Promise<Buffer | null>; events: string[] } {
+  const events: string[] = [];
+  const source: LineSource = {
+    readLine: async () => {
+      events.push('read');
+      const l = lines.shift();
+      return l === undefined || l === null ? null : Buffer.from(l, 'latin1');
+    },
+  };
+  const reader = createPassphraseReader({
+    source,
+    isTty,
+    echoOff: () => {
+      events.push('echo off');
+      return () => void events.push('echo on');
+    },
+    write: (text) => void events.push(`write ${JSON.stringify(text)}`),
+  });
+  return { read: (prompt) => reader.read(prompt), events };
+}
+
+test('on a terminal echo is off before the prompt is shown, and back on before the newline', async () => {
+  const r = recordingReader(true, ['secret\n']);
+  assert.equal((await r.read('Passphrase'))?.toString(), 'secret');
+  assert.deepEqual(r.events, ['echo off', 'write "Passphrase: "', 'read', 'echo on', 'write "\\n"']);
+});
+
+test('echo comes back when the passphrase is refused (too long)', async () => {
+  const r = recordingReader(true, ['a'.repeat(65)]);
+  await assert.rejects(r.read('Passphrase'), (e) => isAgentError(e, 'PASSPHRASE_TOO_LONG'));
+  assert.deepEqual(r.events, ['echo off', 'write "Passphrase: "', 'read', 'echo on', 'write "\\n"']);
+});
+
+test('from a pipe the terminal is left alone; without a prompt only EOF prints a newline', async () => {
+  const piped = recordingReader(false, ['pw\n']);
+  assert.equal((await piped.read('Passphrase'))?.toString(), 'pw');
+  assert.deepEqual(piped.events, ['write "Passphrase: "', 'read', 'write "\\n"']);
+  const silent = recordingReader(false, ['pw\n', null]);
+  assert.equal((await silent.read())?.toString(), 'pw');
+  assert.equal(await silent.read(), null);
+  assert.deepEqual(silent.events, ['read', 'read', 'write "\\n"']);
 });

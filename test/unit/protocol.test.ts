@@ -56,6 +56,27 @@ for (const [name, raw] of malformed) {
   });
 }
 
+const withPid = (pid: string): Buffer => Buffer.from(`ECRYPTFS-AGENT 1\nphase=auth\nuser=a\npam_pid=${pid}\nend\n`);
+const withSecretLength = (n: string, bytes: number): Buffer =>
+  Buffer.from(`ECRYPTFS-AGENT 1\nphase=auth\nuser=a\npam_pid=1\nsecret authtok ${n}\n${'a'.repeat(bytes)}\nend\n`);
+
+test('pam_pid is a decimal pid as the shim prints it (%ld): 1 .. 4194303, nothing else', () => {
+  for (const pid of ['1', '42', '4194303']) assert.equal(parseRequest(withPid(pid)).pamPid, Number(pid), pid);
+  for (const pid of ['0x10', '1e3', ' 12', '12 ', '+12', '012', '0', '-0', '1.0', '１２', '', '4194304', '2147483648', '9'.repeat(30)]) {
+    assert.throws(() => parseRequest(withPid(pid)), (e) => isAgentError(e, 'USAGE') && /bad pam_pid/.test(e.message), JSON.stringify(pid));
+  }
+});
+
+test('a secret length is decimal as the shim prints it (%zu): no sign, no leading zero', () => {
+  assert.equal(parseRequest(withSecretLength('0', 0)).authtok?.length, 0);
+  assert.equal(parseRequest(withSecretLength('3', 3)).authtok?.length, 3);
+  for (const [n, bytes] of [['03', 3], ['+3', 3], [' 3', 3], ['0x3', 3], ['3e0', 3]] as const) {
+    assert.throws(() => parseRequest(withSecretLength(n, bytes)), (e) => isAgentError(e, 'USAGE'), n);
+  }
+  // a well-formed length over PAM_MAX_RESP_SIZE keeps its own message (the agent logs it)
+  assert.throws(() => parseRequest(withSecretLength('513', 513)), (e) => isAgentError(e, 'USAGE') && /secret authtok too long$/.test(e.message));
+});
+
 test('reply: control characters are flattened, lines bounded, session id validated', () => {
   const out = renderReply({ result: 'success', info: ['a\nb\x1b[31m'], error: ['e'.repeat(5000)], session: 'abc_DEF-1' }).toString();
   const lines = out.split('\n');

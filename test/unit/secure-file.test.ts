@@ -139,3 +139,13 @@ test('failed write on a full filesystem: typed disk-full error, old file intact,
 test('failed write into a missing directory is typed and creates nothing', () => {
   assert.throws(() => writeFileAtomic(join(dir, 'no-such-dir', 'f'), Buffer.from('x')), fails('NOT_FOUND', 'ENOENT'));
 });
+
+test('expectUserOrRoot: the user or root may own the file; anyone else is named with the chown to run', () => {
+  const p = join(dir, 'user-or-root');
+  fs.writeFileSync(p, 'x');
+  const mine = process.getuid!();
+  assert.equal(readSmallFile(p, { maxBytes: 10, expectUserOrRoot: { uid: mine, name: 'me' } }).toString(), 'x');
+  const someone = { uid: mine + 4242, name: 'someone' };
+  if (mine === 0) assert.equal(readSmallFile(p, { maxBytes: 10, expectUserOrRoot: someone }).toString(), 'x', "root's file");
+  else assert.throws(() => readSmallFile(p, { maxBytes: 10, expectUserOrRoot: someone }), (e) => fails('BAD_OWNER')(e) && isAgentError(e) && e.hint === `chown someone: ${p}`);
+});
