@@ -94,7 +94,8 @@ function restore(saved: SavedCreds): void {
     n.setresuid(0, 0, 0);
     n.setgroups(saved.groups);
     n.setresgid(saved.gid.rgid, saved.gid.egid, saved.gid.sgid);
-    n.setresuid(saved.uid.ruid, saved.uid.euid, saved.uid.suid);
+    // (each set*id call stops every thread of the process: skip the one that changes nothing)
+    if (!isAllRoot(saved.uid)) n.setresuid(saved.uid.ruid, saved.uid.euid, saved.uid.suid);
   } catch (e) {
     fatal('setresuid/setgroups/setresgid', e);
   }
@@ -129,11 +130,11 @@ export function asUser<T>(user: Principal, fn: () => T, opts: AsUserOptions = {}
   if (saved.uid.suid !== 0 && saved.uid.euid !== 0) {
     throw new AgentError('PERMISSION', 'switching to another user needs root (saved or effective uid 0)');
   }
-  const groups = opts.effectiveRoot ? saved.groups : call('credentials', `getgrouplist(${user.name})`, (x) => x.getgrouplist(user.name, user.gid));
+  const groups = opts.effectiveRoot ? saved.groups : groupListOf(user);
 
   let result: T;
   try {
-    call('credentials', 'become root', (x) => x.setresuid(0, 0, 0));
+    if (!isAllRoot(saved.uid)) call('credentials', 'become root', (x) => x.setresuid(0, 0, 0));
     call('credentials', 'setgroups', (x) => x.setgroups(groups));
     if (opts.effectiveRoot) {
       call('credentials', 'setresgid', (x) => x.setresgid(user.gid, 0, 0));
@@ -147,6 +148,23 @@ export function asUser<T>(user: Principal, fn: () => T, opts: AsUserOptions = {}
     restore(saved);
   }
   return notAPromise(result);
+}
+
+function isAllRoot(ids: { ruid: number; euid: number; suid: number }): boolean {
+  return ids.ruid === 0 && ids.euid === 0 && ids.suid === 0;
+}
+
+// One agent process lives for one PAM phase and switches to the same user many times: the
+// group list (an NSS lookup each time) is read once per user and gid.
+const groupLists = new Map<string, number[]>();
+function groupListOf(user: Principal): number[] {
+  const key = `${user.name}:${user.gid}`;
+  let groups = groupLists.get(key);
+  if (groups === undefined) {
+    groups = call('credentials', `getgrouplist(${user.name})`, (x) => x.getgrouplist(user.name, user.gid));
+    groupLists.set(key, groups);
+  }
+  return [...groups];
 }
 
 function notAPromise<T>(result: T): T {

@@ -49,55 +49,70 @@ export function handleAuth(ctx: PhaseContext): AgentReply {
     }
   };
   if (canUnwrap && unlockedAlready() === null) prepare();
+  /** The keyring change and the note; true (nothing done) when the unwrap has to run first. */
+  const lockedStep = (lastTry: boolean): boolean => {
+    const already = unlockedAlready();
+    if (already === 'already-mounted') {
+      note(already);
+      log.info('private directory already mounted; skipping unwrap', { ...base, outcome: already });
+      return false;
+    }
+    if (already === 'keys-present') {
+      note(already);
+      log.info('auth toks already in the user keyring', { ...base, outcome: already });
+      return false;
+    }
+    if (!req.authtok || req.authtok.length === 0) {
+      note('no-password');
+      log.info('no password from the PAM stack; cannot unwrap', { ...base, outcome: 'no-password' });
+      return false;
+    }
+    if (!canUnwrap) {
+      note('wrapping-independent');
+      log.info('wrapping passphrase is independent of the login password; not unwrapping', { ...base, outcome: 'wrapping-independent' });
+      return false;
+    }
+    if (unwrapped.passphrase === null && unwrapped.error === null) {
+      if (!lastTry) return true; // locked by a logout meanwhile
+      prepare();
+    }
+    try {
+      if (unwrapped.passphrase === null) throw unwrapped.error;
+      const result = insertMountKeys(user, setup, unwrapped.passphrase, AUTH_KEY_TIMEOUT_SEC);
+      note('keys-added');
+      log.notice('auth toks added to the user keyring', {
+        ...base,
+        outcome: 'keys-added',
+        added: result.added.join(','),
+        present: result.present.join(','),
+        expires_in: AUTH_KEY_TIMEOUT_SEC,
+      });
+    } catch (e) {
+      if (e instanceof AgentError && e.code === 'WRONG_PASSWORD') {
+        note('wrong-password');
+        log.warning('login password does not unwrap the wrapped passphrase', { ...base, outcome: 'wrong-password' });
+      } else if (e instanceof AgentError && e.code === 'SIG_MISMATCH') {
+        note('sig-mismatch');
+        log.error(e.message, { ...base, outcome: 'sig-mismatch', fix: e.hint });
+      } else {
+        const code = e instanceof AgentError ? e.code : 'INTERNAL';
+        note('error', code);
+        log.error(`cannot unlock: ${(e as Error).message}`, { ...base, outcome: 'error', code, fix: e instanceof AgentError ? e.hint : undefined });
+      }
+    }
+    return false;
+  };
+
+  // Under the lock it may turn out that a logout locked the directory after the look above: then
+  // unwrap outside the lock and look again, so that a burst of logins never queues behind one
+  // login's KDF (50 parallel cycles of one user spent minutes there); the last try unwraps in place.
+  const UNWRAP_TRIES = 3;
   try {
-    store.withUserLock(user.uid, () => {
-      const already = unlockedAlready();
-      if (already === 'already-mounted') {
-        note(already);
-        log.info('private directory already mounted; skipping unwrap', { ...base, outcome: already });
-        return;
-      }
-      if (already === 'keys-present') {
-        note(already);
-        log.info('auth toks already in the user keyring', { ...base, outcome: already });
-        return;
-      }
-      if (!req.authtok || req.authtok.length === 0) {
-        note('no-password');
-        log.info('no password from the PAM stack; cannot unwrap', { ...base, outcome: 'no-password' });
-        return;
-      }
-      if (!canUnwrap) {
-        note('wrapping-independent');
-        log.info('wrapping passphrase is independent of the login password; not unwrapping', { ...base, outcome: 'wrapping-independent' });
-        return;
-      }
-      if (unwrapped.passphrase === null && unwrapped.error === null) prepare(); // locked by a logout meanwhile
-      try {
-        if (unwrapped.passphrase === null) throw unwrapped.error;
-        const result = insertMountKeys(user, setup, unwrapped.passphrase, AUTH_KEY_TIMEOUT_SEC);
-        note('keys-added');
-        log.notice('auth toks added to the user keyring', {
-          ...base,
-          outcome: 'keys-added',
-          added: result.added.join(','),
-          present: result.present.join(','),
-          expires_in: AUTH_KEY_TIMEOUT_SEC,
-        });
-      } catch (e) {
-        if (e instanceof AgentError && e.code === 'WRONG_PASSWORD') {
-          note('wrong-password');
-          log.warning('login password does not unwrap the wrapped passphrase', { ...base, outcome: 'wrong-password' });
-        } else if (e instanceof AgentError && e.code === 'SIG_MISMATCH') {
-          note('sig-mismatch');
-          log.error(e.message, { ...base, outcome: 'sig-mismatch', fix: e.hint });
-        } else {
-          const code = e instanceof AgentError ? e.code : 'INTERNAL';
-          note('error', code);
-          log.error(`cannot unlock: ${(e as Error).message}`, { ...base, outcome: 'error', code, fix: e instanceof AgentError ? e.hint : undefined });
-        }
-      }
-    });
+    for (let attempt = 1; ; attempt++) {
+      const needsUnwrap = store.withUserLock(user.uid, () => lockedStep(attempt === UNWRAP_TRIES));
+      if (needsUnwrap !== true) break;
+      prepare();
+    }
   } finally {
     unwrapped.passphrase?.fill(0);
   }
