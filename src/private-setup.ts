@@ -64,8 +64,8 @@ function checkConfigDir(user: UserRef, dir: string): void {
 }
 
 /** A config file of the user's that root acts on: the user's or root's, writable by no one else. */
-function readUserConfig(owner: { uid: number; name: string }, path: string): Buffer {
-  return readSmallFile(path, { maxBytes: MAX_CONFIG_BYTES, expectUserOrRoot: owner, refuseGroupOrOtherWritable: true });
+function readUserConfig(owner: { uid: number; name: string }, path: string, opts: { groupWritableIfGid?: number } = {}): Buffer {
+  return readSmallFile(path, { maxBytes: MAX_CONFIG_BYTES, expectUserOrRoot: owner, refuseGroupOrOtherWritable: true, ...opts });
 }
 
 /**
@@ -118,10 +118,12 @@ export function loadPrivateSetup(user: UserRef): PrivateSetup | null {
  * The salt decides the key, so the file counts only when it is `owner`'s (or root's) and
  * writable by no one else; otherwise BAD_OWNER says what to chown or chmod. Call as `owner`.
  */
-export function readEcryptfsrcSalt(home: string, owner: { uid: number; name: string }): Buffer {
+export function readEcryptfsrcSalt(home: string, owner: { uid: number; gid: number; name: string }): Buffer {
   const rcPath = join(home, '.ecryptfsrc');
   try {
-    return parseEcryptfsrcSalt(readUserConfig(owner, rcPath), rcPath) ?? DEFAULT_SALT;
+    // Written by hand, unlike Private.sig/Private.mnt (0600 from mktemp): with umask 002 on a
+    // user-private-group system it is 0664, group = the user's own group; that is accepted.
+    return parseEcryptfsrcSalt(readUserConfig(owner, rcPath, { groupWritableIfGid: owner.gid }), rcPath) ?? DEFAULT_SALT;
   } catch (e) {
     if (isAgentError(e, 'NOT_FOUND')) return DEFAULT_SALT;
     throw e;

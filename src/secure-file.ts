@@ -51,6 +51,9 @@ export interface ReadSmallFileOptions {
   tooLargeCode?: ErrorCode;
   /** Refuse (BAD_OWNER) a file that group or others may write (what root acts on must be the owner's alone). */
   refuseGroupOrOtherWritable?: boolean;
+  /** With refuseGroupOrOtherWritable: group write is accepted when the file's group is this gid
+   * (the owner's user private group, where umask 002 is the default). */
+  groupWritableIfGid?: number;
 }
 
 export function readSmallFile(path: string, opts: ReadSmallFileOptions): Buffer {
@@ -73,7 +76,8 @@ export function readSmallFile(path: string, opts: ReadSmallFileOptions): Buffer 
     if (user !== undefined && st.uid !== user.uid && st.uid !== 0) {
       throw new AgentError('BAD_OWNER', `${path} is owned by uid ${st.uid}, not by ${user.name} or root`, { hint: `chown ${user.name}: ${path}` });
     }
-    if (opts.refuseGroupOrOtherWritable === true && (st.mode & 0o022) !== 0) {
+    const writableBy = opts.groupWritableIfGid !== undefined && st.gid === opts.groupWritableIfGid ? 0o002 : 0o022;
+    if (opts.refuseGroupOrOtherWritable === true && (st.mode & writableBy) !== 0) {
       throw new AgentError('BAD_OWNER', `${path} has mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}: group or others may write it`, {
         hint: `chmod go-w ${path}`,
       });

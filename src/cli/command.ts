@@ -36,9 +36,9 @@ function writeAll(fd: number, data: string | Buffer): void {
 }
 
 /** The invoking user, whose home io.home() is: the owner ~/.ecryptfsrc must have (or root). */
-export function invokingUser(): { uid: number; name: string } {
+export function invokingUser(): { uid: number; gid: number; name: string } {
   const u = os.userInfo();
-  return { uid: u.uid, name: u.username };
+  return { uid: u.uid, gid: u.gid, name: u.username };
 }
 
 export function processIO(): CliIO {

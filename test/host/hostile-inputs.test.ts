@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync, chownSync, cpSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync,
-  symlinkSync, writeFileSync,
+  statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -308,9 +308,10 @@ describe('per-user config files root reads: owned by the user or root, writable 
     await refused('~/.ecryptfsrc owned by another user', u, new RegExp(`\\.ecryptfsrc is owned by uid ${o.uid}, not by ${u.name} or root`), /code=BAD_OWNER/);
   });
   for (const mode of [0o620, 0o602]) {
-    test(`~/.ecryptfsrc mode ${mode.toString(8)}: refused, chmod go-w named`, async () => {
+    test(`~/.ecryptfsrc mode ${mode.toString(8)}, group root: refused, chmod go-w named`, async () => {
       const { u } = newUser();
       writeAs(u, rc(u), '# no salt here\n');
+      chownSync(rc(u), u.uid, 0); // group write by a group other than the user's own
       chmodSync(rc(u), mode);
       const o = await refused(`~/.ecryptfsrc mode 0${mode.toString(8)}`, u, new RegExp(`\\.ecryptfsrc has mode 0${mode.toString(8)}: group or others may write it`), /code=BAD_OWNER/);
       assert.match(o.open.reply.error.join(' '), new RegExp(`chmod go-w ${rc(u)}`));
@@ -324,6 +325,15 @@ describe('per-user config files root reads: owned by the user or root, writable 
       await refused(`${file} mode 0660`, u, new RegExp(`${file} has mode 0660: group or others may write it`), /code=BAD_OWNER/);
     });
   }
+  test("~/.ecryptfsrc mode 0664 in the user's own group (umask 002) is accepted: the login gets as far as mount(2)", async () => {
+    const { u } = newUser();
+    writeAs(u, rc(u), '# no salt here\n');
+    chmodSync(rc(u), 0o664);
+    assert.equal(statSync(rc(u)).gid, u.gid);
+    const o = await loginAttempt(u);
+    record('~/.ecryptfsrc 0664, the user private group', o);
+    assert.match(o.open.reply.error.join(' '), /could not be mounted/);
+  });
   test("a root-owned ~/.ecryptfsrc (mode 0644) is the user's to use: the login gets as far as mount(2)", async () => {
     const { u } = newUser();
     writeFileSync(rc(u), '# no salt here\n', { mode: 0o644 });

@@ -8,7 +8,8 @@ import { DEFAULT_SALT } from '../../src/kdf';
 import { readEcryptfsrcSalt } from '../../src/private-setup';
 
 let home: string;
-const me = { uid: process.getuid!(), name: os.userInfo().username };
+// gid: a group the test's files do not have, so group write is not the owner's private group's
+const me = { uid: process.getuid!(), gid: process.getgid!() + 4242, name: os.userInfo().username };
 before(() => {
   home = fs.mkdtempSync(join(os.tmpdir(), 'private-setup-'));
 });
@@ -45,9 +46,17 @@ test('~/.ecryptfsrc writable by group or others is refused (BAD_OWNER) with the 
   }
 });
 
+test("~/.ecryptfsrc writable by the owner's own group (user private group, umask 002) is accepted; by others, still refused", () => {
+  const p = writeRc('salt=a1b2c3d4e5f60718\n', 0o664);
+  const owner = { ...me, gid: fs.statSync(p).gid };
+  assert.deepEqual(readEcryptfsrcSalt(home, owner), Buffer.from('a1b2c3d4e5f60718', 'hex'));
+  writeRc('salt=a1b2c3d4e5f60718\n', 0o666);
+  assert.throws(() => readEcryptfsrcSalt(home, owner), (e) => isAgentError(e, 'BAD_OWNER') && e.message === `${p} has mode 0666: group or others may write it`);
+});
+
 test("~/.ecryptfsrc of someone else is refused (BAD_OWNER) with the chown to run; root's is accepted", () => {
   const p = writeRc('# nothing\n', 0o644);
-  const other = { uid: me.uid + 4242, name: 'someone' };
+  const other = { uid: me.uid + 4242, gid: me.gid, name: 'someone' };
   if (me.uid === 0) {
     assert.deepEqual(readEcryptfsrcSalt(home, other), DEFAULT_SALT, 'a root-owned file is trusted for any user');
   } else {
