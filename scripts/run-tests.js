@@ -39,17 +39,18 @@ if (!(jobs >= 1)) {
   console.error('run-tests: ECRYPTFS_AGENT_TEST_JOBS must be a positive number');
   process.exit(1);
 }
-// Order (node --test would sort by path; scripts/run-ordered.js keeps this one): the longest VM
-// file first, the host and unit files beside it (light, serial among themselves), then the other
-// VM files, longest first (minutes measured in a CI-like run: see test/vm/README.md).
+// Order (node --test would sort by path; scripts/run-ordered.js keeps this one): the two longest
+// VM files first, side by side, then the others longest first, then the host and unit files
+// (minutes measured in a CI-like run: see test/vm/README.md).
 const VM_MINUTES = {
-  'faults.vm.test.js': 26, 'stress.vm.test.js': 15, 'migrate.vm.test.js': 9, 'login.vm.test.js': 5,
-  'hardening.vm.test.js': 4, 'systemd-login.vm.test.js': 4, 'harness.vm.test.js': 3, 'extra-mounts.vm.test.js': 3,
+  'stress.vm.test.js': 31, 'faults.vm.test.js': 30, 'migrate.vm.test.js': 9, 'mount.vm.test.js': 6,
+  'package.vm.test.js': 6, 'recovery.vm.test.js': 6, 'login.vm.test.js': 5, 'hardening.vm.test.js': 4,
+  'private.vm.test.js': 4, 'systemd-login.vm.test.js': 4, 'harness.vm.test.js': 3, 'extra-mounts.vm.test.js': 3,
 };
 const minutes = (f) => VM_MINUTES[f.slice(f.lastIndexOf('/') + 1)] ?? 2;
 const isVm = (f) => f.includes('/dist/test/vm/');
 const vm = files.filter(isVm).sort((a, b) => minutes(b) - minutes(a));
-const ordered = jobs > 1 ? [...vm.slice(0, 1), ...files.filter((f) => !isVm(f)), ...vm.slice(1)] : files;
+const ordered = jobs > 1 ? [...vm, ...files.filter((f) => !isVm(f))] : files;
 const preload = join(root, 'dist', 'test', 'helpers', 'serial-host.js');
 const r = spawnSync(
   process.execPath,
