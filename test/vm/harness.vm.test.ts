@@ -75,7 +75,7 @@ test('VM harness', { timeout: 45 * 60_000 }, async (t) => {
       image,
       mode: 'fast',
       timeoutMs: PEER_TIMEOUT,
-      script: readFileSync(join(SCRIPTS, 'reference-peer.sh'), 'utf8'),
+      script: `${readFileSync(join(SCRIPTS, 'lib.sh'), 'utf8')}\n${readFileSync(join(SCRIPTS, 'reference-peer.sh'), 'utf8')}`,
     });
     log(`[vm] reference peer: boot ${peer.bootMs} ms, total ${peer.totalMs} ms, exit ${peer.exitCode}`);
   } catch (e) {

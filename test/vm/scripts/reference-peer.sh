@@ -1,17 +1,7 @@
 # Reference peer (ecryptfs-utils' own pam_ecryptfs) inside the VM: the baseline later suites build on.
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>" per step; exits non-zero if any failed.
 # Run as root inside the fast-mode VM (test/vm/harness.vm.test.ts).
-failed=0
-# Output goes to a file, not through $(...): pam_ecryptfs leaves a grandchild holding its stdout
-# for 300 s (the "zombie session placeholder"), and a command substitution would wait for it.
-check() { # check NAME COMMAND...
-  local name=$1; shift
-  if "$@" > /tmp/check.out 2>&1 < /dev/null; then
-    echo "CHECK $name ok"
-  else
-    echo "CHECK $name FAIL $(tr '\n' ' ' < /tmp/check.out | cut -c1-400)"; failed=1
-  fi
-}
+# check, use_reference_module: test/vm/scripts/lib.sh, which the harness prepends.
 
 # --- (c) the kernel module
 check c.modprobe modprobe ecryptfs
@@ -35,14 +25,7 @@ check d.auto-mount test -e "$H/.ecryptfs/auto-mount"
 check d.sig-file sh -c "test \$(wc -l < '$H/.ecryptfs/Private.sig') -eq 2"
 check d.not-mounted-after-setup sh -c "! grep -q ' $H/Private ' /proc/self/mountinfo"
 
-cat > /etc/pam.d/eat-ref <<'PAM'
-auth     required  pam_unix.so
-auth     required  pam_ecryptfs.so unwrap
-account  required  pam_unix.so
-session  required  pam_keyinit.so force revoke
-session  required  pam_unix.so
-session  optional  pam_ecryptfs.so unwrap
-PAM
+use_reference_module
 
 mounted() { awk -v m="$H/Private" '$5 == m && $0 ~ / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 check d.open-session sh -c "echo '$PW' | pamtester eat-ref '$U' authenticate open_session"
