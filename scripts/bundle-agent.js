@@ -35,6 +35,10 @@ const result = esbuild.buildSync({
   format: 'cjs',
   target: 'node18.13', // package.json engines: nothing to down-level from tsc's ES2022
   banner: { js: MARK }, // after the entry's #! line, which esbuild keeps
+  // winston's @dabh/diagnostics picks its debug build (colour tables, ansi helpers) unless
+  // NODE_ENV is production: a quarter of the agent's start-up under emulation, for output that
+  // is never on. Fixed here, the other branch is not even bundled.
+  define: { 'process.env.NODE_ENV': '"production"' },
   logLevel: 'warning',
   metafile: true,
 });
