@@ -1,7 +1,10 @@
 /**
  * Shared by the issue-9 VM tests (stress.vm.test.ts, faults.vm.test.ts): runs sections of
  * test/vm/scripts/stress-suite.sh in a fast-mode VM. Sizes: ECRYPTFS_AGENT_STRESS_N (parallel
- * login/logout cycles of one user, default 50) and ECRYPTFS_AGENT_STRESS_M (users at once, 20);
+ * login/logout cycles of one user, default 20) and ECRYPTFS_AGENT_STRESS_M (users at once, 10).
+ * The defaults keep `npm test` near the brief's 30 minutes on a 2-core TCG machine (every cycle
+ * is ≈10 s of emulated CPU); issue 9's sizes (N=50, M=20) run on demand, with their last figures
+ * in test/vm/README.md.
  * ECRYPTFS_AGENT_FAULT_POINTS=login|chauthtok narrows the fault matrix when debugging by hand.
  */
 import assert from 'node:assert/strict';
@@ -11,8 +14,8 @@ import type { TestContext } from 'node:test';
 import { buildPamHold, runChecksInVm } from './checks';
 
 export const REPO = join(__dirname, '..', '..', '..');
-const N = Number(process.env.ECRYPTFS_AGENT_STRESS_N ?? 50);
-const M = Number(process.env.ECRYPTFS_AGENT_STRESS_M ?? 20);
+const N = Number(process.env.ECRYPTFS_AGENT_STRESS_N ?? 20);
+const M = Number(process.env.ECRYPTFS_AGENT_STRESS_M ?? 10);
 // by hand only: `login` or `chauthtok` runs just those kill points of the fault matrix
 const FAULT_POINTS = /^(login|chauthtok)$/.test(process.env.ECRYPTFS_AGENT_FAULT_POINTS ?? '') ? process.env.ECRYPTFS_AGENT_FAULT_POINTS : 'all';
 
