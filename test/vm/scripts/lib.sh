@@ -13,11 +13,61 @@ check() {
     else echo "--- journal tail"; journalctl -t ecryptfs-agent --no-pager -n 15 2>/dev/null; fi
   fi
 }
+# The suites test our module, not pam_unix's hash: new passwords (chpasswd and passwd both go
+# through pam_unix in common-password) get SHA-512 at its default 5000 rounds instead of Debian's
+# yescrypt, which costs over a second of emulated CPU at every password check under TCG.
+sed -i -E 's/^(password.*pam_unix\.so.*) yescrypt/\1 sha512/' /etc/pam.d/common-password
+
 # check_output NAME REGEX FILE: FILE (a client's captured output) matches REGEX
 check_output() { check "$1" grep -qE "$2" "$3"; }
 
 # as USER COMMAND...: runs COMMAND as USER with the user's groups and a clean environment, no PAM
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups --reset-env "$@"; }
+
+# Interactive logins through a pty (expect): su and passwd ask on the terminal, as for a person.
+# A missing prompt or an early end stops the run at once (exit 124 / 125) instead of waiting out
+# each timeout. The scripts hold the suites' literal test passwords, in the guest's tmpfs.
+EXPECT_STEP='set timeout 300
+proc step {prompt answer} {
+  expect {
+    $prompt { send "$answer\r" }
+    timeout { puts "\nexpect: no \"$prompt\" within 300 s"; exit 124 }
+    eof { puts "\nexpect: the program ended before \"$prompt\""; catch wait r; exit 125 }
+  }
+}'
+# su_as CALLER USER PASSWORD COMMAND OUTFILE: CALLER runs `su - USER -c COMMAND` typing PASSWORD;
+# the session's output in OUTFILE; the exit status of su (that of COMMAND).
+su_as() {
+  cat > /tmp/su.exp <<EXP
+$EXPECT_STEP
+spawn su - $2 -c {$4}
+step "Password:" {$3}
+expect eof
+catch wait result
+exit [lindex \$result 3]
+EXP
+  as "$1" expect -f /tmp/su.exp > "$5" 2>&1
+}
+# su_prints CALLER USER PASSWORD COMMAND OUTFILE MARKER: su_as succeeded and printed MARKER
+su_prints() { su_as "$1" "$2" "$3" "$4" "$5" && grep -q "$6" "$5" || { cat "$5"; return 1; }; }
+# passwd_as USER OLD NEW OUTFILE: Debian's passwd as USER; the exit status of passwd. A hang shows
+# the process tree (once, after 150 s) instead of stalling in silence.
+passwd_as() {
+  cat > /tmp/passwd.exp <<EXP
+$EXPECT_STEP
+spawn passwd
+step "Current password:" {$2}
+step "New password:" {$3}
+step "Retype new password:" {$3}
+expect eof
+catch wait result
+exit [lindex \$result 3]
+EXP
+  ( sleep 150; echo "--- passwd still running after 150 s:"; ps -eo pid,ppid,stat,etime,wchan:24,args ) > /tmp/passwd.watch 2>&1 & local watch=$!
+  as "$1" timeout -k 5 400 expect -f /tmp/passwd.exp > "$4" 2>&1; local rc=$?
+  kill $watch 2>/dev/null; wait $watch 2>/dev/null; cat /tmp/passwd.watch >> "$4" 2>/dev/null; rm -f /tmp/passwd.watch
+  return $rc
+}
 
 # use_our_module [OPTION...]: sets MOD, AGENT and OPTS (agent=…, a TCG-sized timeout, OPTION…),
 # loads eCryptfs, starts a syslog for the agent, replaces the host's pam_ecryptfs lines in Debian's

@@ -83,30 +83,12 @@ check c.keys-gone no_key $A "$(sig1 $HA)"
 # d. su - with the password (a setuid PAM application, Debian's common-* stacks with our lines).
 B=eatb; BPW='B-pw-4711'
 check d.other-user newuser $B "$BPW"
-cat > /tmp/su.exp <<EXP
-set timeout 240
-spawn su - $A -c "grep -qx '$PLAIN' $HA/Private/secret.txt && echo SU-SAW-PLAINTEXT"
-expect "Password:"
-send "$APW\r"
-expect eof
-EXP
-check d.su-login-unlocks sh -c "as $B expect -f /tmp/su.exp > /tmp/d.su 2>&1; grep -q SU-SAW-PLAINTEXT /tmp/d.su"
+check d.su-login-unlocks su_prints $B $A "$APW" "grep -qx '$PLAIN' $HA/Private/secret.txt && echo SU-SAW-PLAINTEXT" /tmp/d.su SU-SAW-PLAINTEXT
 check d.su-logout-locks not_mounted $HA
 
 # e. passwd as the user re-wraps; the new password unlocks, the reference tool agrees.
 NEWPW='Fresh-Pw-2026-xy'
-cat > /tmp/passwd.exp <<EXP
-set timeout 240
-spawn passwd
-expect "Current password:"
-send "$APW\r"
-expect "New password:"
-send "$NEWPW\r"
-expect "Retype new password:"
-send "$NEWPW\r"
-expect eof
-EXP
-check e.passwd as $A expect -f /tmp/passwd.exp
+check e.passwd passwd_as $A "$APW" "$NEWPW" /tmp/e.passwd
 check e.reference-unwraps-with-new as $A sh -c "printf '%s' '$NEWPW' | ecryptfs-unwrap-passphrase $HA/.ecryptfs/wrapped-passphrase - | grep -qx 'mount-pass-$A-31337'"
 check e.new-password-login sh -c "echo '$NEWPW' | pamtester eat-login $A authenticate open_session && grep -qx '$PLAIN' $HA/Private/secret.txt"
 check e.logout pamtester eat-login $A close_session

@@ -134,14 +134,8 @@ check m.reference-mounted mounted $HU
 check m.files-equal-through-reference-mount same_tree $HU /tmp/m.before
 check m.reference-umount bash -c "as $U /sbin/umount.ecryptfs_private && not_mounted $HU"
 # a real login program: su - (setuid, Debian's common-* stacks with our module) chdirs into the mounted home
-cat > /tmp/su.exp <<EXP
-set timeout 240
-spawn su - $U -c "pwd; cmp big5M big5M.hardlink && echo SU-IN-DECRYPTED-HOME"
-expect "Password:"
-send "$UPW\r"
-expect eof
-EXP
-check m.su-login-lands-in-decrypted-home bash -c "as $X expect -f /tmp/su.exp > /tmp/m.su 2>&1; grep -q '^$HU.\?\$' /tmp/m.su && grep -q SU-IN-DECRYPTED-HOME /tmp/m.su"
+su_lands_in_home() { su_prints $X $U "$UPW" "pwd; cmp big5M big5M.hardlink && echo SU-IN-DECRYPTED-HOME" /tmp/m.su SU-IN-DECRYPTED-HOME && grep -q "^$HU.\?\$" /tmp/m.su || { cat /tmp/m.su; return 1; }; }
+check m.su-login-lands-in-decrypted-home su_lands_in_home
 check m.su-logout-locked not_mounted $HU
 check m.pam-ecryptfs-login bash -c "echo '$UPW' | pamtester eat-ref $U authenticate open_session && mounted $HU && cmp -s $HU/big5M $(original_of $U)/big5M"
 check m.user-writes as $U sh -c "echo new > $HU/written-after.txt && grep -qx new $HU/written-after.txt"

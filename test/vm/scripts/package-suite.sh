@@ -29,18 +29,7 @@ slow_vm_timeout() { sed -i -E 's/(pam_ecryptfs_agent\.so.*)$/\1 timeout=120 debu
 A=eatpkg; APW='Pkg-pass 0815'; HA=/home/$A; PLAIN='eatvm-package-marker-77'
 B=eatpkgb; BPW='B-pw-4711'
 # su_as_b NAME COMMAND: B runs "su - A -c COMMAND" typing A's password; output in /tmp/NAME.su
-su_as_b() {
-  cat > /tmp/$1.exp <<EXP
-set timeout 240
-spawn su - $A -c "$2"
-expect "Password:"
-send "$APW\r"
-expect eof
-catch wait result
-exit [lindex \$result 3]
-EXP
-  as $B expect -f /tmp/$1.exp > /tmp/$1.su 2>&1 || { cat /tmp/$1.su; return 1; }
-}
+su_as_b() { su_as $B $A "$APW" "$2" /tmp/$1.su || { cat /tmp/$1.su; return 1; }; }
 su_ok() { su_as_b "$1" 'echo SU-OK' && grep -q SU-OK /tmp/$1.su || { cat /tmp/$1.su; return 1; }; }
 su_unlocks() { su_as_b "$1" "grep -qx '$PLAIN' $HA/Private/secret.txt && echo SU-SAW-PLAINTEXT" && grep -q SU-SAW-PLAINTEXT /tmp/$1.su || { cat /tmp/$1.su; return 1; }; }
 

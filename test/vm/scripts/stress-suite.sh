@@ -79,31 +79,7 @@ closed_and_clean() { grep -q '^CLOSED 0' /tmp/$1.out && all_clean "$2"; }
 locked_and_told_rewrap() { grep -q '^NOT-MOUNTED' /tmp/$1.res && grep -q 'rewrap-passphrase' /tmp/$1.out || { cat /tmp/$1.out; return 1; }; }
 
 ecryptfs_dir_as_expected() { ls -A "$1/.ecryptfs" | diff "$2" -; }
-passwd_as() { # passwd_as USER OLD NEW OUTFILE: Debian's passwd through a pty; exit status of passwd
-  cat > /tmp/passwd.exp <<EXP
-set timeout 300
-# an unexpected prompt or output ends the run at once instead of waiting out each timeout
-proc step {prompt answer} {
-  expect {
-    \$prompt { send "\$answer\r" }
-    timeout { puts "\nexpect: no '\$prompt' within 300 s"; exit 124 }
-    eof { puts "\nexpect: passwd ended before '\$prompt'"; catch wait r; exit 125 }
-  }
-}
-spawn passwd
-step "Current password:" "$2"
-step "New password:" "$3"
-step "Retype new password:" "$3"
-expect eof
-catch wait result
-exit [lindex \$result 3]
-EXP
-  # a hang shows the process tree (once, after 150 s) instead of stalling in silence
-  ( sleep 150; echo "--- passwd still running after 150 s:"; ps -eo pid,ppid,stat,etime,wchan:24,args ) > /tmp/passwd.watch 2>&1 & local watch=$!
-  as "$1" timeout -k 5 400 expect -f /tmp/passwd.exp > "$4" 2>&1; local rc=$?
-  kill $watch 2>/dev/null; wait $watch 2>/dev/null; cat /tmp/passwd.watch >> "$4" 2>/dev/null; rm -f /tmp/passwd.watch
-  return $rc
-}
+# passwd_as USER OLD NEW OUTFILE: lib.sh
 
 if section a; then
 # ---------------------------------------------------------------------------------------------
