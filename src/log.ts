@@ -83,11 +83,18 @@ export interface AgentLog {
   error: LogMethod;
 }
 
+/** An AgentLog whose winston is loaded on its first line, or earlier with load(). */
+export interface LazyAgentLog extends AgentLog {
+  /** Loads winston now: before a lock that other logins of the user wait on, whose holder would
+   * otherwise load it (a large part of a phase under emulation) while they queue. */
+  load(): void;
+}
+
 /**
  * createLogger(opts), created on the first line at an enabled level (info and above, debug
- * too with opts.debug: winston's own filter, applied before winston is loaded).
+ * too with opts.debug: winston's own filter, applied before winston is loaded), or by load().
  */
-export function createLazyLogger(opts: LoggerOptions = {}): AgentLog {
+export function createLazyLogger(opts: LoggerOptions = {}): LazyAgentLog {
   let logger: Logger | undefined;
   const threshold = SYSLOG_LEVELS[opts.debug ? 'debug' : 'info']!;
   const method =
@@ -97,5 +104,14 @@ export function createLazyLogger(opts: LoggerOptions = {}): AgentLog {
       logger ??= createLogger(opts);
       logger[level](...args);
     };
-  return { debug: method('debug'), info: method('info'), notice: method('notice'), warning: method('warning'), error: method('error') };
+  return {
+    debug: method('debug'),
+    info: method('info'),
+    notice: method('notice'),
+    warning: method('warning'),
+    error: method('error'),
+    load: () => {
+      logger ??= createLogger(opts);
+    },
+  };
 }
