@@ -4,7 +4,7 @@
  * user's keyring; find, keep and forget them; re-wrap at a password change.
  * Every step that touches the user's files or keyring runs with the user's credentials.
  */
-import { deriveMountKeys } from './auth-tok';
+import { deriveMountKeys, type MountKeys } from './auth-tok';
 import { asUser } from './credentials';
 import { AgentError } from './errors';
 import { insertAuthTok, KEY_SPEC, possessUserKeyring as linkUserKeyringIntoProcess, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
@@ -48,40 +48,58 @@ export function unwrapMountPassphrase(owner: UserRef, setup: PrivateSetup, wrapp
 }
 
 /**
- * Derives the auth toks from the mount passphrase, checks them against Private.sig and adds
- * the missing ones to the user keyring (FNEK first, as ecryptfs-utils does). Nothing is
- * inserted when a sig does not match: a damaged wrapped file (the format has no MAC) must not
- * put garbage keys in the keyring. `timeoutSec` puts an expiry on keys this call adds.
+ * Derives the auth toks from the mount passphrase (the costly part: one KDF per key) and checks
+ * them against Private.sig. The caller zeroes them (wipeMountKeys). A damaged wrapped file (the
+ * format has no MAC) gives SIG_MISMATCH here, before anything could reach the keyring.
  */
-export function insertMountKeys(owner: UserRef, setup: PrivateSetup, mountPassphrase: Buffer, timeoutSec?: number): KeyLoadResult {
+export function deriveCheckedMountKeys(setup: PrivateSetup, mountPassphrase: Buffer): MountKeys {
   const keys = deriveMountKeys(mountPassphrase, setup.salt, setup.fnekSig !== undefined);
-  try {
-    if (keys.fek.sig !== setup.fekSig || (setup.fnekSig !== undefined && keys.fnek?.sig !== setup.fnekSig)) {
-      throw new AgentError('SIG_MISMATCH', `the unwrapped mount passphrase does not match ${setup.configDir}/Private.sig`);
-    }
-    const ordered = keys.fnek ? [keys.fnek, keys.fek] : [keys.fek];
-    return asUser(owner, () => {
-      const result: KeyLoadResult = { added: [], present: [] };
-      try {
-        for (const k of ordered) {
-          const { id, added } = insertAuthTok(k.sig, k.payload, KEY_SPEC.USER);
-          if (added) {
-            result.added.push(k.sig);
-            if (timeoutSec !== undefined) setKeyTimeout(id, timeoutSec);
-          } else {
-            result.present.push(k.sig);
-          }
+  if (keys.fek.sig !== setup.fekSig || (setup.fnekSig !== undefined && keys.fnek?.sig !== setup.fnekSig)) {
+    wipeMountKeys(keys);
+    throw new AgentError('SIG_MISMATCH', `the unwrapped mount passphrase does not match ${setup.configDir}/Private.sig`);
+  }
+  return keys;
+}
+
+export function wipeMountKeys(keys: MountKeys): void {
+  keys.fek.payload.fill(0);
+  keys.fnek?.payload.fill(0);
+}
+
+/**
+ * Adds the missing auth toks to the user keyring (FNEK first, as ecryptfs-utils does); nothing
+ * half-added on failure. `timeoutSec` puts an expiry on keys this call adds.
+ */
+export function insertDerivedKeys(owner: UserRef, keys: MountKeys, timeoutSec?: number): KeyLoadResult {
+  const ordered = keys.fnek ? [keys.fnek, keys.fek] : [keys.fek];
+  return asUser(owner, () => {
+    const result: KeyLoadResult = { added: [], present: [] };
+    try {
+      for (const k of ordered) {
+        const { id, added } = insertAuthTok(k.sig, k.payload, KEY_SPEC.USER);
+        if (added) {
+          result.added.push(k.sig);
+          if (timeoutSec !== undefined) setKeyTimeout(id, timeoutSec);
+        } else {
+          result.present.push(k.sig);
         }
-      } catch (e) {
-        // Nothing half-added: take back what this call put in.
-        for (const sig of result.added) removeAuthTok(sig, KEY_SPEC.USER);
-        throw e;
       }
-      return result;
-    });
+    } catch (e) {
+      // Nothing half-added: take back what this call put in.
+      for (const sig of result.added) removeAuthTok(sig, KEY_SPEC.USER);
+      throw e;
+    }
+    return result;
+  });
+}
+
+/** deriveCheckedMountKeys, then insertDerivedKeys. */
+export function insertMountKeys(owner: UserRef, setup: PrivateSetup, mountPassphrase: Buffer, timeoutSec?: number): KeyLoadResult {
+  const keys = deriveCheckedMountKeys(setup, mountPassphrase);
+  try {
+    return insertDerivedKeys(owner, keys, timeoutSec);
   } finally {
-    keys.fek.payload.fill(0);
-    keys.fnek?.payload.fill(0);
+    wipeMountKeys(keys);
   }
 }
 

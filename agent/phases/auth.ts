@@ -9,7 +9,8 @@
 import { AgentError } from '../../src/errors';
 import { findPrivateMount } from '../../src/private-mount';
 import type { AuthNote } from '../../src/session';
-import { insertMountKeys, keysPresent, removeKilledRewrapTemps, unwrapMountPassphrase } from '../../src/unlock';
+import type { MountKeys } from '../../src/auth-tok';
+import { deriveCheckedMountKeys, insertDerivedKeys, keysPresent, removeKilledRewrapTemps, unwrapMountPassphrase, wipeMountKeys } from '../../src/unlock';
 import { AUTH_KEY_TIMEOUT_SEC, ignore, type PhaseContext } from '../context';
 import type { AgentReply } from '../../src/protocol';
 
@@ -34,18 +35,23 @@ export function handleAuth(ctx: PhaseContext): AgentReply {
     findPrivateMount(setup) ? 'already-mounted' : keysPresent(user, setup).missing.length === 0 ? 'keys-present' : null;
   const canUnwrap = req.authtok !== undefined && req.authtok.length > 0 && !(req.unwrap && setup.wrappingIndependent);
 
-  // The mount passphrase (legacy mode: the password itself). The costly unwrap runs outside the
-  // user's lock; the keyring change and the note run under it, so a last logout happening at the
-  // same time either sees this login's note and hands the keys over, or has finished before
-  // this login looks at the keyring (see close-session and SessionStore.pendingLogins).
-  const unwrapped: { passphrase: Buffer | null; error: unknown } = { passphrase: null, error: null };
+  // The auth toks, from the mount passphrase (legacy mode: the password itself). The costly part
+  // (three KDFs: the unwrap and one per key) runs outside the user's lock; the keyring change and
+  // the note run under it, so a last logout happening at the same time either sees this login's
+  // note and hands the keys over, or has finished before this login looks at the keyring (see
+  // close-session and SessionStore.pendingLogins).
+  const derived: { keys: MountKeys | null; error: unknown } = { keys: null, error: null };
   const prepare = (): void => {
+    let passphrase: Buffer | undefined;
     try {
-      unwrapped.passphrase = req.unwrap
+      passphrase = req.unwrap
         ? unwrapMountPassphrase(user, setup, req.authtok as Buffer)
         : Buffer.from(req.authtok as Buffer); // legacy mode (no `unwrap` option)
+      derived.keys = deriveCheckedMountKeys(setup, passphrase);
     } catch (e) {
-      unwrapped.error = e;
+      derived.error = e;
+    } finally {
+      passphrase?.fill(0);
     }
   };
   if (canUnwrap && unlockedAlready() === null) prepare();
@@ -72,13 +78,13 @@ export function handleAuth(ctx: PhaseContext): AgentReply {
       log.info('wrapping passphrase is independent of the login password; not unwrapping', { ...base, outcome: 'wrapping-independent' });
       return false;
     }
-    if (unwrapped.passphrase === null && unwrapped.error === null) {
+    if (derived.keys === null && derived.error === null) {
       if (!lastTry) return true; // locked by a logout meanwhile
       prepare();
     }
     try {
-      if (unwrapped.passphrase === null) throw unwrapped.error;
-      const result = insertMountKeys(user, setup, unwrapped.passphrase, AUTH_KEY_TIMEOUT_SEC);
+      if (derived.keys === null) throw derived.error;
+      const result = insertDerivedKeys(user, derived.keys, AUTH_KEY_TIMEOUT_SEC);
       note('keys-added');
       log.notice('auth toks added to the user keyring', {
         ...base,
@@ -105,7 +111,7 @@ export function handleAuth(ctx: PhaseContext): AgentReply {
 
   // Under the lock it may turn out that a logout locked the directory after the look above: then
   // unwrap outside the lock and look again, so that a burst of logins never queues behind one
-  // login's KDF (50 parallel cycles of one user spent minutes there); the last try unwraps in place.
+  // login's KDFs (50 parallel cycles of one user spent minutes there); the last try unwraps in place.
   const UNWRAP_TRIES = 3;
   try {
     for (let attempt = 1; ; attempt++) {
@@ -114,7 +120,7 @@ export function handleAuth(ctx: PhaseContext): AgentReply {
       prepare();
     }
   } finally {
-    unwrapped.passphrase?.fill(0);
+    if (derived.keys) wipeMountKeys(derived.keys);
   }
   return ignore();
 }
