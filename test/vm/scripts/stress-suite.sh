@@ -34,7 +34,8 @@ all_clean() {
   no_mount_of "$u" && [ "$k" -eq 0 ] && [ "$s" -eq 0 ] && [ -z "$l" ]
 }
 newuser() { useradd -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
-setup_user() { newuser "$1" "$2" && as "$1" env HOME="/home/$1" keyctl session - ecryptfs-setup-private --nopwcheck -l "$2" -m "$3" > /tmp/setup.$1 2>&1; }
+setup_private() { as "$1" env HOME="/home/$1" keyctl session - ecryptfs-setup-private --nopwcheck -l "$2" -m "$3" > /tmp/setup.$1 2>&1; }
+setup_user() { newuser "$1" "$2" && setup_private "$@"; }
 
 # Held sessions: pam-hold authenticates (password on its stdin), opens, prints "OPEN rc pid",
 # holds until its stdin reaches EOF, closes, prints "CLOSED rc". Module lines come out as INFO:/ERROR:.
@@ -103,9 +104,12 @@ if section b; then
 # ---------------------------------------------------------------------------------------------
 # b. M users, one login/logout cycle each, all at once.
 users=(); for j in $(seq 1 "$M"); do users+=("eatm$j"); done
+# the accounts one after another (useradd gives up when /etc/passwd stays locked for long, as it
+# does with M of them at once on a busy emulated guest), the private directories all at once
 setup_all() {
   local u pids=()
-  for u in "${users[@]}"; do setup_user "$u" "Pw-$u-9" "mp-$u-55" & pids+=($!); done
+  for u in "${users[@]}"; do newuser "$u" "Pw-$u-9" || return 1; done
+  for u in "${users[@]}"; do setup_private "$u" "Pw-$u-9" "mp-$u-55" & pids+=($!); done
   wait "${pids[@]}"
   for u in "${users[@]}"; do [ -s /home/$u/.ecryptfs/Private.sig ] || { echo "$u: $(cat /tmp/setup.$u)"; return 1; }; done
 }
