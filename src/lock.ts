@@ -1,6 +1,9 @@
 /**
  * Exclusive advisory file lock (flock(2); Node has none) for serialising one user's
- * logins/unlocks. Synchronous: waiting polls LOCK_NB with a short sleep.
+ * logins/unlocks. Synchronous: waiting polls LOCK_NB, sleeping 5 ms at first and twice as long
+ * after each miss up to 100 ms (with jitter). A burst of logins of one user (dozens of agents on
+ * an emulated 2-CPU guest in the stress suite) would otherwise spend the CPU its lock holder
+ * needs on polling: each miss is a failed syscall turned into an exception.
  */
 import { closeSync, constants as fsc, fstatSync, openSync } from 'node:fs';
 import { AgentError } from './errors';
@@ -38,6 +41,7 @@ export function withFileLock<T>(path: string, fn: (fd: number) => T, opts: FileL
     if (!st.isFile()) throw new AgentError('NOT_REGULAR_FILE', `lock file ${path} is not a regular file`);
     if (st.uid !== 0 || (st.mode & 0o022) !== 0) throw new AgentError('BAD_OWNER', `lock file ${path} must be owned by root and writable only by root`, { hint: `Remove ${path}; it is recreated` });
     const deadline = Date.now() + timeoutMs;
+    let pause = 5;
     for (;;) {
       try {
         call('system', `flock(${path})`, (n) => n.flock(fd, LOCK.EX | LOCK.NB));
@@ -46,7 +50,8 @@ export function withFileLock<T>(path: string, fn: (fd: number) => T, opts: FileL
         if (errnoName(e) !== 'EWOULDBLOCK' && errnoName(e) !== 'EAGAIN') throw e;
         const left = deadline - Date.now();
         if (left <= 0) throw new AgentError('LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${path}`, { errno: 'EWOULDBLOCK' });
-        sleepMs(Math.min(25, left));
+        sleepMs(Math.min(pause * (0.8 + 0.4 * Math.random()), left));
+        pause = Math.min(pause * 2, 100);
       }
     }
     try {
