@@ -82,9 +82,6 @@ function main(): number {
     const store = new SessionStore();
     const setup = asUser(user, () => loadPrivateSetup(user));
     if (setup) possessUserKeyring(user);
-    // With a private directory every phase logs its outcome, mostly while holding the user's
-    // lock: load winston before that, so concurrent logins of the user don't queue behind it.
-    if (setup) log.load();
     const ctx: PhaseContext = { req, user, setup, log, store };
     if (!setup) log.debug('no eCryptfs private directory set up', { user: user.name, phase: req.phase });
     reply(HANDLERS[req.phase](ctx));

@@ -11,7 +11,7 @@ import { findPrivateMount } from '../../src/private-mount';
 import type { AuthNote } from '../../src/session';
 import type { MountKeys } from '../../src/auth-tok';
 import { deriveCheckedMountKeys, insertDerivedKeys, keysPresent, removeKilledRewrapTemps, unwrapMountPassphrase, wipeMountKeys } from '../../src/unlock';
-import { AUTH_KEY_TIMEOUT_SEC, ignore, type PhaseContext } from '../context';
+import { AUTH_KEY_TIMEOUT_SEC, ignore, underUserLock, type PhaseContext } from '../context';
 import type { AgentReply } from '../../src/protocol';
 
 export function handleAuth(ctx: PhaseContext): AgentReply {
@@ -115,7 +115,7 @@ export function handleAuth(ctx: PhaseContext): AgentReply {
   const UNWRAP_TRIES = 3;
   try {
     for (let attempt = 1; ; attempt++) {
-      const needsUnwrap = store.withUserLock(user.uid, () => lockedStep(attempt === UNWRAP_TRIES));
+      const needsUnwrap = underUserLock(ctx, () => lockedStep(attempt === UNWRAP_TRIES));
       if (needsUnwrap !== true) break;
       prepare();
     }

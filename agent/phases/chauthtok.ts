@@ -7,10 +7,10 @@
 import { AgentError } from '../../src/errors';
 import type { AgentReply } from '../../src/protocol';
 import { rewrapForNewPassword } from '../../src/unlock';
-import { ignore, success, type PhaseContext } from '../context';
+import { ignore, success, underUserLock, type PhaseContext } from '../context';
 
 export function handleChauthtok(ctx: PhaseContext): AgentReply {
-  const { req, user, setup, log, store } = ctx;
+  const { req, user, setup, log } = ctx;
   const base = { user: user.name, phase: 'chauthtok' };
   if (!setup || !setup.hasWrappedPassphrase) return ignore();
   if (setup.wrappingIndependent) {
@@ -24,7 +24,7 @@ export function handleChauthtok(ctx: PhaseContext): AgentReply {
     return ignore([], [`The encrypted Private directory of ${user.name} is still wrapped with the old password. ${fix}`]);
   }
   try {
-    store.withUserLock(user.uid, () => rewrapForNewPassword(user, setup, req.oldauthtok as Buffer, req.authtok as Buffer));
+    underUserLock(ctx, () => rewrapForNewPassword(user, setup, req.oldauthtok as Buffer, req.authtok as Buffer));
   } catch (e) {
     const err = e instanceof AgentError ? e : new AgentError('IO', (e as Error).message);
     const why = err.code === 'WRONG_PASSWORD' ? 'the old password does not unwrap it' : err.message;

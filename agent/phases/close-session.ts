@@ -12,7 +12,7 @@ import { findPrivateMount, unmountPrivate } from '../../src/private-mount';
 import { setupSigs } from '../../src/private-setup';
 import type { AgentReply } from '../../src/protocol';
 import { forgetKeys, handOverKeys } from '../../src/unlock';
-import { AUTH_KEY_TIMEOUT_SEC, ignore, success, tildePath, UNCOUNTED_SERVICES, type PhaseContext } from '../context';
+import { AUTH_KEY_TIMEOUT_SEC, ignore, success, tildePath, UNCOUNTED_SERVICES, underUserLock, type PhaseContext } from '../context';
 
 /** Unmounts the recorded extra mounts (last first); returns their sigs and lines for the user. */
 function closeExtras(ctx: PhaseContext, base: Record<string, string | number>): { sigs: string[]; error: string[] } {
@@ -49,7 +49,7 @@ export function handleCloseSession(ctx: PhaseContext): AgentReply {
   // Before waiting for the lock: even if this agent is killed while waiting, the next holder
   // of the lock knows this session is over.
   if (req.session !== '') store.markClosing(user.uid, req.session);
-  return store.withUserLock(user.uid, () => {
+  return underUserLock(ctx, () => {
     const { removed, live, pruned, closing } = store.close(user.uid, { id: req.session, pid: req.pamPid });
     const base = {
       user: user.name,

@@ -13,7 +13,7 @@ import { findPrivateMount, mountPrivate } from '../../src/private-mount';
 import type { AgentReply } from '../../src/protocol';
 import type { AuthNote } from '../../src/session';
 import { forgetKeys, keepKeys, keysPresent } from '../../src/unlock';
-import { success, ignore, tildePath, UNCOUNTED_SERVICES, type PhaseContext } from '../context';
+import { success, ignore, tildePath, UNCOUNTED_SERVICES, underUserLock, type PhaseContext } from '../context';
 
 function lockedMessage(ctx: PhaseContext, auth: AuthNote | null): string[] {
   const upper = ctx.setup ? tildePath(ctx.user, ctx.setup.upper) : '~/Private';
@@ -125,7 +125,7 @@ export function handleOpenSession(ctx: PhaseContext): AgentReply {
     return ignore();
   }
   if (!setup) return ignore();
-  return store.withUserLock(user.uid, () => {
+  return underUserLock(ctx, () => {
     const { record, live, pruned } = store.open(user.uid, { pid: req.pamPid, service: req.service, tty: req.tty, rhost: req.rhost });
     const base = { user: user.name, phase: 'open_session', sessions: live.length, pruned: pruned.length, service: req.service };
     const auth = store.takeAuth(user.uid, req.pamPid);
