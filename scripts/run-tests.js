@@ -41,12 +41,11 @@ if (!(jobs >= 1)) {
 }
 // Order (node --test would sort by path; scripts/run-ordered.js keeps this one): the two longest
 // VM files first, side by side, then the others longest first, then the host and unit files
-// (minutes measured in a CI-like run: see test/vm/README.md; faults and stress estimated for the
-// smaller stress sizes until the next measured run).
+// (minutes measured in a clean-clone CI run: see test/vm/README.md).
 const VM_MINUTES = {
-  'faults.vm.test.js': 20, 'stress.vm.test.js': 14, 'migrate.vm.test.js': 9, 'mount.vm.test.js': 6,
-  'package.vm.test.js': 6, 'recovery.vm.test.js': 6, 'login.vm.test.js': 5, 'hardening.vm.test.js': 4,
-  'private.vm.test.js': 4, 'systemd-login.vm.test.js': 4, 'harness.vm.test.js': 3, 'extra-mounts.vm.test.js': 3,
+  'faults.vm.test.js': 20, 'stress.vm.test.js': 20, 'mount.vm.test.js': 5.3, 'package.vm.test.js': 5.2,
+  'migrate.vm.test.js': 4.3, 'recovery.vm.test.js': 4.1, 'login.vm.test.js': 3.2, 'systemd-login.vm.test.js': 3.2,
+  'private.vm.test.js': 3, 'extra-mounts.vm.test.js': 2.9, 'hardening.vm.test.js': 2.8, 'harness.vm.test.js': 2.4,
 };
 const minutes = (f) => VM_MINUTES[f.slice(f.lastIndexOf('/') + 1)] ?? 2;
 const isVm = (f) => f.includes('/dist/test/vm/');
