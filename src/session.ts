@@ -334,23 +334,27 @@ export class SessionStore {
   /**
    * Logins between auth and open_session that will use the keys in the keyring: their process
    * is alive and authenticated within `withinMs`. The last logout must hand the keys over to
-   * them instead of unlinking (call under withUserLock).
+   * them instead of unlinking (call under withUserLock). `closingPid`, the process whose
+   * close_session asks, is past its open_session by definition: its own note (left when its
+   * open_session agent failed before taking it) is no pending login.
    */
-  pendingLogins(uid: number, withinMs: number, now = Date.now()): AuthNote[] {
+  pendingLogins(uid: number, withinMs: number, now = Date.now(), closingPid?: number): AuthNote[] {
     return this.loadAuthNotes(uid, now).filter(
       (n) =>
         OUTCOMES_USING_KEYS.includes(n.outcome) &&
         now - n.time <= withinMs &&
         n.pid !== undefined &&
+        n.pid !== closingPid &&
         n.start !== undefined &&
         this.alive(n.pid, n.start),
     );
   }
 
-  /** Drops the notes of authenticating processes that have ended (at the last logout). */
-  dropFinishedAuths(uid: number, now = Date.now()): void {
+  /** Drops the notes of authenticating processes that have ended, and that of `closingPid`
+   * (at the last logout; see pendingLogins). */
+  dropFinishedAuths(uid: number, now = Date.now(), closingPid?: number): void {
     const notes = this.loadAuthNotes(uid, now);
-    const kept = notes.filter((n) => n.pid !== undefined && n.start !== undefined && this.alive(n.pid, n.start));
+    const kept = notes.filter((n) => n.pid !== undefined && n.pid !== closingPid && n.start !== undefined && this.alive(n.pid, n.start));
     if (kept.length !== notes.length || (notes.length === 0 && existsSync(this.authFile(uid)))) this.saveAuthNotes(uid, kept);
   }
 

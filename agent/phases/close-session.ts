@@ -72,11 +72,11 @@ export function handleCloseSession(ctx: PhaseContext): AgentReply {
       const outcome = mounted ? unmountPrivate(setup) : { unmounted: false, lazy: false };
       // A login of this user between its auth and its open_session (concurrent logins) will use
       // the keys: hand them over with the auth expiry instead of pulling them from under it.
-      const pending = store.pendingLogins(user.uid, AUTH_KEY_TIMEOUT_SEC * 1000);
+      const pending = store.pendingLogins(user.uid, AUTH_KEY_TIMEOUT_SEC * 1000, Date.now(), req.pamPid);
       const unused = sigsNotInUse([...setupSigs(setup), ...extras.sigs]);
       const forgotten = pending.length === 0 ? forgetKeys(user, unused) : [];
       const handedOver = pending.length === 0 ? [] : handOverKeys(user, unused, AUTH_KEY_TIMEOUT_SEC);
-      store.dropFinishedAuths(user.uid);
+      store.dropFinishedAuths(user.uid, Date.now(), req.pamPid);
       log.notice(outcome.unmounted ? 'last session closed; private directory locked' : 'last session closed; nothing was mounted', {
         ...base,
         outcome: outcome.unmounted ? (outcome.lazy ? 'unmounted-lazy' : 'unmounted') : 'not-mounted',
