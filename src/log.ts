@@ -97,12 +97,12 @@ export interface LazyAgentLog extends AgentLog {
 export function createLazyLogger(opts: LoggerOptions = {}): LazyAgentLog {
   let logger: Logger | undefined;
   const threshold = SYSLOG_LEVELS[opts.debug ? 'debug' : 'info']!;
+  const load = (): Logger => (logger ??= createLogger(opts));
   const method =
     (level: keyof AgentLog): LogMethod =>
     (...args) => {
       if (SYSLOG_LEVELS[level]! > threshold) return;
-      logger ??= createLogger(opts);
-      logger[level](...args);
+      load()[level](...args);
     };
   return {
     debug: method('debug'),
@@ -111,7 +111,7 @@ export function createLazyLogger(opts: LoggerOptions = {}): LazyAgentLog {
     warning: method('warning'),
     error: method('error'),
     load: () => {
-      logger ??= createLogger(opts);
+      load();
     },
   };
 }
