@@ -3,6 +3,7 @@
  * ecryptfs-utils' generate_payload() stores as a "user" key named by its sig.
  * Layout byte-verified against keys added by ecryptfs-add-passphrase (notes §2.1, §2.4).
  */
+import { allocSecret } from './secret-memory';
 import { AgentError } from './errors';
 import { DEFAULT_SALT, FNEK_SALT, KEY_BYTES, SALT_SIZE, SIG_HEX_LEN, deriveKey } from './kdf';
 
@@ -43,7 +44,7 @@ export function packPasswordAuthTok(key: Buffer, sig: string, salt: Buffer): Buf
   if (key.length !== KEY_BYTES) throw new RangeError(`key must be ${KEY_BYTES} bytes`);
   if (!/^[0-9a-f]{16}$/.test(sig)) throw new AgentError('BAD_SIG', `Invalid key signature "${sig}"`);
   if (salt.length !== SALT_SIZE) throw new RangeError(`salt must be ${SALT_SIZE} bytes`);
-  const payload = Buffer.alloc(AUTH_TOK_SIZE);
+  const payload = allocSecret(AUTH_TOK_SIZE);
   payload.writeUInt16LE(AUTH_TOK_VERSION, OFF.version);
   payload.writeUInt16LE(TOKEN_TYPE_PASSWORD, OFF.tokenType);
   // password_bytes and hash_iterations are never set by ecryptfs-utils: stay 0.

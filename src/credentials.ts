@@ -5,8 +5,10 @@
  * ids (asUser), keeping saved uid/gid 0 so root can be restored afterwards. The ids are
  * changed by glibc's set*id wrappers, which apply them to every thread of the process.
  */
+import { readdirSync, writeFileSync } from 'node:fs';
 import { AgentError } from './errors';
 import { call, native } from './native';
+import { useLockedSecretMemory } from './secret-memory';
 
 export interface UserInfo {
   name: string;
@@ -59,14 +61,23 @@ export function lookupUid(uid: number): UserInfo {
   return toUserInfo(p);
 }
 
+/**
+ * Which ids asUser gives the user (see docs/security.md, "credentials"):
+ *  - 'files' (default): effective and fs ids are the user's, real and saved ids stay root. Files
+ *    are opened, created and checked with the user's rights, and the user cannot signal or trace
+ *    this process meanwhile (kill(2) compares against the target's real and saved uid).
+ *  - 'keyring': real ids too. KEY_SPEC_USER_KEYRING names the keyring of the REAL uid, so only the
+ *    one call that links the user's @u into this process's keyring runs like this
+ *    (unlock.possessUserKeyring); afterwards the keys are reached through that link.
+ *  - 'mount': real ids are the user's (ecryptfs_check_dev_ruid compares the lower directory's owner
+ *    with the real uid), the effective uid stays 0 (mount(2) needs CAP_SYS_ADMIN), and the fs ids
+ *    and groups are the user's, so the kernel resolves the lower path and searches the auth toks
+ *    with the user's rights, never root's. Only around the mount(2) call itself.
+ */
+export type AsUserMode = 'files' | 'keyring' | 'mount';
+
 export interface AsUserOptions {
-  /**
-   * Only the REAL uid/gid become the user's; effective (and saved) stay 0. This is what
-   * mount.ecryptfs_private does around mount(2): the kernel's ecryptfs_check_dev_ruid and
-   * the keyring's @u look at the real uid, while the mount itself needs euid 0.
-   * Supplementary groups are left as they are.
-   */
-  effectiveRoot?: boolean;
+  mode?: AsUserMode;
   /** Allow uid 0 as the target (default: refused, acting "as root for root" is a bug). */
   allowRoot?: boolean;
 }
@@ -89,7 +100,7 @@ function fatal(what: string, e: unknown): never {
 function restore(saved: SavedCreds): void {
   const n = native();
   // Regain euid 0 first (allowed: saved uid is 0), then groups/gids need that privilege,
-  // and the uids go back last.
+  // and the uids go back last. setresuid also resets the fs ids of every thread.
   try {
     n.setresuid(0, 0, 0);
     n.setgroups(saved.groups);
@@ -110,17 +121,18 @@ function restore(saved: SavedCreds): void {
 }
 
 /**
- * Runs fn synchronously with the user's credentials and always restores the previous ones
- * (normally root) afterwards. Nesting is allowed (inner calls restore to the outer state).
- * fn must not return a Promise: its asynchronous part would run after the restore.
+ * Runs fn synchronously with the user's credentials (see AsUserMode) and always restores the
+ * previous ones (normally root) afterwards. Nesting is allowed (inner calls restore to the outer
+ * state). fn must not return a Promise: its asynchronous part would run after the restore.
  */
 export function asUser<T>(user: Principal, fn: () => T, opts: AsUserOptions = {}): T {
   const n = native();
+  const mode = opts.mode ?? 'files';
   if (!Number.isInteger(user.uid) || !Number.isInteger(user.gid) || user.uid < 0 || user.gid < 0) {
     throw new AgentError('NO_SUCH_USER', `invalid ids for ${user.name}`);
   }
   if (user.uid === 0 && !opts.allowRoot) throw new AgentError('PERMISSION', 'refusing to switch to uid 0 as a user');
-  if (!opts.effectiveRoot && user.uid !== 0) {
+  if (mode !== 'mount' && user.uid !== 0) {
     // A process that already is this user entirely (the CLI run by the user) just runs fn, so the
     // same use-cases serve root acting for a user and the user's own unprivileged commands.
     const ids = n.getresuid();
@@ -130,24 +142,41 @@ export function asUser<T>(user: Principal, fn: () => T, opts: AsUserOptions = {}
   if (saved.uid.suid !== 0 && saved.uid.euid !== 0) {
     throw new AgentError('PERMISSION', 'switching to another user needs root (saved or effective uid 0)');
   }
-  const groups = opts.effectiveRoot ? saved.groups : groupListOf(user);
+  const groups = groupListOf(user);
 
   let result: T;
   try {
     if (!isAllRoot(saved.uid)) call('credentials', 'become root', (x) => x.setresuid(0, 0, 0));
     call('credentials', 'setgroups', (x) => x.setgroups(groups));
-    if (opts.effectiveRoot) {
+    if (mode === 'mount') {
       call('credentials', 'setresgid', (x) => x.setresgid(user.gid, 0, 0));
       call('credentials', 'setresuid', (x) => x.setresuid(user.uid, 0, 0));
-    } else {
+      // per thread (mount(2) runs on this one); the restore's setresuid resets them everywhere
+      setFsIds(user);
+    } else if (mode === 'keyring') {
       call('credentials', 'setresgid', (x) => x.setresgid(user.gid, user.gid, 0));
       call('credentials', 'setresuid', (x) => x.setresuid(user.uid, user.uid, 0));
+    } else {
+      call('credentials', 'setresgid', (x) => x.setresgid(0, user.gid, 0));
+      call('credentials', 'setresuid', (x) => x.setresuid(0, user.uid, 0));
     }
     result = fn();
   } finally {
     restore(saved);
   }
   return notAPromise(result);
+}
+
+/** setfsgid/setfsuid to the user's, read back (the kernel reports no error, only the old id). */
+function setFsIds(user: Principal): void {
+  const n = native();
+  n.setfsgid(user.gid);
+  n.setfsuid(user.uid);
+  const gid = n.setfsgid(-1);
+  const uid = n.setfsuid(-1);
+  if (gid !== user.gid || uid !== user.uid) {
+    throw new AgentError('PERMISSION', `cannot take the file-system ids of ${user.name} (fsuid ${uid}, fsgid ${gid})`);
+  }
 }
 
 function isAllRoot(ids: { ruid: number; euid: number; suid: number }): boolean {
@@ -180,32 +209,79 @@ export function currentCredentials(): SavedCreds {
   return { uid: n.getresuid(), gid: n.getresgid(), groups: n.getgroups() };
 }
 
-/** Call before holding secrets: no core dumps, no ptrace by the user, no /proc/PID/mem. */
+/**
+ * Call before holding secrets: no core dumps, no ptrace by the user, no /proc/PID/mem, and every
+ * secret buffer from now on in locked pages of its own (src/secret-memory.ts).
+ */
 export function hardenProcess(): void {
   call('system', 'prctl(PR_SET_DUMPABLE, 0)', (n) => n.prctlSetDumpable(false));
   call('system', 'setrlimit(RLIMIT_CORE, 0)', (n) => n.setrlimitCoreZero());
+  useLockedSecretMemory();
 }
 
+/** Linux resource numbers (asm-generic/resource.h). */
+export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, RSS: 5, NPROC: 6, NOFILE: 7, MEMLOCK: 8, AS: 9, LOCKS: 10, SIGPENDING: 11, MSGQUEUE: 12, NICE: 13, RTPRIO: 14, RTTIME: 15 } as const;
+
+const INFINITY = -1;
 /**
- * Runs fn with buf locked in RAM (best effort: mlock may fail on RLIMIT_MEMLOCK; the
- * errno is handed to fn), then zeroes buf and unlocks it, also when fn throws.
- * Works for async fn too (cleanup after the promise settles).
+ * The limits a root agent runs with, whatever its caller set: a user who runs su or passwd with
+ * `ulimit -f 0`, `-t 1`, `-v`, `-n 16` must not be able to kill or starve the agent at a chosen
+ * point (SIGXFSZ in the middle of a re-wrap, SIGXCPU during the KDF, EMFILE before a rename).
+ * Core dumps stay off (secrets). STACK, SIGPENDING and MSGQUEUE are left as they are.
  */
-export function withLockedSecret<T>(buf: Buffer, fn: (buf: Buffer, mlockErrno: number) => T): T {
+export const AGENT_RLIMITS: ReadonlyArray<readonly [keyof typeof RLIMIT, number, number]> = [
+  ['CPU', INFINITY, INFINITY],
+  ['FSIZE', INFINITY, INFINITY],
+  ['DATA', INFINITY, INFINITY],
+  ['CORE', 0, 0],
+  ['RSS', INFINITY, INFINITY],
+  ['NPROC', INFINITY, INFINITY],
+  ['NOFILE', 1024, 4096],
+  ['MEMLOCK', INFINITY, INFINITY],
+  ['AS', INFINITY, INFINITY],
+  ['LOCKS', INFINITY, INFINITY],
+  ['RTTIME', INFINITY, INFINITY],
+];
+
+/**
+ * The root agent's own process state, reset from whatever the PAM application (a setuid su or
+ * passwd started by the user) handed down: full root ids and no supplementary groups, umask 022,
+ * the limits above, nice 0 on every thread, oom_score_adj 0. (Secrets are locked in RAM buffer
+ * by buffer, see hardenProcess: mlockall would make V8 abort.) The PAM module resets the same
+ * before exec (the agent must be able to start at all); this is the second line, and covers any
+ * other way it is run.
+ * Returns what could not be reset (the caller logs it): nothing fails the agent here.
+ */
+export function resetInheritedState(): string[] {
   const n = native();
-  const err = n.mlock(buf);
-  const cleanup = (): void => {
-    buf.fill(0);
-    if (err === 0) n.munlock(buf);
+  const problems: string[] = [];
+  const attempt = (what: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (e) {
+      problems.push(`${what}: ${(e as Error).message}`);
+    }
   };
-  let result: T;
-  try {
-    result = fn(buf, err);
-  } catch (e) {
-    cleanup();
-    throw e;
+  attempt('setgroups', () => n.setgroups([]));
+  attempt('setresgid', () => n.setresgid(0, 0, 0));
+  attempt('setresuid', () => n.setresuid(0, 0, 0));
+  process.umask(0o022);
+  for (const [name, soft, hard] of AGENT_RLIMITS) {
+    attempt(`setrlimit(RLIMIT_${name})`, () => {
+      if (name === 'CORE') return n.setrlimit(RLIMIT.CORE, 0, 0);
+      // only ever raise: a limit someone set higher on purpose stays
+      const cur = n.getrlimit(RLIMIT[name]);
+      const raise = (want: number, have: number): number => (want === INFINITY || have === INFINITY ? INFINITY : Math.max(want, have));
+      const h = raise(hard, cur.hard);
+      let sl = raise(soft, cur.soft);
+      if (h !== INFINITY && (sl === INFINITY || sl > h)) sl = h;
+      n.setrlimit(RLIMIT[name], sl, h);
+    });
   }
-  if (result instanceof Promise) return result.finally(cleanup) as T;
-  cleanup();
-  return result;
+  // nice is per thread on Linux: every thread node has started so far (later ones inherit it)
+  attempt('setpriority', () => {
+    for (const tid of readdirSync('/proc/self/task')) n.setpriority(0 /* PRIO_PROCESS */, Number(tid), 0);
+  });
+  attempt('oom_score_adj', () => writeFileSync('/proc/self/oom_score_adj', '0\n'));
+  return problems;
 }

@@ -44,12 +44,19 @@ export interface NativeAddon {
   prctlSetDumpable(dumpable: boolean): void;
   prctlGetDumpable(): number;
   setrlimitCoreZero(): void;
-  /** Best effort: returns 0 or the errno (never throws for the syscall itself). */
-  mlock(buf: Buffer): number;
-  munlock(buf: Buffer): number;
   flock(fd: number, op: number): void;
   syslog(ident: string, priority: number, message: string): void;
   sha512Iterate(first: Buffer, rounds: number): Buffer;
+  /** A zeroed Buffer in pages of its own, locked in RAM (best effort: `mlockErrno` is 0 or the
+   * errno), not in core dumps, wiped and unmapped when collected. */
+  secretBuffer(size: number): Buffer & { mlockErrno?: number };
+  /** -1 = RLIM_INFINITY */
+  setrlimit(resource: number, soft: number, hard: number): void;
+  getrlimit(resource: number): { soft: number; hard: number };
+  setpriority(which: number, who: number, prio: number): void;
+  /** per thread; returns the previous fsuid (the kernel reports no error: read it back) */
+  setfsuid(fsuid: number): number;
+  setfsgid(fsgid: number): number;
 }
 
 /** Shape of the errors the addon throws. */

@@ -5,6 +5,7 @@
  * '\n' removed ('\r' is kept), more than 64 bytes is an error. With a prompt, echo is turned
  * off on a terminal, then "<prompt>: " is shown, and a newline is printed after the input.
  */
+import { allocSecret, copySecret } from './secret-memory';
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { AgentError } from './errors';
@@ -29,7 +30,11 @@ class PendingLines {
   eof = false;
 
   append(chunk: Buffer): void {
-    this.pending = Buffer.concat([this.pending, chunk]);
+    const joined = allocSecret(this.pending.length + chunk.length);
+    this.pending.copy(joined);
+    chunk.copy(joined, this.pending.length);
+    this.pending.fill(0);
+    this.pending = joined;
   }
 
   /** The next line; null at EOF with nothing left; undefined when more input is needed. */
@@ -42,8 +47,8 @@ class PendingLines {
   }
 
   private take(n: number): Buffer {
-    const line = Buffer.from(this.pending.subarray(0, n));
-    const rest = Buffer.from(this.pending.subarray(n));
+    const line = copySecret(this.pending.subarray(0, n));
+    const rest = copySecret(this.pending.subarray(n));
     this.pending.fill(0);
     this.pending = rest;
     return line;
@@ -61,7 +66,7 @@ export class FdLineSource implements LineSource {
   constructor(private readonly fd = 0) {}
 
   private fill(): void {
-    const chunk = Buffer.alloc(4096);
+    const chunk = allocSecret(4096);
     for (;;) {
       try {
         const n = fs.readSync(this.fd, chunk, 0, chunk.length, null);
@@ -166,7 +171,7 @@ export function passphraseFromLine(line: Buffer | null): Buffer | null {
   const nul = line.indexOf(0);
   let end = nul === -1 ? line.length : nul;
   if (end > 0 && line[end - 1] === 0x0a) end -= 1;
-  const passphrase = Buffer.from(line.subarray(0, end));
+  const passphrase = copySecret(line.subarray(0, end));
   line.fill(0);
   if (passphrase.length > MAX_PASSPHRASE_BYTES) {
     passphrase.fill(0);

@@ -8,6 +8,7 @@
  * Each error carries the errno ecryptfs-utils returns for the same file (the CLI
  * prints it as "[-N]"), e.g. EINVAL for garbage, EOPNOTSUPP for an unknown version.
  */
+import { copySecret } from './secret-memory';
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AgentError } from './errors';
 import { DEFAULT_SALT, MAX_PASSPHRASE_BYTES, SALT_SIZE, SIG_HEX_LEN, deriveKey, validatePassphraseBytes } from './kdf';
@@ -105,7 +106,7 @@ export function unwrapPassphrase(file: Buffer, wrappingPassphrase: Buffer, v1Sal
       const nul = plain.indexOf(0);
       const length = nul === -1 ? plain.length : nul;
       if (length === 0) throw corrupt('The decrypted passphrase is empty', 'EIO');
-      return Buffer.from(plain.subarray(0, length));
+      return copySecret(plain.subarray(0, length));
     } finally {
       plain.fill(0);
     }

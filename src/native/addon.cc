@@ -16,6 +16,7 @@
 #include <pwd.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -475,19 +476,6 @@ Napi::Value SetRlimitCoreZero(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// mlock/munlock are best effort (RLIMIT_MEMLOCK may be small): they return 0
-// or the errno instead of throwing, so the caller decides and can log it.
-Napi::Value MlockOp(const Napi::CallbackInfo& info, bool lock) {
-  Napi::Env env = info.Env();
-  Napi::Buffer<uint8_t> b;
-  if (!ArgBuf(info, 0, "buf", &b)) return env.Null();
-  if (b.Length() == 0) return Napi::Number::New(env, 0);
-  int rc = lock ? mlock(b.Data(), b.Length()) : munlock(b.Data(), b.Length());
-  return Napi::Number::New(env, rc == 0 ? 0 : errno);
-}
-Napi::Value Mlock(const Napi::CallbackInfo& info) { return MlockOp(info, true); }
-Napi::Value Munlock(const Napi::CallbackInfo& info) { return MlockOp(info, false); }
-
 Napi::Value Flock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t fd, op;
@@ -514,6 +502,107 @@ Napi::Value Syslog(const Napi::CallbackInfo& info) {
   }
   syslog(pri, "%s", msg.c_str());  // never the message as the format
   return env.Undefined();
+}
+
+// ------------------------------------------------- process state (issue 13)
+// What a setuid caller (su, passwd) hands down must not steer the agent: limits, priority,
+// memory locking, and the per-thread fs ids used around mount(2).
+
+// Memory for secrets: each Buffer gets pages of its own (mmap), locked in RAM (mlock, best
+// effort: the errno is kept), left out of core dumps (MADV_DONTDUMP), and wiped, unlocked and
+// unmapped when V8 collects the Buffer (or at exit). Not mlockall: V8 aborts when it madvises
+// or re-protects pages of its own heap that mlockall locked (seen on Node 20, at GC and exit).
+struct SecretRegion {
+  void* addr;
+  size_t len;
+};
+
+void FreeSecret(Napi::Env /*env*/, uint8_t* /*data*/, SecretRegion* r) {
+  OPENSSL_cleanse(r->addr, r->len);
+  munlock(r->addr, r->len);
+  munmap(r->addr, r->len);
+  delete r;
+}
+
+Napi::Value SecretBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t size;
+  if (!ArgInt(info, 0, "size", &size)) return env.Null();
+  if (size < 0 || size > (1 << 24)) return ThrowType(env, "size must be in 0..16777216");
+  long page = sysconf(_SC_PAGESIZE);
+  size_t len = ((static_cast<size_t>(size) + static_cast<size_t>(page) - 1) / static_cast<size_t>(page)) * static_cast<size_t>(page);
+  if (len == 0) len = static_cast<size_t>(page);
+  void* addr = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (addr == MAP_FAILED) return ThrowErrno(env, "mmap", errno);
+  int lock_errno = mlock(addr, len) == 0 ? 0 : errno;
+  (void)madvise(addr, len, MADV_DONTDUMP);
+  SecretRegion* r = new SecretRegion{addr, len};
+  Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(addr), static_cast<size_t>(size), FreeSecret, r);
+  b.Set("mlockErrno", Napi::Number::New(env, lock_errno));
+  return b;
+}
+
+// -1 (or any negative number) means RLIM_INFINITY.
+bool ArgRlim(const Napi::CallbackInfo& info, size_t i, const char* what, rlim_t* out) {
+  int64_t v;
+  if (!ArgInt(info, i, what, &v)) return false;
+  *out = v < 0 ? RLIM_INFINITY : static_cast<rlim_t>(v);
+  return true;
+}
+
+Napi::Value SetRlimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t resource;
+  struct rlimit rl;
+  if (!ArgInt32(info, 0, "resource", &resource) || !ArgRlim(info, 1, "soft", &rl.rlim_cur) ||
+      !ArgRlim(info, 2, "hard", &rl.rlim_max))
+    return env.Null();
+  if (setrlimit(static_cast<__rlimit_resource>(resource), &rl) != 0) return ThrowErrno(env, "setrlimit", errno);
+  return env.Undefined();
+}
+
+Napi::Value RlimNumber(Napi::Env env, rlim_t v) {
+  return Napi::Number::New(env, v == RLIM_INFINITY ? -1.0 : static_cast<double>(v));
+}
+
+Napi::Value GetRlimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t resource;
+  struct rlimit rl;
+  if (!ArgInt32(info, 0, "resource", &resource)) return env.Null();
+  if (getrlimit(static_cast<__rlimit_resource>(resource), &rl) != 0) return ThrowErrno(env, "getrlimit", errno);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("soft", RlimNumber(env, rl.rlim_cur));
+  o.Set("hard", RlimNumber(env, rl.rlim_max));
+  return o;
+}
+
+// setpriority(PRIO_PROCESS, 0, prio): the calling process (every thread: Linux applies
+// PRIO_PROCESS with who=0 to the caller's thread only, so callers pass each tid they care about).
+Napi::Value SetPriority(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t which, who, prio;
+  if (!ArgInt32(info, 0, "which", &which) || !ArgInt32(info, 1, "who", &who) || !ArgInt32(info, 2, "prio", &prio))
+    return env.Null();
+  if (setpriority(static_cast<__priority_which_t>(which), static_cast<id_t>(who), prio) != 0)
+    return ThrowErrno(env, "setpriority", errno);
+  return env.Undefined();
+}
+
+// setfsuid/setfsgid: per thread (glibc does not broadcast them), return the previous id. The
+// kernel reports no error; the caller reads the id back with a second call to check.
+Napi::Value SetFsUid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id;
+  if (!ArgId(info, 0, "fsuid", true, &id)) return env.Null();
+  return Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(setfsuid(id))));
+}
+
+Napi::Value SetFsGid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id;
+  if (!ArgId(info, 0, "fsgid", true, &id)) return env.Null();
+  return Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(setfsgid(id))));
 }
 
 // ------------------------------------------------------------------- KDF
@@ -575,11 +664,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"prctlSetDumpable", PrctlSetDumpable},
       {"prctlGetDumpable", PrctlGetDumpable},
       {"setrlimitCoreZero", SetRlimitCoreZero},
-      {"mlock", Mlock},
-      {"munlock", Munlock},
       {"flock", Flock},
       {"syslog", Syslog},
       {"sha512Iterate", Sha512Iterate},
+      {"secretBuffer", SecretBuffer},
+      {"setrlimit", SetRlimit},
+      {"getrlimit", GetRlimit},
+      {"setpriority", SetPriority},
+      {"setfsuid", SetFsUid},
+      {"setfsgid", SetFsGid},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   return exports;

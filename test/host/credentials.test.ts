@@ -1,13 +1,13 @@
 /** Credential switching as root, checked against what the kernel reports in /proc. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { asUser, currentCredentials, isValidUsername, lookupUid, lookupUser, withLockedSecret } from '../../src/credentials';
+import { asUser, currentCredentials, isValidUsername, lookupUid, lookupUser } from '../../src/credentials';
 import { AgentError } from '../../src/errors';
 import { native } from '../../src/native';
-import { createUser, deleteUser, inSession, mustSh, type TestUser } from '../helpers/host-native';
+import { createUser, deleteUser, DIST_SRC, inSession, mustSh, sh, type TestUser } from '../helpers/host-native';
 
 const isRoot = process.getuid?.() === 0;
 const code = (c: string) => (e: unknown) => e instanceof AgentError && e.code === c;
@@ -48,7 +48,7 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
     assert.throws(() => lookupUid(4000000000), code('NO_SUCH_USER'));
   });
 
-  test('asUser switches every thread to the full user credentials and restores root', () => {
+  test("asUser ('files', the default): every thread gets the user's effective and fs ids, real and saved stay root; root restored", () => {
     const groups = mustSh(`id -G ${u.name}`).trim().split(' ').map(Number).sort();
     const before = threadIds();
     assert.ok(before.length > 1, 'node has several threads');
@@ -56,28 +56,55 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
       assert.throws(() => writeFileSync(join(dir, 'x'), 'x'), /EACCES/);
       return { creds: currentCredentials(), threads: threadIds() };
     });
-    assert.deepEqual(inside.creds.uid, { ruid: u.uid, euid: u.uid, suid: 0 });
-    assert.deepEqual(inside.creds.gid, { rgid: u.gid, egid: u.gid, sgid: 0 });
+    assert.deepEqual(inside.creds.uid, { ruid: 0, euid: u.uid, suid: 0 });
+    assert.deepEqual(inside.creds.gid, { rgid: 0, egid: u.gid, sgid: 0 });
     assert.deepEqual([...inside.creds.groups].sort(), groups);
-    // glibc broadcast the change: no thread kept root (Uid: real effective saved fs)
-    for (const t of inside.threads) assert.equal(t.split('|')[0], `${u.uid} ${u.uid} 0 ${u.uid}`);
+    // glibc broadcast the change: no thread kept root as its effective id (Uid: real effective saved fs)
+    for (const t of inside.threads) assert.equal(t.split('|')[0], `0 ${u.uid} 0 ${u.uid}`);
     assert.deepEqual(threadIds(), before);
     assert.deepEqual(currentCredentials().uid, { ruid: 0, euid: 0, suid: 0 });
   });
 
-  test('effectiveRoot changes only the real ids (files are still created by root)', () => {
+  test("'files' mode: the user cannot signal the process meanwhile (kill(2) checks the target's real and saved uid)", () => {
+    const r = asUser(lookupUser(u.name), () => sh(`runuser -u ${u.name} -- kill -0 ${process.pid}`));
+    assert.notEqual(r.status, 0, 'the user could signal the root process');
+    assert.match(r.stderr, /Operation not permitted/);
+  });
+
+  test("'keyring' mode: real ids are the user's too (KEY_SPEC_USER_KEYRING resolves by the real uid)", () => {
+    const r = asUser(lookupUser(u.name), () => currentCredentials(), { mode: 'keyring' });
+    assert.deepEqual(r.uid, { ruid: u.uid, euid: u.uid, suid: 0 });
+    assert.deepEqual(r.gid, { rgid: u.gid, egid: u.gid, sgid: 0 });
+  });
+
+  test("'mount' mode: real and fs ids are the user's, the effective uid stays 0 with CAP_SYS_ADMIN; files are reached with the user's rights", () => {
     const r = asUser(
       lookupUser(u.name),
       () => {
-        writeFileSync(join(dir, 'eff'), 'x');
-        return { creds: currentCredentials(), status: /^Uid:\s*(.*)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] };
+        let denied = false;
+        try {
+          writeFileSync(join(dir, 'eff'), 'x');
+        } catch (e) {
+          denied = (e as NodeJS.ErrnoException).code === 'EACCES';
+        }
+        const status = readFileSync('/proc/self/status', 'utf8');
+        return {
+          creds: currentCredentials(),
+          uidLine: /^Uid:\s*(.*)$/m.exec(status)?.[1],
+          capEff: BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0')),
+          denied,
+        };
       },
-      { effectiveRoot: true },
+      { mode: 'mount' },
     );
     assert.deepEqual(r.creds.uid, { ruid: u.uid, euid: 0, suid: 0 });
     assert.deepEqual(r.creds.gid, { rgid: u.gid, egid: 0, sgid: 0 });
-    assert.equal(r.status?.replace(/\s+/g, ' '), `${u.uid} 0 0 0`);
-    assert.equal(statSync(join(dir, 'eff')).uid, 0);
+    assert.equal(r.uidLine?.replace(/\s+/g, ' '), `${u.uid} 0 0 ${u.uid}`);
+    assert.ok(r.denied, "root's 0700 directory is closed to the user's fs ids");
+    assert.ok((r.capEff & (1n << 21n)) !== 0n, 'CAP_SYS_ADMIN (mount) stays effective');
+    assert.ok((r.capEff & (1n << 1n)) === 0n, 'CAP_DAC_OVERRIDE is dropped with the fs ids');
+    // back to root everywhere, fs ids included
+    assert.match(readFileSync('/proc/self/status', 'utf8'), /^Uid:\s+0\s+0\s+0\s+0$/m);
   });
 
   test('root is restored when fn throws, when it returns a promise, and after nesting', () => {
@@ -87,11 +114,11 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
     assert.throws(() => asUser(user, () => Promise.resolve(1)), code('USAGE'));
     assert.deepEqual(currentCredentials().uid, { ruid: 0, euid: 0, suid: 0 });
     const nested = asUser(user, () => {
-      const inner = asUser(user, () => currentCredentials().uid, { effectiveRoot: true });
+      const inner = asUser(user, () => currentCredentials().uid, { mode: 'mount' });
       return { inner, outer: currentCredentials().uid };
     });
     assert.deepEqual(nested.inner, { ruid: u.uid, euid: 0, suid: 0 });
-    assert.deepEqual(nested.outer, { ruid: u.uid, euid: u.uid, suid: 0 });
+    assert.deepEqual(nested.outer, { ruid: 0, euid: u.uid, suid: 0 });
     assert.deepEqual(currentCredentials(), { uid: { ruid: 0, euid: 0, suid: 0 }, gid: { rgid: 0, egid: 0, sgid: 0 }, groups: native().getgroups() });
   });
 
@@ -109,19 +136,61 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
     assert.match(r.limits, /^Max core file size\s+0\s+0\s+bytes/);
   });
 
-  test('withLockedSecret locks, then zeroes (also on throw and for async fn)', async () => {
-    const b = Buffer.alloc(4096, 7);
-    const vmlck = () => Number(/^VmLck:\s*(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
-    const seen = withLockedSecret(b, (buf, err) => ({ err, sum: buf.reduce((a, x) => a + x, 0), lck: vmlck() }));
-    assert.equal(seen.sum, 7 * 4096);
-    if (seen.err === 0) assert.ok(seen.lck > 0, 'VmLck > 0 while locked');
-    assert.ok(b.every((x) => x === 0));
-    const c = Buffer.alloc(32, 1);
-    assert.throws(() => withLockedSecret(c, () => { throw new Error('x'); }), /x/);
-    assert.ok(c.every((x) => x === 0));
-    const d = Buffer.alloc(32, 1);
-    const v = await withLockedSecret(d, async (buf) => buf[0]);
-    assert.equal(v, 1);
-    assert.ok(d.every((x) => x === 0));
+  test('resetInheritedState: a caller with hostile limits, nice, umask and oom_score_adj hands none of it to the agent', () => {
+    const script = join(dir, 'reset.js');
+    writeFileSync(
+      script,
+      `const c = require(${JSON.stringify(join(DIST_SRC, 'credentials.js'))});
+      const fs = require('fs');
+      const limit = (text, name) => text.split('\\n').find((l) => l.startsWith(name)).replace(/\\s+/g, ' ');
+      const before = limit(fs.readFileSync('/proc/self/limits', 'utf8'), 'Max file size');
+      const problems = c.resetInheritedState();
+      const limits = fs.readFileSync('/proc/self/limits', 'utf8');
+      const status = fs.readFileSync('/proc/self/status', 'utf8');
+      const nices = fs.readdirSync('/proc/self/task').map((t) => Number(fs.readFileSync('/proc/self/task/' + t + '/stat', 'utf8').split(') ')[1].split(' ')[16]));
+      process.stdout.write(JSON.stringify({
+        problems, fsizeBefore: before,
+        fsize: limit(limits, 'Max file size'), cpu: limit(limits, 'Max cpu time'), nofile: limit(limits, 'Max open files'), core: limit(limits, 'Max core file size'),
+        umask: /^Umask:\\s*(\\d+)/m.exec(status)[1],
+        oom: fs.readFileSync('/proc/self/oom_score_adj', 'utf8').trim(), nices,
+      }));\n`,
+    );
+    // Started the way a user would start su: tiny limits, nice 19, umask 0777, oom_score_adj 1000.
+    // Raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace, which a setuid su
+    // has but a container's root may not: then only the soft limits are made hostile here (the VM
+    // suite, real root, does both).
+    const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'));
+    const sysResource = (capEff & (1n << 24n)) !== 0n; // CAP_SYS_RESOURCE
+    const lim = (v: string) => (sysResource ? v : `${v}:unlimited`);
+    const out = mustSh(`prlimit --fsize=${lim('0')} --cpu=${lim('30')} --nofile=${sysResource ? '64' : '64:4096'} nice -n 19 sh -c 'umask 0777; echo 1000 > /proc/self/oom_score_adj; exec "$0" "$1"' ${process.execPath} ${script}`);
+    const got = JSON.parse(out) as Record<string, unknown>;
+    if (sysResource) assert.deepEqual(got.problems, []);
+    // without CAP_SYS_RESOURCE a hard limit the environment set below the target stays (reported)
+    else for (const p of got.problems as string[]) assert.match(p, /^setrlimit\(RLIMIT_(NPROC|MEMLOCK|LOCKS|RTTIME|AS|DATA|RSS)\): .*EPERM/);
+    assert.match(String(got.fsizeBefore), /^Max file size 0 /, 'the child really started with RLIMIT_FSIZE 0');
+    assert.match(String(got.fsize), /^Max file size unlimited unlimited/);
+    assert.match(String(got.cpu), /^Max cpu time unlimited unlimited/);
+    const [, nsoft, nhard] = /^Max open files (\d+) (\d+) /.exec(String(got.nofile)) ?? [];
+    assert.ok(Number(nsoft) >= 1024 && Number(nhard) >= 4096, String(got.nofile));
+    assert.match(String(got.core), /^Max core file size 0 0 /);
+    assert.equal(got.umask, '0022');
+    assert.equal(got.oom, '0');
+    assert.deepEqual([...new Set(got.nices as number[])], [0], 'nice 0 on every thread');
+  });
+
+  test('hardenProcess: secrets from then on live in locked pages of their own (VmLck), wiped when collected', () => {
+    const r = inSession<{ before: number; after: number; errno: number; len: number; again: number }>(`
+      const s = require(${JSON.stringify(join(DIST_SRC, 'secret-memory.js'))});
+      const vmlck = () => Number(/^VmLck:\\s*(\\d+)/m.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]);
+      const before = vmlck();
+      c.hardenProcess();
+      const secret = s.allocSecret(100);
+      secret.fill(0x41);
+      out({ before, after: vmlck(), errno: secret.mlockErrno, len: secret.length, again: s.copySecret(secret).length });`);
+    assert.equal(r.before, 0);
+    assert.equal(r.errno, 0);
+    assert.ok(r.after >= 4, `VmLck ${r.after} kB after one secret`);
+    assert.equal(r.len, 100);
+    assert.equal(r.again, 100);
   });
 });
