@@ -8,7 +8,7 @@
  */
 import { endianness } from 'node:os';
 import { AgentError } from './errors';
-import { call, errnoName } from './native';
+import { call, errnoName, native } from './native';
 
 /** Special keyring ids (linux/keyctl.h KEY_SPEC_*). */
 export const KEY_SPEC = {
@@ -34,7 +34,22 @@ export interface KeyDescription {
   description: string;
 }
 
+/**
+ * KEY_SPEC_USER_KEYRING names the keyring of the REAL uid. Root acting for a user keeps its real
+ * uid 0 for file work (credentials.asUser 'files' mode), where @u would be root's own keyring:
+ * such code must name the user's keyring by its serial (unlock.possessUserKeyring). This refuses
+ * the special id with a real uid 0 and another effective uid, so that mistake cannot pass silently.
+ */
+function checkUserKeyringSpec(keyring: number): void {
+  if (keyring !== KEY_SPEC.USER) return;
+  const ids = native().getresuid();
+  if (ids.ruid === 0 && ids.euid !== 0) {
+    throw new AgentError('USAGE', `KEY_SPEC_USER_KEYRING is ambiguous with real uid ${ids.ruid} and effective uid ${ids.euid}: name the user keyring by its serial`);
+  }
+}
+
 export function addUserKey(description: string, payload: Buffer, keyring: number): number {
+  checkUserKeyringSpec(keyring);
   return call('keyring', `add_key(user, ${description})`, (n) => n.addKey('user', description, payload, keyring));
 }
 
@@ -42,6 +57,7 @@ const MISSING = new Set(['ENOKEY', 'EKEYEXPIRED', 'EKEYREVOKED']);
 
 /** Serial of the "user" key with that description reachable from keyring, or null (none, expired or revoked). */
 export function searchUserKey(description: string, keyring: number): number | null {
+  checkUserKeyringSpec(keyring);
   try {
     return call('keyring', `search for ${description}`, (n) => n.keyctlSearch(keyring, 'user', description, 0));
   } catch (e) {
@@ -55,6 +71,8 @@ export function readKey(id: number): Buffer {
 }
 
 export function linkKey(id: number, keyring: number): void {
+  checkUserKeyringSpec(id);
+  checkUserKeyringSpec(keyring);
   call('keyring', `link ${id} into ${keyring}`, (n) => n.keyctlLink(id, keyring));
 }
 
@@ -73,6 +91,7 @@ export function describeKey(id: number): KeyDescription {
 
 /** Serials linked directly in a keyring (reading a keyring yields an array of native-endian u32). */
 export function listKeyring(keyring: number): number[] {
+  checkUserKeyringSpec(keyring);
   const buf = readKey(keyring);
   const out: number[] = [];
   const le = endianness() === 'LE';
@@ -91,6 +110,7 @@ export function joinSessionKeyring(name?: string): number {
 }
 
 export function getKeyringId(spec: number, create: boolean): number {
+  checkUserKeyringSpec(spec);
   return call('keyring', `keyring id of ${spec}`, (n) => n.keyctlGetKeyringId(spec, create));
 }
 
@@ -103,7 +123,7 @@ export function invalidateKey(id: number): void {
 }
 
 /**
- * Links the caller's @u (by REAL uid) into its process keyring @p and returns @p's serial.
+ * Links the caller's @u (by REAL uid) into its process keyring @p and returns @u's serial.
  * Keys are "possessed" only when reachable from the thread/process/session keyrings;
  * without possession a user key (perm 3f010000) cannot be read, linked or given a timeout,
  * and request_key (mount(2)) does not see it. @p survives later set*id calls, so root
@@ -111,7 +131,7 @@ export function invalidateKey(id: number): void {
  */
 export function possessUserKeyring(): number {
   linkKey(KEY_SPEC.USER, KEY_SPEC.PROCESS);
-  return getKeyringId(KEY_SPEC.PROCESS, false);
+  return getKeyringId(KEY_SPEC.USER, false);
 }
 
 // ---------------------------------------------------------------- eCryptfs

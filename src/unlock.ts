@@ -2,12 +2,13 @@
  * Key use-cases shared by the PAM agent and the CLI (one layer, two front-ends):
  * unwrap the mount passphrase, check it against Private.sig, put the auth toks in the
  * user's keyring; find, keep and forget them; re-wrap at a password change.
- * Every step that touches the user's files or keyring runs with the user's credentials.
+ * Every step that touches the user's files or keyring runs with the user's effective ids
+ * (credentials.asUser); the user's keyring is named by its serial (UserKeyring).
  */
 import { deriveMountKeys, type MountKeys } from './auth-tok';
 import { asUser } from './credentials';
 import { AgentError } from './errors';
-import { insertAuthTok, KEY_SPEC, possessUserKeyring as linkUserKeyringIntoProcess, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
+import { describeKey, insertAuthTok, possessUserKeyring as linkUserKeyringIntoProcess, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { setupSigs } from './private-setup';
 import { readSmallFile, removeStaleTemps, writeFileAtomic } from './secure-file';
@@ -15,16 +16,25 @@ import { unwrapPassphrase, wrapPassphrase } from './wrapped-passphrase';
 
 const MAX_WRAPPED_FILE_BYTES = 1024;
 
+/**
+ * A user's keyring (@u) as this process reaches it: by serial, linked into our process keyring
+ * so that we possess it (docs/keyring.md). Every later key operation names `id` and runs with the
+ * user's effective ids and root's real ids (credentials.asUser 'files' mode).
+ */
+export interface UserKeyring {
+  owner: UserRef;
+  id: number;
+}
 
 /**
- * Links the user's keyring (@u of the user, resolved by the real uid) into this process's own
- * keyring. Without it this root process, whose session keyring came from the PAM application,
- * does not *possess* the user's keys: setting an expiry or unlinking by id would be refused
- * (the default key permission gives the owner only "view"), and mount(2)'s request_key would
- * not find the auth toks. Affects this process only. See docs/keyring.md.
+ * Links the user's keyring (@u of the user, resolved by the real uid: the only step that runs
+ * with the user's real uid) into this process's own keyring and returns it. Without that link
+ * this root process does not *possess* the user's keys: setting an expiry or unlinking by id
+ * would be refused (the default key permission gives the owner only "view"), and mount(2)'s
+ * request_key would not find the auth toks. Affects this process only. See docs/keyring.md.
  */
-export function possessUserKeyring(owner: UserRef): void {
-  asUser(owner, () => linkUserKeyringIntoProcess());
+export function possessUserKeyring(owner: UserRef): UserKeyring {
+  return asUser(owner, () => ({ owner, id: linkUserKeyringIntoProcess() }), { mode: 'keyring' });
 }
 
 export interface KeyLoadResult {
@@ -67,26 +77,21 @@ export function wipeMountKeys(keys: MountKeys): void {
 }
 
 /**
- * Adds the missing auth toks to the user keyring (FNEK first, as ecryptfs-utils does); nothing
- * half-added on failure. `timeoutSec` puts an expiry on keys this call adds.
+ * Adds the missing auth toks to the user keyring (FNEK first, as ecryptfs-utils does), owned by
+ * the user; nothing half-added on failure.
  */
-export function insertDerivedKeys(owner: UserRef, keys: MountKeys, timeoutSec?: number): KeyLoadResult {
+export function insertDerivedKeys(ring: UserKeyring, keys: MountKeys): KeyLoadResult {
   const ordered = keys.fnek ? [keys.fnek, keys.fek] : [keys.fek];
-  return asUser(owner, () => {
+  return asUser(ring.owner, () => {
     const result: KeyLoadResult = { added: [], present: [] };
     try {
       for (const k of ordered) {
-        const { id, added } = insertAuthTok(k.sig, k.payload, KEY_SPEC.USER);
-        if (added) {
-          result.added.push(k.sig);
-          if (timeoutSec !== undefined) setKeyTimeout(id, timeoutSec);
-        } else {
-          result.present.push(k.sig);
-        }
+        const { added } = insertAuthTok(k.sig, k.payload, ring.id);
+        (added ? result.added : result.present).push(k.sig);
       }
     } catch (e) {
       // Nothing half-added: take back what this call put in.
-      for (const sig of result.added) removeAuthTok(sig, KEY_SPEC.USER);
+      for (const sig of result.added) removeAuthTok(sig, ring.id);
       throw e;
     }
     return result;
@@ -94,63 +99,74 @@ export function insertDerivedKeys(owner: UserRef, keys: MountKeys, timeoutSec?: 
 }
 
 /** deriveCheckedMountKeys, then insertDerivedKeys. */
-export function insertMountKeys(owner: UserRef, setup: PrivateSetup, mountPassphrase: Buffer, timeoutSec?: number): KeyLoadResult {
+export function insertMountKeys(ring: UserKeyring, setup: PrivateSetup, mountPassphrase: Buffer): KeyLoadResult {
   const keys = deriveCheckedMountKeys(setup, mountPassphrase);
   try {
-    return insertDerivedKeys(owner, keys, timeoutSec);
+    return insertDerivedKeys(ring, keys);
   } finally {
     wipeMountKeys(keys);
   }
 }
 
 /** Unwrap with the wrapping (login) passphrase, then insert. */
-export function loadKeysFromWrapped(owner: UserRef, setup: PrivateSetup, wrappingPassphrase: Buffer, timeoutSec?: number): KeyLoadResult {
-  const mountPassphrase = unwrapMountPassphrase(owner, setup, wrappingPassphrase);
+export function loadKeysFromWrapped(ring: UserKeyring, setup: PrivateSetup, wrappingPassphrase: Buffer): KeyLoadResult {
+  const mountPassphrase = unwrapMountPassphrase(ring.owner, setup, wrappingPassphrase);
   try {
-    return insertMountKeys(owner, setup, mountPassphrase, timeoutSec);
+    return insertMountKeys(ring, setup, mountPassphrase);
   } finally {
     mountPassphrase.fill(0);
   }
 }
 
-/** Which of the setup's sigs are in the user keyring now. */
-export function keysPresent(owner: UserRef, setup: PrivateSetup): { present: string[]; missing: string[] } {
-  return asUser(owner, () => {
+/** Which of `sigs` are in the user keyring now. */
+export function sigsPresent(ring: UserKeyring, sigs: readonly string[]): { present: string[]; missing: string[] } {
+  return asUser(ring.owner, () => {
     const present: string[] = [];
     const missing: string[] = [];
-    for (const sig of setupSigs(setup)) (searchUserKey(sig, KEY_SPEC.USER) !== null ? present : missing).push(sig);
+    for (const sig of sigs) (searchUserKey(sig, ring.id) !== null ? present : missing).push(sig);
     return { present, missing };
   });
 }
 
-/** Removes any expiry set at authentication: the session now uses these keys. */
-export function keepKeys(owner: UserRef, sigs: string[]): void {
-  asUser(owner, () => {
+/** Which of the setup's sigs are in the user keyring now. */
+export function keysPresent(ring: UserKeyring, setup: PrivateSetup): { present: string[]; missing: string[] } {
+  return sigsPresent(ring, setupSigs(setup));
+}
+
+/**
+ * The auth toks a mount will use must be the user's own: found in the user's keyring with the
+ * user's rights, and owned by the user. mount(2) searches with the user's fs ids in this
+ * process's keyrings, which hold nothing but the user's keyring (the agent joined an empty
+ * session keyring of its own), so it finds exactly these. NOT_YOURS names a key another uid owns.
+ */
+export function checkKeysAreUsers(ring: UserKeyring, sigs: readonly string[]): void {
+  asUser(ring.owner, () => {
     for (const sig of sigs) {
-      const id = searchUserKey(sig, KEY_SPEC.USER);
+      const id = searchUserKey(sig, ring.id);
+      if (id === null) throw new AgentError('KEY_NOT_FOUND', `the key ${sig} is not in the user keyring of ${ring.owner.name}`);
+      const d = describeKey(id);
+      if (d.type !== 'user' || d.uid !== ring.owner.uid) {
+        throw new AgentError('NOT_YOURS', `the key ${sig} in the keyring of ${ring.owner.name} is not ${ring.owner.name}'s own (type ${d.type}, owner uid ${d.uid}); not mounting with it`, {
+          hint: `Unlink it (keyctl unlink ${id} @u) and log in again`,
+        });
+      }
+    }
+  });
+}
+
+/** Removes any expiry on these auth toks (a key with a timeout would break a mount using it). */
+export function keepKeys(ring: UserKeyring, sigs: string[]): void {
+  asUser(ring.owner, () => {
+    for (const sig of sigs) {
+      const id = searchUserKey(sig, ring.id);
       if (id !== null) setKeyTimeout(id, 0);
     }
   });
 }
 
-/**
- * Puts an expiry on the given auth toks instead of unlinking them: a login between its auth and
- * its open_session will use them (its open_session clears the expiry); if it never opens, they
- * go away on their own. Returns the sigs found.
- */
-export function handOverKeys(owner: UserRef, sigs: string[], timeoutSec: number): string[] {
-  return asUser(owner, () =>
-    sigs.filter((sig) => {
-      const id = searchUserKey(sig, KEY_SPEC.USER);
-      if (id !== null) setKeyTimeout(id, timeoutSec);
-      return id !== null;
-    }),
-  );
-}
-
 /** Unlinks the given auth toks from the user keyring; returns the sigs that were removed. */
-export function forgetKeys(owner: UserRef, sigs: string[]): string[] {
-  return asUser(owner, () => sigs.filter((sig) => removeAuthTok(sig, KEY_SPEC.USER)));
+export function forgetKeys(ring: UserKeyring, sigs: string[]): string[] {
+  return asUser(ring.owner, () => sigs.filter((sig) => removeAuthTok(sig, ring.id)));
 }
 
 /**

@@ -29,7 +29,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const r = inSession<{ id: number; added: boolean; ring: string }>(
       `const [name, sig, hex] = argv; const user = c.lookupUser(name);
        c.asUser(user, () => { const x = k.insertAuthTok(sig, Buffer.from(hex, 'hex'));
-         out({ ...x, ring: n.keyctlDescribe(k.getKeyringId(k.KEY_SPEC.USER, false)) }); });`,
+         out({ ...x, ring: n.keyctlDescribe(k.getKeyringId(k.KEY_SPEC.USER, false)) }); }, { mode: 'keyring' });`,
       [u.name, sig, tok.toString('hex')],
     );
     assert.equal(r.added, true);
@@ -40,11 +40,11 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     // keyctl (another implementation) finds it by sig and unlinks it; then we no longer find it
     assert.equal(asUserKeyctl(u, `keyctl search @u user ${sig}`).stdout.trim(), String(r.id));
     assert.equal(asUserKeyctl(u, `keyctl unlink ${r.id} @u`).status, 0);
-    const after = inSession(`const user = c.lookupUser(argv[0]); c.asUser(user, () => out(k.searchUserKey(argv[1], k.KEY_SPEC.USER)));`, [u.name, sig]);
+    const after = inSession(`const user = c.lookupUser(argv[0]); c.asUser(user, () => out(k.searchUserKey(argv[1], k.KEY_SPEC.USER)), { mode: 'keyring' });`, [u.name, sig]);
     assert.equal(after, null);
   });
 
-  test('K2 @u resolves by the REAL uid; new keys are owned by the fsuid (effectiveRoot → root-owned)', () => {
+  test("K2 @u resolves by the REAL uid; new keys are owned by the fsuid ('mount' mode: real and fs ids the user's, euid 0 → the user's key)", () => {
     const sig = randomSig();
     const r = inSession<{ ring: string; owner: string; rootRing: string }>(
       `const [name, sig, hex] = argv; const user = c.lookupUser(name);
@@ -52,22 +52,22 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
          const id = k.addUserKey(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER);
          out({ ring: k.describeKey(k.KEY_SPEC.USER).description, owner: n.keyctlDescribe(id),
                rootRing: '' });
-       }, { effectiveRoot: true });
+       }, { mode: 'mount' });
        result.rootRing = k.describeKey(k.KEY_SPEC.USER).description;`,
       [u.name, sig, fakeAuthTok(sig).toString('hex')],
     );
     assert.equal(r.ring, `_uid.${u.uid}`);
-    assert.equal(r.owner, `user;0;0;3f010000;${sig}`);
+    assert.equal(r.owner, `user;${u.uid};${u.gid};3f010000;${sig}`);
     assert.equal(r.rootRing, '_uid.0');
-    // the kernel agrees: the key sits in the user's @u, owned by uid 0
-    assert.match(asUserKeyctl(u, 'keyctl show @u').stdout, new RegExp(`\\s0\\s+0\\s+\\\\_ user: ${sig}`));
+    // the kernel agrees: the key sits in the user's @u, owned by the user (fsuid), not by root
+    assert.match(asUserKeyctl(u, 'keyctl show @u').stdout, new RegExp(`\\s${u.uid}\\s+${u.gid}\\s+\\\\_ user: ${sig}`));
     assert.equal(asUserKeyctl(u, `keyctl unlink $(keyctl search @u user ${sig}) @u`).status, 0);
   });
 
   test('K3 request_key from the user sees @u only through a session keyring that links it (pam_keyinit)', () => {
     const sig = randomSig();
     const r = inSession<{ id: number }>(
-      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'))));`,
+      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'))), { mode: 'keyring' });`,
       [u.name, sig, fakeAuthTok(sig).toString('hex')],
     );
     const bare = sh(`runuser -u ${u.name} -- keyctl session - keyctl request user ${sig}`);
@@ -90,7 +90,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
          r.readAfter = k.readKey(id).length; r.listAfter = k.listKeyring(k.KEY_SPEC.SESSION); r.uring = k.getKeyringId(k.KEY_SPEC.USER, false);
          k.unlinkKey(id, k.KEY_SPEC.USER);
          out(r);
-       });`,
+       }, { mode: 'keyring' });`,
       [u.name, sig, fakeAuthTok(sig).toString('hex')],
     );
     assert.deepEqual(r.list, []);
@@ -110,14 +110,14 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
          const a = k.insertAuthTok(sig, Buffer.from(h1, 'hex'));
          const b = k.insertAuthTok(sig, Buffer.from(h2, 'hex'));
          out({ a, b, plain: 0 });
-       });`,
+       }, { mode: 'keyring' });`,
       [u.name, sig, fakeAuthTok(sig, 1).toString('hex'), fakeAuthTok(sig, 2).toString('hex')],
     );
     assert.deepEqual([r.a.added, r.b.added, r.b.id], [true, false, r.a.id]);
     assert.equal(procKeysAs(u, sig).length, 1);
     assert.equal(asUserKeyctl(u, `keyctl pipe ${r.a.id} | od -An -v -tx1 -j648 -N1 | tr -d " \\n"`).stdout, '01'); // first payload kept
     const plain = inSession<number>(
-      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.addUserKey(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER)));`,
+      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.addUserKey(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER)), { mode: 'keyring' });`,
       [u.name, sig, fakeAuthTok(sig, 3).toString('hex')],
     );
     assert.equal(plain, r.a.id, 'add_key over an existing key of the same type+description returns the same serial');
@@ -130,7 +130,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const sig = randomSig();
     const hex = fakeAuthTok(sig).toString('hex');
     const a = inSession<{ id: number; added: boolean }>(
-      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER, { timeoutSeconds: 4 })));`,
+      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER, { timeoutSeconds: 4 })), { mode: 'keyring' });`,
       [u.name, sig, hex],
     );
     assert.equal(a.added, true);
@@ -145,7 +145,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
                      clear: T(() => k.setKeyTimeout(${a.id}, 0)), list: k.listKeyring(k.KEY_SPEC.USER) };
          r.insert = k.insertAuthTok(sig, Buffer.from(hex, 'hex'));
          out(r);
-       });`,
+       }, { mode: 'keyring' });`,
       [u.name, sig, hex],
     );
     assert.equal(r.raw.err, 'EKEYEXPIRED');
@@ -159,7 +159,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
       `const [name, sig] = argv; c.asUser(c.lookupUser(name), () => { k.possessUserKeyring(); const id = k.searchUserKey(sig, k.KEY_SPEC.USER);
          k.setKeyTimeout(id, 300); const before = require('fs').readFileSync('/proc/keys', 'utf8').split('\\n').find((l) => l.includes(sig));
          k.setKeyTimeout(id, 0); const after = require('fs').readFileSync('/proc/keys', 'utf8').split('\\n').find((l) => l.includes(sig));
-         k.removeAuthTok(sig); out({ before, after }); });`,
+         k.removeAuthTok(sig); out({ before, after }); }, { mode: 'keyring' });`,
       [u.name, sig],
     );
     assert.match(b.before, /^\S+ \S+\s+\d+\s+(4m|5m) /);
@@ -170,14 +170,14 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const sig = randomSig();
     const r = inSession<{ before: Err; pOwner: string; root: number; rootRead: number; eff: number; unlinked: Err }>(
       `const [name, sig, hex] = argv; const user = c.lookupUser(name); const r = {};
-       let id; c.asUser(user, () => { id = k.insertAuthTok(sig, Buffer.from(hex, 'hex')).id; });
+       let id; c.asUser(user, () => { id = k.insertAuthTok(sig, Buffer.from(hex, 'hex')).id; }, { mode: 'keyring' });
        r.before = T(() => n.keyctlSearch(k.KEY_SPEC.PROCESS, 'user', sig));
-       c.asUser(user, () => { k.possessUserKeyring(); });
+       c.asUser(user, () => { k.possessUserKeyring(); }, { mode: 'keyring' });
        r.pOwner = n.keyctlDescribe(k.KEY_SPEC.PROCESS);
        r.root = n.keyctlSearch(k.KEY_SPEC.PROCESS, 'user', sig);
        r.rootRead = k.readKey(id).length;
-       c.asUser(user, () => { r.eff = n.keyctlSearch(k.KEY_SPEC.PROCESS, 'user', sig); }, { effectiveRoot: true });
-       c.asUser(user, () => k.removeAuthTok(sig));
+       c.asUser(user, () => { r.eff = n.keyctlSearch(k.KEY_SPEC.PROCESS, 'user', sig); }, { mode: 'mount' });
+       c.asUser(user, () => k.removeAuthTok(sig), { mode: 'keyring' });
        r.unlinked = T(() => n.keyctlSearch(k.KEY_SPEC.PROCESS, 'user', sig));
        out(r);`,
       [u.name, sig, fakeAuthTok(sig).toString('hex')],
@@ -200,7 +200,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const r = inSession<{ hex: string; list: { id: number; sig: string; uid: number }[]; removed: boolean; again: boolean }>(
       `const user = c.lookupUser(argv[0]); c.asUser(user, () => { k.possessUserKeyring();
          const id = k.searchUserKey('2eb5a49ebe845786', k.KEY_SPEC.USER);
-         out({ hex: k.readKey(id).toString('hex'), list: k.listAuthToks(), removed: k.removeAuthTok('2eb5a49ebe845786'), again: k.removeAuthTok('2eb5a49ebe845786') }); });`,
+         out({ hex: k.readKey(id).toString('hex'), list: k.listAuthToks(), removed: k.removeAuthTok('2eb5a49ebe845786'), again: k.removeAuthTok('2eb5a49ebe845786') }); }, { mode: 'keyring' });`,
       [u.name],
     );
     assert.equal(r.hex, theirs);
@@ -228,9 +228,28 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     assert.equal(procKeysAs(u, sig).length, 0);
     const missing = inSession<Err>(`out(T(() => c.lookupUser('eat_nobody_here')));`);
     assert.equal(missing.code, 'NO_SUCH_USER');
-    const root = inSession<Err>(`out(T(() => c.asUser(c.lookupUser('root'), () => k.insertAuthTok(argv[0], Buffer.alloc(740)))));`, [sig]);
+    const root = inSession<Err>(`out(T(() => c.asUser(c.lookupUser('root'), () => k.insertAuthTok(argv[0], Buffer.alloc(740)), { mode: 'keyring' })));`, [sig]);
     assert.equal(root.code, 'PERMISSION');
     assert.ok(isSig('0123456789ABCDEF') && !isSig('0123456789abcdeg') && !isSig(' 0123456789abcdef'));
+  });
+
+  test("K11 'files' mode (real uid 0, effective the user's): KEY_SPEC_USER is refused (it would name root's @u); by serial the user's @u works and new keys are the user's", () => {
+    const sig = randomSig();
+    const r = inSession<{ special: Err; ring: string; id: number; owner: string; found: number }>(
+      `const [name, sig, hex] = argv; const user = c.lookupUser(name);
+       const uring = c.asUser(user, () => k.possessUserKeyring(), { mode: 'keyring' });
+       c.asUser(user, () => {
+         const special = T(() => k.searchUserKey(sig, k.KEY_SPEC.USER));
+         const { id } = k.insertAuthTok(sig, Buffer.from(hex, 'hex'), uring);
+         out({ special, ring: k.describeKey(uring).description, id, owner: n.keyctlDescribe(id), found: k.searchUserKey(sig, uring) });
+       });`,
+      [u.name, sig, fakeAuthTok(sig).toString('hex')],
+    );
+    assert.equal(r.special.code, 'USAGE');
+    assert.equal(r.ring, `_uid.${u.uid}`);
+    assert.equal(r.owner, `user;${u.uid};${u.gid};3f010000;${sig}`);
+    assert.equal(r.found, r.id);
+    assert.equal(asUserKeyctl(u, `keyctl unlink ${r.id} @u`).status, 0);
   });
 
   test('K10 quota: a full user keyring gives KEY_QUOTA (EDQUOT) and adds nothing', () => {
@@ -248,7 +267,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
            const found = k.searchUserKey(sig, k.KEY_SPEC.USER);
            require('child_process').execFileSync('keyctl', ['clear', '@u']);
            out({ filled, ins, found, last });
-         });`,
+         }, { mode: 'keyring' });`,
         [q.name, sig, fakeAuthTok(sig).toString('hex')],
       );
       assert.ok(r.filled > 0);

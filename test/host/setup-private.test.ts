@@ -18,7 +18,7 @@ import { MS, mountRaw, readMountInfo, unmount } from '../../src/mount';
 import { loadPrivateSetup } from '../../src/private-setup';
 import { newMountPassphrase, setupPrivate, type SetupPrivateOptions } from '../../src/setup';
 import { processesUsingMount } from '../../src/status';
-import { forgetKeys, loadKeysFromWrapped } from '../../src/unlock';
+import { forgetKeys, loadKeysFromWrapped, possessUserKeyring } from '../../src/unlock';
 import { REPO } from '../helpers/agent';
 import { asUserRun, clearUserKeyring, createUser, deleteUser, setupPrivateWithUtils, type TestUser, userKeys } from '../helpers/users';
 
@@ -91,9 +91,10 @@ describe('setup-private (library, as root for the user): ecryptfs-setup-private 
     assert.ok(setup);
     assert.equal(setup.fnekSig, r.fnekSig);
     assert.ok(setup.autoMount && setup.autoUmount && !setup.wrappingIndependent);
-    const loaded = loadKeysFromWrapped(ref(u), setup, Buffer.from(u.password));
+    const ring = possessUserKeyring(ref(u));
+    const loaded = loadKeysFromWrapped(ring, setup, Buffer.from(u.password));
     assert.deepEqual(loaded.added, [r.fnekSig, r.fekSig]);
-    assert.deepEqual(forgetKeys(ref(u), loaded.added).sort(), [r.fekSig, r.fnekSig].sort());
+    assert.deepEqual(forgetKeys(ring, loaded.added).sort(), [r.fekSig, r.fnekSig].sort());
     assert.deepEqual(userKeys(u), []);
   });
 
