@@ -9,11 +9,12 @@
  * be owned by the user and on an approved filesystem type, and mount(2) gets
  * /proc/self/fd/N of both, so nothing can be swapped in between the checks and the mount.
  */
-import { closeSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { asUser } from './credentials';
 import { AgentError, isAgentError } from './errors';
 import {
+  checkRecordedMount,
   EXTRA_MOUNTS_FILE,
   extraMountSigs,
   FSTAB,
@@ -22,31 +23,20 @@ import {
   parseFstabExtraMounts,
   parseUserExtraMounts,
   planExtraMounts,
-  planExtraUnmounts,
   type ExtraMountEntry,
   type ExtraMountProblem,
   type ExtraSkipReason,
   type ParsedExtraMounts,
 } from './extra-mounts';
-import { KEY_SPEC, searchUserKey } from './keyring';
-import { MS, mountRaw, readMountInfo, renderEcryptfsOptions, unmount, type MountInfoEntry } from './mount';
-import { APPROVED_FS_TYPES, openDirNoUserSymlinks, openDirSafely, unmountOrDetach } from './private-mount';
+import { MS, mountRaw, readMountInfo, renderEcryptfsOptions, type MountInfoEntry } from './mount';
+import { closeProbe, probeAt, probeMountPoint, unmountProbe } from './mount-point';
 import type { PrivateSetup, UserRef } from './private-setup';
+import { closeSafeDirAt, ECRYPTFS_SUPER_MAGIC, LOWER_FS_TYPES, openDirSafely, openDirSafelyAt } from './safe-path';
 import { readSmallFile } from './secure-file';
 import type { ExtraMountRecord, SessionStore } from './session';
-import { keepKeys } from './unlock';
+import { checkKeysAreUsers, keepKeys, sigsPresent, type UserKeyring } from './unlock';
 
-const ECRYPTFS_SUPER_MAGIC = 0xf15f;
-
-/**
- * Filesystems an extra mount's encrypted directory may be on: the mount-point whitelist of
- * mount.ecryptfs_private 111 (disk, network, FUSE, tmpfs, overlay ...), without eCryptfs itself
- * (the kernel refuses to stack eCryptfs on eCryptfs). What it keeps out are the pseudo
- * filesystems a user can own directories on (procfs, sysfs, cgroup delegations, debugfs ...):
- * eCryptfs stacked on procfs was CVE-2016-1583. FUSE stays in because a user's own sshfs
- * mount is the point of the feature; such a mount must allow root in (`-o allow_root`).
- */
-export const LOWER_FS_TYPES: ReadonlyMap<number, string> = new Map([...APPROVED_FS_TYPES].filter(([type]) => type !== ECRYPTFS_SUPER_MAGIC));
+export { LOWER_FS_TYPES } from './safe-path';
 
 function isMissing(e: unknown): boolean {
   return isAgentError(e, 'NOT_FOUND');
@@ -85,8 +75,8 @@ export function loadExtraMounts(user: UserRef, fstab = FSTAB): ParsedExtraMounts
 }
 
 /** The sigs among `sigs` that are in the user's keyring now. */
-export function sigsInUserKeyring(user: UserRef, sigs: Iterable<string>): Set<string> {
-  return asUser(user, () => new Set([...sigs].filter((s) => searchUserKey(s, KEY_SPEC.USER) !== null)));
+export function sigsInUserKeyring(ring: UserKeyring, sigs: Iterable<string>): Set<string> {
+  return new Set(sigsPresent(ring, [...sigs]).present);
 }
 
 /**
@@ -121,27 +111,42 @@ function openLower(user: UserRef, lower: string): number {
 }
 
 /**
- * Mounts one entry: keys must be in the user's keyring and that keyring possessed by this
- * process (unlock.possessUserKeyring). mount(2) runs with the real uid of the user and euid 0
- * (ecryptfs_check_dev_ruid checks the encrypted directory's owner against the real uid).
+ * Mounts one entry: keys must be in the user's keyring, the user's own, and that keyring
+ * possessed by this process (unlock.possessUserKeyring). mount(2) gets /proc/self/fd/N of both
+ * directories and runs with the real uid of the user, euid 0 and the user's fs ids
+ * (ecryptfs_check_dev_ruid checks the encrypted directory's owner against the real uid; the keys
+ * are searched with the user's rights). Returns what identifies the new mount for the logout.
  */
-export function mountExtra(user: UserRef, entry: ExtraMountEntry): void {
-  const [lowerFd, upperFd] = asUser(user, () => {
+export function mountExtra(ring: UserKeyring, entry: ExtraMountEntry): { mountId: number; lowerIno: number } {
+  const user = ring.owner;
+  const [lowerFd, upper] = asUser(user, () => {
     const lower = openLower(user, entry.lower);
     try {
-      return [lower, openDirNoUserSymlinks(entry.upper, user)] as const;
+      return [lower, openDirSafelyAt(entry.upper, { owner: user })] as const;
     } catch (e) {
       closeSync(lower);
       throw e;
     }
   });
   try {
+    checkKeysAreUsers(ring, extraMountSigs(entry));
+    const lowerIno = fstatSync(lowerFd).ino;
+    const before = new Set(readMountInfo().map((m) => m.mountId));
     const flags = MS.NOSUID | MS.NODEV | (entry.readOnly ? MS.RDONLY : 0) | (entry.noexec ? MS.NOEXEC : 0);
     const data = renderEcryptfsOptions(entry.ecryptfs);
-    asUser(user, () => mountRaw(`/proc/self/fd/${lowerFd}`, `/proc/self/fd/${upperFd}`, 'ecryptfs', flags, data), { effectiveRoot: true });
+    asUser(user, () => mountRaw(`/proc/self/fd/${lowerFd}`, `/proc/self/fd/${upper.fd}`, 'ecryptfs', flags, data), { mode: 'mount' });
+    // What is now at the mount point must be the new mount of that very directory.
+    const probe = probeAt(upper.parentFd, upper.name, entry.upper);
+    const made = probe?.entry ?? null;
+    if (probe === null || made === null || before.has(made.mountId) || probe.fsType !== ECRYPTFS_SUPER_MAGIC || probe.stat.ino !== lowerIno || probe.stat.uid !== user.uid) {
+      if (probe !== null) closeProbe(probe, { keepParentFd: true });
+      throw new AgentError('UNSAFE_PATH', `${entry.upper} does not show the new mount of ${entry.lower}; something changed it meanwhile`);
+    }
+    closeProbe(probe, { keepParentFd: true });
+    return { mountId: made.mountId, lowerIno };
   } finally {
     closeSync(lowerFd);
-    closeSync(upperFd);
+    closeSafeDirAt(upper);
   }
 }
 
@@ -151,9 +156,9 @@ export type ExtraMountResult =
   | { entry: ExtraMountEntry; outcome: 'failed'; error: AgentError };
 
 /** loadExtraMounts + mountExtras: what a login does (under the user's lock, keyring possessed). */
-export function mountConfiguredExtras(user: UserRef, setup: PrivateSetup | null, store: SessionStore): { results: ExtraMountResult[]; problems: ExtraMountProblem[] } {
-  const { entries, problems } = loadExtraMounts(user);
-  return { results: mountExtras(user, setup, store, entries), problems };
+export function mountConfiguredExtras(ring: UserKeyring, setup: PrivateSetup | null, store: SessionStore): { results: ExtraMountResult[]; problems: ExtraMountProblem[] } {
+  const { entries, problems } = loadExtraMounts(ring.owner);
+  return { results: mountExtras(ring, setup, store, entries), problems };
 }
 
 /**
@@ -161,10 +166,11 @@ export function mountConfiguredExtras(user: UserRef, setup: PrivateSetup | null,
  * in order, and records each mount at once (so a killed agent leaves an exact record). Earlier
  * logins' mounts are kept, not duplicated; a failing entry never stops the others.
  */
-export function mountExtras(user: UserRef, setup: PrivateSetup | null, store: SessionStore, entries: readonly ExtraMountEntry[]): ExtraMountResult[] {
+export function mountExtras(ring: UserKeyring, setup: PrivateSetup | null, store: SessionStore, entries: readonly ExtraMountEntry[]): ExtraMountResult[] {
   if (entries.length === 0) return [];
+  const user = ring.owner;
   let recorded = store.loadExtraMounts(user.uid);
-  const present = sigsInUserKeyring(user, new Set(entries.flatMap(extraMountSigs)));
+  const present = sigsInUserKeyring(ring, new Set(entries.flatMap(extraMountSigs)));
   const facts = {
     mounts: readMountInfo(),
     recorded,
@@ -175,15 +181,16 @@ export function mountExtras(user: UserRef, setup: PrivateSetup | null, store: Se
   return planExtraMounts(entries, facts).map((item): ExtraMountResult => {
     if (item.action === 'skip') return { entry: item.entry, outcome: 'skipped', reason: item.reason, detail: item.detail };
     const { entry } = item;
+    let made: { mountId: number; lowerIno: number };
     try {
-      mountExtra(user, entry);
+      made = mountExtra(ring, entry);
     } catch (e) {
       const error = e instanceof AgentError ? e : new AgentError('MOUNT', (e as Error).message);
       return { entry, outcome: 'failed', error };
     }
     const sigs = extraMountSigs(entry);
-    keepKeys(user, sigs); // an expiry set at auth would break the mount when it runs out
-    const record: ExtraMountRecord = { upper: entry.upper, lower: entry.lower, sigs, where: entry.where, mounted: new Date().toISOString() };
+    keepKeys(ring, sigs); // a key with an expiry would break the mount when it runs out
+    const record: ExtraMountRecord = { upper: entry.upper, lower: entry.lower, sigs, where: entry.where, mounted: new Date().toISOString(), ...made };
     recorded = [...recorded.filter((r) => r.upper !== entry.upper), record];
     store.saveExtraMounts(user.uid, recorded);
     return { entry, outcome: 'mounted' };
@@ -192,34 +199,50 @@ export function mountExtras(user: UserRef, setup: PrivateSetup | null, store: Se
 
 export type ExtraUnmountResult =
   | { record: ExtraMountRecord; outcome: 'unmounted'; lazy: boolean }
-  /** no longer an eCryptfs mount with those sigs (unmounted by hand, or replaced): not touched */
-  | { record: ExtraMountRecord; outcome: 'gone' }
+  /** nothing is mounted there any more (unmounted by hand): nothing to do */
+  | { record: ExtraMountRecord; outcome: 'gone'; why: string }
+  /** something else is mounted there now (another mount, another user's): never touched */
+  | { record: ExtraMountRecord; outcome: 'foreign'; why: string }
   | { record: ExtraMountRecord; outcome: 'failed'; error: AgentError };
 
 /**
  * At the last logout (under the user's lock): unmounts what logins recorded, in reverse order of
- * mounting (busy → lazy detach, like ~/Private, unless lazyWhenBusy is false: then UNMOUNT_BUSY). Returns the results in that order and every sig
- * the records named, for the caller to unlink those no remaining mount uses. Records whose
- * unmount failed are kept for the next last logout.
+ * mounting (busy → lazy detach, like ~/Private, unless lazyWhenBusy is false: then UNMOUNT_BUSY).
+ * Each mount point is walked as the user and the mount there is unmounted through fds only when
+ * it is still the mount the login made (checkRecordedMount). Returns the results in that order and
+ * every sig the records named, for the caller to unlink those no remaining mount uses. Records
+ * whose unmount failed are kept for the next last logout.
  */
 export function unmountRecordedExtras(user: UserRef, store: SessionStore, opts: { lazyWhenBusy?: boolean } = {}): { results: ExtraUnmountResult[]; sigs: string[] } {
   const recorded = store.loadExtraMounts(user.uid);
   if (recorded.length === 0) return { results: [], sigs: [] };
-  const { unmount: toUnmount, gone } = planExtraUnmounts(recorded, readMountInfo());
   const results: ExtraUnmountResult[] = [];
   const failed = new Set<ExtraMountRecord>();
-  for (const record of toUnmount) {
+  for (const record of [...recorded].reverse()) {
     try {
-      let lazy = false;
-      if (opts.lazyWhenBusy === false) unmount(record.upper, {});
-      else lazy = unmountOrDetach(record.upper).lazy;
+      let probe;
+      try {
+        probe = asUser(user, () => probeMountPoint(record.upper, { who: user.name }));
+      } catch (e) {
+        // the user cannot reach it (any more): nothing there is theirs to have unmounted
+        if (!(e instanceof AgentError) || !['PERMISSION', 'SYMLINK_REFUSED', 'UNSAFE_PATH'].includes(e.code)) throw e;
+        results.push({ record, outcome: 'foreign', why: e.message });
+        continue;
+      }
+      const found = probe?.entry ? { entry: probe.entry, rootUid: probe.stat.uid, rootIno: probe.stat.ino } : null;
+      const check = checkRecordedMount(record, user.uid, found);
+      if (check.kind !== 'ours') {
+        if (probe) closeProbe(probe);
+        results.push({ record, outcome: check.kind, why: check.why });
+        continue;
+      }
+      const lazy = unmountProbe(probe!, { lazyWhenBusy: opts.lazyWhenBusy !== false }).lazy;
       results.push({ record, outcome: 'unmounted', lazy });
     } catch (e) {
       failed.add(record);
       results.push({ record, outcome: 'failed', error: e instanceof AgentError ? e : new AgentError('MOUNT', (e as Error).message) });
     }
   }
-  for (const record of gone) results.push({ record, outcome: 'gone' });
   store.saveExtraMounts(user.uid, recorded.filter((r) => failed.has(r)));
   return { results, sigs: [...new Set(recorded.flatMap((r) => r.sigs))] };
 }

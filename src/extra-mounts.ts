@@ -15,7 +15,7 @@
 import { AgentError, type ErrorCode } from './errors';
 import { isSig } from './keyring';
 import { type EcryptfsOptions, type MountInfoEntry, sigsOfMount, unescapeMountField } from './mount';
-import { checkMountPointSyntax } from './private-mount';
+import { checkMountPointSyntax } from './safe-path';
 import type { ExtraMountRecord } from './session';
 
 /** The user's list, in ~/.ecryptfs. */
@@ -418,18 +418,22 @@ export function planExtraMounts(entries: readonly ExtraMountEntry[], facts: Extr
   });
 }
 
+/** Whether what is mounted at a recorded extra mount's mount point is still the mount a login made. */
+export type RecordedMountCheck = { kind: 'ours' } | { kind: 'gone'; why: string } | { kind: 'foreign'; why: string };
+
 /**
- * Pure: what the last logout unmounts, in reverse order of mounting: the recorded mounts that
- * are still an eCryptfs mount with the recorded sigs (anything else there now is not ours).
+ * Pure: the last logout unmounts a recorded extra mount only when the mount found at its mount
+ * point (walked as the user, through fds) is still the one the login made: an eCryptfs mount with
+ * the recorded sigs, the recorded mount id and encrypted directory (its root carries the lower
+ * directory's inode number), whose files the user owns. Anything else is never touched.
  */
-export function planExtraUnmounts(recorded: readonly ExtraMountRecord[], mounts: readonly MountInfoEntry[]): { unmount: ExtraMountRecord[]; gone: ExtraMountRecord[] } {
-  const unmount: ExtraMountRecord[] = [];
-  const gone: ExtraMountRecord[] = [];
-  for (const r of [...recorded].reverse()) {
-    const there = mounts.filter((m) => m.mountPoint === r.upper);
-    const top = there[there.length - 1];
-    const same = top !== undefined && top.fsType === 'ecryptfs' && r.sigs.every((s) => sigsOfMount(top).includes(s));
-    (same ? unmount : gone).push(r);
-  }
-  return { unmount, gone };
+export function checkRecordedMount(r: ExtraMountRecord, uid: number, found: { entry: MountInfoEntry; rootUid: number; rootIno: number } | null): RecordedMountCheck {
+  if (found === null) return { kind: 'gone', why: 'nothing is mounted there any more (unmounted by hand?)' };
+  const { entry } = found;
+  if (entry.fsType !== 'ecryptfs') return { kind: 'foreign', why: `a ${entry.fsType} mount is there now` };
+  if (!r.sigs.every((s) => sigsOfMount(entry).includes(s))) return { kind: 'foreign', why: 'an eCryptfs mount with other keys is there now' };
+  if (r.mountId !== undefined && entry.mountId !== r.mountId) return { kind: 'foreign', why: `mount ${entry.mountId} is there, the login made mount ${r.mountId}` };
+  if (r.lowerIno !== undefined && found.rootIno !== r.lowerIno) return { kind: 'foreign', why: `it shows another encrypted directory than ${r.lower}` };
+  if (found.rootUid !== uid) return { kind: 'foreign', why: `its files belong to uid ${found.rootUid}` };
+  return { kind: 'ours' };
 }

@@ -15,10 +15,10 @@
  * Where we differ, on purpose: nothing is changed until the last answer is in (111 adds the key
  * before the sig-cache question and leaves it there when you answer "no"); a sig is recorded in the
  * cache only once the mount worked; both directories are opened without following symlinks the
- * user could control and must be on a whitelisted filesystem type (src/private-mount.ts); the mount
+ * user could control and must be on a whitelisted filesystem type (src/safe-path.ts); the mount
  * is MS_NOSUID|MS_NODEV; the sig is always checked against the cache unless --no-sig-cache.
  */
-import { closeSync, fstatSync, lstatSync, readlinkSync, realpathSync, statfsSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type AuthTok, buildPasswordAuthTok } from './auth-tok';
 import { type CipherDescriptor, type KernelCiphers, checkKeyBytes, cipherByName, describeCipher, keyBytesOffered } from './ciphers';
@@ -33,9 +33,9 @@ import {
   renderEcryptfsOptions,
   sigsNotInUse,
   sigsOfMount,
-  unmount,
 } from './mount';
-import { openDirSafely } from './private-mount';
+import { closeProbe, probeAt, probeMountPoint, unmountProbe } from './mount-point';
+import { openDirSafely, openDirSafelyAt, type SafeDirAt } from './safe-path';
 import { newSigWarning } from './sig-cache';
 
 export interface MountChoices {
@@ -298,12 +298,16 @@ export interface MountTarget {
   upper: string;
   lowerFd: number;
   upperFd: number;
+  /** the mount point's directory and name in it: after the mount, what is there is looked at through these */
+  upperParentFd: number;
+  upperName: string;
   lowerIno: number;
 }
 
 export function closeMountTarget(t: MountTarget): void {
   closeSync(t.lowerFd);
   closeSync(t.upperFd);
+  closeSync(t.upperParentFd);
 }
 
 /**
@@ -313,23 +317,25 @@ export function closeMountTarget(t: MountTarget): void {
  */
 export function openMountTarget(lowerArg: string, upperArg: string, mounts: MountInfoEntry[] = readMountInfo()): MountTarget {
   const lowerFd = openDirSafely(resolve(lowerArg), { role: 'lower directory' });
-  let upperFd: number;
+  let upper: SafeDirAt;
   try {
-    upperFd = openDirSafely(resolve(upperArg), { role: 'mount point' });
+    upper = openDirSafelyAt(resolve(upperArg), { role: 'mount point' });
   } catch (e) {
     closeSync(lowerFd);
     throw e;
   }
   const t: MountTarget = {
     lower: readlinkSync(`/proc/self/fd/${lowerFd}`),
-    upper: readlinkSync(`/proc/self/fd/${upperFd}`),
+    upper: readlinkSync(`/proc/self/fd/${upper.fd}`),
     lowerFd,
-    upperFd,
+    upperFd: upper.fd,
+    upperParentFd: upper.parentFd,
+    upperName: upper.name,
     lowerIno: fstatSync(lowerFd).ino,
   };
   try {
     const l = fstatSync(lowerFd);
-    const u = fstatSync(upperFd);
+    const u = fstatSync(t.upperFd);
     if (l.dev === u.dev && l.ino === u.ino) {
       throw new AgentError('USAGE', `the lower directory and the mount point are the same directory (${t.lower})`, {
         hint: 'Mount the encrypted (lower) directory on a different, empty directory: ecryptfs-agent mount LOWER UPPER',
@@ -374,6 +380,7 @@ export function mountManually(t: MountTarget, authTok: AuthTok, choices: MountCh
   const takeBack = (): void => {
     if (added) for (const s of sigsNotInUse([authTok.sig])) removeAuthTok(s, KEY_SPEC.USER);
   };
+  const before = new Set(readMountInfo().map((m) => m.mountId));
   try {
     try {
       mountEcryptfs(t.lower, `/proc/self/fd/${t.upperFd}`, opts);
@@ -384,15 +391,19 @@ export function mountManually(t: MountTarget, authTok: AuthTok, choices: MountCh
       const hint = e.errno === 'EINVAL' ? `The kernel log says why: dmesg | grep -i ecryptfs (cipher ${choices.cipher}, ${choices.keyBytes} key bytes)` : e.hint;
       throw new AgentError(e.code, `cannot mount ${t.lower} on ${t.upper}: ${why}`, { ...(e.errno ? { errno: e.errno } : {}), cause: e, hint });
     }
-    const st = statSync(t.upper);
-    if (Number(statfsSync(t.upper).type) !== ECRYPTFS_MAGIC || st.ino !== t.lowerIno) {
+    // looked at through the mount point's pinned parent, never by the path again
+    const probe = probeAt(t.upperParentFd, t.upperName, t.upper);
+    const made = probe?.entry ?? null;
+    if (probe === null || made === null || before.has(made.mountId) || probe.fsType !== ECRYPTFS_MAGIC || probe.stat.ino !== t.lowerIno) {
       try {
-        unmount(t.upper, { lazy: true });
+        if (probe !== null && made !== null && !before.has(made.mountId)) unmountProbe(probe, { lazyWhenBusy: true, keepParentFd: true });
+        else if (probe !== null) closeProbe(probe, { keepParentFd: true });
       } catch {
         /* reported below; the mount point shows it */
       }
       throw new AgentError('UNSAFE_PATH', `${t.lower} changed while it was being mounted; unmounted again`);
     }
+    closeProbe(probe, { keepParentFd: true });
   } catch (e) {
     takeBack();
     throw e;
@@ -401,6 +412,21 @@ export function mountManually(t: MountTarget, authTok: AuthTok, choices: MountCh
 }
 
 // ------------------------------------------------------------------ umount (edge)
+
+/**
+ * Unmounts the mount `entry` names and no other: its mount point is walked again without
+ * following a symlink that is not root's, and unmounted through the pinned parent only when the
+ * mount found there is still that entry (same mount id). A path under a user's directory could
+ * otherwise be turned into another mount between the look at the table and umount2.
+ */
+export function unmountExactly(entry: MountInfoEntry, opts: { lazy?: boolean; lazyWhenBusy: boolean }): { lazy: boolean } {
+  const probe = probeMountPoint(entry.mountPoint);
+  if (probe === null || probe.entry?.mountId !== entry.mountId) {
+    if (probe !== null) closeProbe(probe);
+    throw new AgentError('UNSAFE_PATH', `${entry.mountPoint} changed since it was looked at (it is no longer mount ${entry.mountId}); nothing unmounted`, { hint: 'Look again (grep ecryptfs /proc/self/mountinfo) and name the mount point itself' });
+  }
+  return unmountProbe(probe, { lazyWhenBusy: opts.lazyWhenBusy, ...(opts.lazy ? { lazy: true } : {}) });
+}
 
 /**
  * The eCryptfs mount at `arg` (the innermost when stacked). A symlink is refused rather than
@@ -444,14 +470,7 @@ export interface ManualUnmountResult {
  * those another eCryptfs mount still uses.
  */
 export function unmountManually(entry: MountInfoEntry, opts: { lazy: boolean; lazyIfBusy?: boolean }): ManualUnmountResult {
-  let lazy = opts.lazy;
-  try {
-    unmount(entry.mountPoint, { lazy });
-  } catch (e) {
-    if (!(opts.lazyIfBusy && !lazy && isAgentError(e, 'UNMOUNT_BUSY'))) throw e;
-    lazy = true;
-    unmount(entry.mountPoint, { lazy });
-  }
+  const { lazy } = unmountExactly(entry, { lazy: opts.lazy, lazyWhenBusy: opts.lazyIfBusy === true });
   const keysLeft = !entry.superOptions.split(',').includes('ecryptfs_unlink_sigs');
   const result: ManualUnmountResult = { lazy, removed: [], kept: [], keysLeft };
   if (keysLeft) return result;

@@ -1,171 +1,115 @@
 /**
- * Mounting and unmounting a user's private directory safely.
+ * Mounting and unmounting a user's private directory safely (docs/security.md).
  *
- * The agent runs as root, so the mount point named in the user's Private.mnt is hostile
- * input (CVE-2016-1572: mounting over /proc/PID deceived setuid programs). We:
- *  1. walk the mount point from "/" one component at a time as the user, opening each
- *     directory with O_NOFOLLOW; a symbolic link is followed only when root owns it and the
- *     directory holding it (e.g. /home -> /data/home), never one the user could plant;
- *  2. require the final directory to be owned by the user and to live on a filesystem type
- *     that mount.ecryptfs_private 111 approves (the same whitelist);
- *  3. mount onto /proc/self/fd/N of that open directory, so nothing can be swapped in between
- *     the checks and mount(2);
- *  4. call mount(2) with the real uid of the user and effective uid 0, as
- *     mount.ecryptfs_private does, so the kernel's ecryptfs_check_dev_ruid verifies that the
- *     user owns the lower directory and the key lookup happens in the user's keyrings.
+ * The agent runs as root, so everything a user's files name is hostile input: the mount point in
+ * Private.mnt (CVE-2016-1572: mounting over /proc/PID deceived setuid programs), ~/.Private, and
+ * the mount found at the mount point at logout (another user's, root's own). Mounting:
+ *  1. the mount point is walked from "/" as the user, one component at a time with O_NOFOLLOW
+ *     (only root-controlled symlinks are followed), must be the user's own directory on an
+ *     approved filesystem type, and mount(2) gets /proc/self/fd/N of it;
+ *  2. ~/.Private is opened as the user (safe-path.openLowerDir): the user's own directory, on a
+ *     disk-like filesystem (never procfs);
+ *  3. the auth toks it will use are checked to be the user's own (unlock.checkKeysAreUsers);
+ *  4. mount(2) runs with the real uid of the user (ecryptfs_check_dev_ruid), euid 0, and the
+ *     user's fs ids: the kernel resolves ~/.Private and searches the keys with the user's rights.
+ *     The source stays the path `$HOME/.Private`, as mount.ecryptfs_private passes it, because
+ *     umount.ecryptfs_private and `mount` listings compare that string;
+ *  5. afterwards the new mount at that directory must show the inode of the directory opened in
+ *     step 2 and be owned by the user; otherwise it is detached at once.
+ * Unmounting: the mount at the mount point is reached the same way (as the user, through fds)
+ * and is unmounted only when it is this user's private directory: an eCryptfs mount whose source
+ * is the user's ~/.Private, whose key sig is in Private.sig, whose root the user owns, and whose
+ * inode is that of ~/.Private. Anything else there is left alone and reported (NOT_YOURS).
  */
-import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, statSync, statfsSync } from 'node:fs';
-import { normalize } from 'node:path';
+import { closeSync, fstatSync } from 'node:fs';
 import { asUser } from './credentials';
-import { AgentError } from './errors';
-import { type MountInfoEntry, mountEcryptfs, readMountInfo, sigsNotInUse, unmount } from './mount';
+import { AgentError, isAgentError } from './errors';
+import { type MountInfoEntry, mountEcryptfs, readMountInfo, sigsNotInUse, sigsOfMount } from './mount';
+import { closeProbe, type MountProbe, probeAt, probeMountPoint, unmountProbe } from './mount-point';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { setupSigs } from './private-setup';
+import { closeSafeDirAt, ECRYPTFS_SUPER_MAGIC, openDirSafelyAt, openLowerDir } from './safe-path';
+import { checkKeysAreUsers, type UserKeyring } from './unlock';
 
-/** statfs f_type values mount.ecryptfs_private 111 accepts as a mount point's filesystem. */
-export const APPROVED_FS_TYPES: ReadonlyMap<number, string> = new Map([
-  [0x61756673, 'aufs'],
-  [0x9123683e, 'btrfs'],
-  [0x00c36400, 'ceph'],
-  [0xff534d42, 'cifs'],
-  [0xf15f, 'ecryptfs'],
-  [0xef53, 'ext2/3/4'],
-  [0xf2f52010, 'f2fs'],
-  [0x65735546, 'fuse'],
-  [0x01161970, 'gfs2'],
-  [0x3153464a, 'jfs'],
-  [0x72b6, 'jffs2'],
-  [0x564c, 'ncp'],
-  [0x6969, 'nfs'],
-  [0x3434, 'nilfs'],
-  [0x5346544e, 'ntfs'],
-  [0x794c7630, 'overlayfs'],
-  [0x52654973, 'reiserfs'],
-  [0x73717368, 'squashfs'],
-  [0x01021994, 'tmpfs'],
-  [0x24051905, 'ubifs'],
-  [0x58465342, 'xfs'],
-  [0x2fc12fc1, 'zfs'],
-]);
+export { APPROVED_FS_TYPES, checkMountPointSyntax, openDirNoUserSymlinks, openDirSafely } from './safe-path';
 
-/** Pure: the path must be absolute and already normal (no "..", ".", "//" or trailing "/"). */
-export function checkMountPointSyntax(path: string, role = 'mount point'): void {
-  if (!path.startsWith('/') || path.includes('\0') || normalize(path) !== path || path === '/' || path.endsWith('/')) {
-    throw new AgentError('UNSAFE_PATH', `${role} "${path}" must be an absolute, normalised path`);
-  }
-  if (path.split('/').some((c) => c === '..' || c === '.')) {
-    throw new AgentError('UNSAFE_PATH', `${role} "${path}" contains "." or ".." components`);
-  }
-}
-
-// libuv opens every fd with O_CLOEXEC already.
-const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
-
-export interface SafeDirOptions {
-  /** the final directory must be owned by this user (omit: any owner, e.g. root's own `mount`) */
-  owner?: UserRef;
-  /** what the directory is, for messages: "mount point" (default), "lower directory"… */
-  role?: string;
-  /** statfs f_type values accepted for the directory (default APPROVED_FS_TYPES) */
-  approved?: ReadonlyMap<number, string>;
-}
+/** What is at the mount point of a setup: no eCryptfs mount, this user's private directory, or another eCryptfs mount. */
+export type PrivateMountState =
+  | { state: 'none' }
+  | { state: 'ours'; entry: MountInfoEntry }
+  | { state: 'foreign'; entry: MountInfoEntry; why: string };
 
 /**
- * Opens `path` as a directory without following any symlink the user could control.
- * Must run with the user's credentials. Returns an fd the caller closes.
+ * Pure: why the mount a probe found is not `user`'s private directory of `setup`, or null when it
+ * is. `lowerIno` is the inode ~/.Private resolves to now (undefined: it could not be opened).
  */
-export function openDirNoUserSymlinks(path: string, owner: UserRef): number {
-  return openDirSafely(path, { owner });
+export function privateMountProblem(
+  user: UserRef,
+  setup: PrivateSetup,
+  found: { entry: MountInfoEntry; uid: number; ino: number; fsType: number },
+  lowerIno: number | undefined,
+): string | null {
+  const { entry } = found;
+  if (entry.fsType !== 'ecryptfs' || found.fsType !== ECRYPTFS_SUPER_MAGIC) return `a ${entry.fsType} mount of ${entry.source} is there, not an eCryptfs one`;
+  if (entry.source !== setup.lower) return `its encrypted directory is ${entry.source}, not ${setup.lower}`;
+  if (!sigsOfMount(entry).includes(setup.fekSig)) return `it is mounted with key ${sigsOfMount(entry).join(',') || 'none'}, not the key ${setup.fekSig} of ${setup.configDir}/Private.sig`;
+  if (found.uid !== user.uid) return `its files belong to uid ${found.uid}, not to ${user.name}`;
+  if (lowerIno !== undefined && found.ino !== lowerIno) return `${setup.lower} is no longer the directory mounted there`;
+  return null;
 }
 
-/**
- * The walk of openDirNoUserSymlinks for any caller: from "/" one component at a time with
- * O_NOFOLLOW, following only root-controlled symlinks and never a final one, then the owner
- * (when given) and the filesystem-type whitelist checks. Returns an fd the caller closes.
- */
-export function openDirSafely(path: string, opts: SafeDirOptions = {}): number {
-  const role = opts.role ?? 'mount point';
-  const owner = opts.owner;
-  checkMountPointSyntax(path, role);
-  let fd = openSync('/', DIR_FLAGS);
-  const components = path.split('/').filter((c) => c !== '');
-  let walked = '';
+/** The inode ~/.Private resolves to for the user now, or undefined when it cannot be opened. */
+function currentLowerIno(user: UserRef, setup: PrivateSetup): number | undefined {
   try {
-    for (let i = 0; i < components.length; i++) {
-      const name = components[i] as string;
-      const here = `${walked}/${name}`;
-      let next: number;
-      try {
-        next = openSync(`/proc/self/fd/${fd}/${name}`, DIR_FLAGS);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ELOOP' || code === 'ENOTDIR') {
-          const st = lstatSync(here);
-          if (!st.isSymbolicLink()) {
-            // open(O_DIRECTORY|O_NOFOLLOW) failed, so it was not a directory then (a symlink gives
-            // ENOTDIR or ELOOP): a directory now means it was swapped in between; name it as such.
-            if (st.isDirectory()) throw new AgentError('SYMLINK_REFUSED', `${here} was a symbolic link when opened and changed since; refusing to mount through it`);
-            throw new AgentError('UNSAFE_PATH', `${here} is not a directory`);
-          }
-          const parent = fstatSync(fd);
-          if (st.uid !== 0 || parent.uid !== 0 || (parent.mode & 0o022) !== 0) {
-            throw new AgentError('SYMLINK_REFUSED', `${here} is a symbolic link that is not controlled by root; refusing to mount through it`);
-          }
-          // Root-controlled indirection (e.g. /home -> /data/home): follow it for this component only.
-          next = openSync(`/proc/self/fd/${fd}/${name}`, fsc.O_RDONLY | fsc.O_DIRECTORY);
-          if (i === components.length - 1) {
-            closeSync(next);
-            throw new AgentError('SYMLINK_REFUSED', `${here} is a symbolic link; the ${role} itself must be a real directory`);
-          }
-        } else if (code === 'ENOENT') {
-          throw new AgentError('NOT_FOUND', `${role} ${path} does not exist (missing ${here})`, { hint: `Create it: mkdir -m 700 ${path}` });
-        } else if (code === 'EACCES') {
-          throw new AgentError('PERMISSION', `${owner?.name ?? 'this process'} cannot reach ${here}`);
-        } else {
-          throw new AgentError('IO', `cannot open ${here}: ${(e as Error).message}`);
-        }
-      }
-      closeSync(fd);
-      fd = next;
-      walked = here;
-    }
-    const st = fstatSync(fd);
-    if (!st.isDirectory()) throw new AgentError('UNSAFE_PATH', `${path} is not a directory`);
-    if (owner !== undefined && st.uid !== owner.uid) {
-      throw new AgentError('BAD_OWNER', `${owner.name} does not own the ${role} ${path} (owner uid ${st.uid})`, {
-        hint: role === 'mount point' ? 'The mount point must be a directory you own, e.g. ~/Private; fix ~/.ecryptfs/Private.mnt' : `The ${role} must be a directory you own (chown it, or fix the entry)`,
-      });
-    }
-    const fsType = Number(statfsSync(`/proc/self/fd/${fd}`).type) >>> 0;
-    if (!(opts.approved ?? APPROVED_FS_TYPES).has(fsType)) {
-      const what = role === 'mount point' ? 'to mount over' : `to use ${/^[aeiou]/i.test(role) ? 'an' : 'a'} ${role} on`;
-      const hint = role === 'mount point' ? {} : { hint: `Keep the ${role} on a disk, network, FUSE or tmpfs filesystem (not proc, sys, cgroup …)` };
-      throw new AgentError('UNSAFE_PATH', `refusing ${what} an unapproved filesystem type: 0x${fsType.toString(16)} at ${path}`, hint);
-    }
-    return fd;
+    const lower = asUser(user, () => openLowerDir(user, setup.lower));
+    closeSync(lower.fd);
+    return lower.stat.ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Probes the setup's mount point as the user; null when nothing is mounted there. */
+function probePrivate(user: UserRef, setup: PrivateSetup): MountProbe | null {
+  const probe = asUser(user, () => probeMountPoint(setup.upper, { who: user.name }));
+  if (probe !== null && probe.entry === null) {
+    closeProbe(probe);
+    return null;
+  }
+  return probe;
+}
+
+function classify(user: UserRef, setup: PrivateSetup, probe: MountProbe): PrivateMountState {
+  const entry = probe.entry as MountInfoEntry;
+  // Another kind of mount there (an admin's bind mount, the user's own FUSE mount) is no private
+  // directory: nothing to unmount, and a login mounts on top of it after the usual checks.
+  if (entry.fsType !== 'ecryptfs') return { state: 'none' };
+  const why = privateMountProblem(user, setup, { entry, uid: probe.stat.uid, ino: probe.stat.ino, fsType: probe.fsType }, currentLowerIno(user, setup));
+  return why === null ? { state: 'ours', entry } : { state: 'foreign', entry, why };
+}
+
+/**
+ * What is mounted at the setup's mount point, examined as the user through fds (see the head of
+ * this file). Changes nothing.
+ */
+export function examinePrivateMount(user: UserRef, setup: PrivateSetup): PrivateMountState {
+  let probe: MountProbe | null;
+  try {
+    probe = probePrivate(user, setup);
   } catch (e) {
-    closeSync(fd);
+    // a mount point the user cannot even reach holds nothing of theirs
+    if (isAgentError(e, 'PERMISSION') || isAgentError(e, 'SYMLINK_REFUSED') || isAgentError(e, 'UNSAFE_PATH')) return { state: 'none' };
     throw e;
   }
-}
-
-function lowerCheck(owner: UserRef, lower: string): void {
-  let st;
+  if (probe === null) return { state: 'none' };
   try {
-    // ~/.Private may be a symlink (encrypted-home layout: /home/.ecryptfs/USER/.Private); the
-    // kernel's ecryptfs_check_dev_ruid re-checks the owner of what it resolves to at mount time.
-    st = statSync(lower);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new AgentError('NOT_FOUND', `the encrypted directory ${lower} does not exist`, { hint: 'Restore ~/.Private from a backup, or set up again with ecryptfs-agent setup-private' });
-    }
-    throw new AgentError('IO', `cannot examine ${lower}: ${(e as Error).message}`);
+    return classify(user, setup, probe);
+  } finally {
+    closeProbe(probe);
   }
-  if (!st.isDirectory()) throw new AgentError('NOT_REGULAR_FILE', `${lower} is not a directory`);
-  if (st.uid !== owner.uid) throw new AgentError('BAD_OWNER', `${lower} is not owned by ${owner.name}`);
 }
 
-/** The mount of this setup, if any: an ecryptfs mount at the mount point. */
+/** The mount of this setup in the mount table (by mount point only; for status and messages). */
 export function findPrivateMount(setup: PrivateSetup, mounts: MountInfoEntry[] = readMountInfo()): MountInfoEntry | undefined {
   return mounts.find((m) => m.fsType === 'ecryptfs' && m.mountPoint === setup.upper);
 }
@@ -173,30 +117,65 @@ export function findPrivateMount(setup: PrivateSetup, mounts: MountInfoEntry[] =
 export type MountOutcome = 'mounted' | 'already-mounted';
 
 /**
- * Mounts the private directory. The auth toks must already be in the user's keyring and that
- * keyring linked into this process's keyring (unlock.possessUserKeyring), so that the
- * kernel's request_key during mount(2) finds them.
+ * Mounts the private directory (see the head of this file). The auth toks must already be in the
+ * user's keyring, possessed by this process (unlock.possessUserKeyring). A mount that is not the
+ * user's already at the mount point: NOT_YOURS, nothing mounted.
  */
-export function mountPrivate(owner: UserRef, setup: PrivateSetup): MountOutcome {
-  if (findPrivateMount(setup)) return 'already-mounted';
-  const fd = asUser(owner, () => {
-    lowerCheck(owner, setup.lower);
-    return openDirNoUserSymlinks(setup.upper, owner);
-  });
+export function mountPrivate(ring: UserKeyring, setup: PrivateSetup): MountOutcome {
+  const user = ring.owner;
+  const now = examinePrivateMount(user, setup);
+  if (now.state === 'ours') return 'already-mounted';
+  if (now.state === 'foreign') {
+    throw new AgentError('NOT_YOURS', `${setup.upper} already has a mount that is not ${user.name}'s private directory (${now.why}); nothing mounted`);
+  }
+  const upper = asUser(user, () => openDirSafelyAt(setup.upper, { owner: user }));
   try {
-    asUser(
-      owner,
-      () => {
-        const opts: Parameters<typeof mountEcryptfs>[2] = { sigs: [setup.fekSig], cipher: 'aes', keyBytes: 16, unlinkSigs: true, checkDevRuid: true };
-        if (setup.fnekSig !== undefined) opts.fnekSig = setup.fnekSig;
-        mountEcryptfs(setup.lower, `/proc/self/fd/${fd}`, opts);
-      },
-      { effectiveRoot: true },
-    );
+    const lower = asUser(user, () => openLowerDir(user, setup.lower));
+    try {
+      checkKeysAreUsers(ring, setupSigs(setup));
+      const before = new Set(readMountInfo().map((m) => m.mountId));
+      const opts: Parameters<typeof mountEcryptfs>[2] = { sigs: [setup.fekSig], cipher: 'aes', keyBytes: 16, unlinkSigs: true, checkDevRuid: true };
+      if (setup.fnekSig !== undefined) opts.fnekSig = setup.fnekSig;
+      asUser(user, () => mountEcryptfs(setup.lower, `/proc/self/fd/${upper.fd}`, opts), { mode: 'mount' });
+      verifyNewMount(user, setup, upper.parentFd, upper.name, fstatSync(lower.fd).ino, before);
+    } finally {
+      closeSync(lower.fd);
+    }
   } finally {
-    closeSync(fd);
+    closeSafeDirAt(upper);
   }
   return 'mounted';
+}
+
+/**
+ * The mount just made at parentFd/name must be a new eCryptfs mount of the directory that was
+ * opened as ~/.Private (same inode; an eCryptfs inode carries its lower inode's number), owned by
+ * the user. The path ~/.Private was resolved again by mount(2), with the user's rights: if the
+ * user swapped it in between, what got mounted is one of the user's own directories, which is
+ * detached here at once.
+ */
+function verifyNewMount(user: UserRef, setup: PrivateSetup, parentFd: number, name: string, lowerIno: number, before: Set<number>): void {
+  const probe = probeAt(parentFd, name, setup.upper);
+  if (probe === null) throw new AgentError('UNSAFE_PATH', `${setup.upper} vanished while it was being mounted`);
+  const entry = probe.entry;
+  const isNew = entry !== null && !before.has(entry.mountId) && entry.fsType === 'ecryptfs';
+  const ok = isNew && probe.fsType === ECRYPTFS_SUPER_MAGIC && probe.stat.ino === lowerIno && probe.stat.uid === user.uid;
+  if (ok) {
+    closeSync(probe.fd);
+    return;
+  }
+  if (isNew) {
+    try {
+      unmountProbe(probe, { lazyWhenBusy: true, keepParentFd: true });
+    } catch {
+      /* reported below with the reason */
+    }
+  } else {
+    closeSync(probe.fd);
+  }
+  throw new AgentError('UNSAFE_PATH', `${setup.lower} changed while it was being mounted (the mount did not show the directory that was checked); unmounted again`, {
+    hint: `Make ${setup.lower} a plain directory of yours again (or the link ecryptfs-setup-private made), then log in again`,
+  });
 }
 
 export interface UnmountOutcome {
@@ -205,25 +184,28 @@ export interface UnmountOutcome {
   lazy: boolean;
 }
 
-/** Unmounts the private directory (as root). Busy → lazy detach, as umount.ecryptfs_private does. */
-export function unmountPrivate(setup: PrivateSetup): UnmountOutcome {
-  const entry = findPrivateMount(setup);
-  if (!entry) return { unmounted: false, lazy: false };
-  return unmountOrDetach(entry.mountPoint);
-}
-
-/** Unmounts mountPoint (as root, never through a final symlink); busy → lazy detach. */
-export function unmountOrDetach(mountPoint: string): UnmountOutcome {
+/**
+ * Unmounts the user's private directory: only when what is mounted at the mount point is theirs
+ * (examinePrivateMount), through the fds of that examination. Busy → lazy detach, as
+ * umount.ecryptfs_private does, unless lazyWhenBusy is false (then UNMOUNT_BUSY). Another mount
+ * there: NOT_YOURS, nothing unmounted.
+ */
+export function unmountPrivate(user: UserRef, setup: PrivateSetup, opts: { lazyWhenBusy?: boolean } = {}): UnmountOutcome {
+  let probe: MountProbe | null;
   try {
-    unmount(mountPoint, {});
-    return { unmounted: true, lazy: false };
+    probe = probePrivate(user, setup);
   } catch (e) {
-    if (e instanceof AgentError && e.code === 'UNMOUNT_BUSY') {
-      unmount(mountPoint, { lazy: true });
-      return { unmounted: true, lazy: true };
-    }
+    if (isAgentError(e, 'PERMISSION') || isAgentError(e, 'SYMLINK_REFUSED') || isAgentError(e, 'UNSAFE_PATH')) return { unmounted: false, lazy: false };
     throw e;
   }
+  if (probe === null) return { unmounted: false, lazy: false };
+  const state = classify(user, setup, probe);
+  if (state.state !== 'ours') {
+    closeProbe(probe);
+    const why = state.state === 'foreign' ? state.why : 'nothing of theirs is mounted there';
+    throw new AgentError('NOT_YOURS', `refusing to unmount ${setup.upper}: it is not the private directory of ${user.name} (${why})`);
+  }
+  return { unmounted: true, lazy: unmountProbe(probe, { lazyWhenBusy: opts.lazyWhenBusy ?? true }).lazy };
 }
 
 /** Sigs of this setup that no remaining ecryptfs mount still uses (safe to unlink). */

@@ -26,8 +26,9 @@ import { AgentError, isAgentError } from './errors';
 import { DEFAULT_SALT, validatePassphraseBytes } from './kdf';
 import { insertAuthTok, KEY_SPEC, possessUserKeyring, removeAuthTok } from './keyring';
 import { FNEK_NAME_PREFIX, fnekSigOfLowerName, HEADER_BYTES_NEEDED, parseLowerFileHeader } from './lower-format';
-import { type EcryptfsOptions, ecryptfsMounts, findMountsAt, MS, mountEcryptfs, type MountInfoEntry, readMountInfo, sigsOfMount, unmount } from './mount';
-import { openDirNoUserSymlinks } from './private-mount';
+import { type EcryptfsOptions, ecryptfsMounts, findMountsAt, MS, mountEcryptfs, type MountInfoEntry, readMountInfo, sigsOfMount } from './mount';
+import { unmountExactly } from './manual-mount';
+import { openDirNoUserSymlinks } from './safe-path';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { readSmallFile } from './secure-file';
 import { unwrapMountPassphrase } from './unlock';
@@ -490,7 +491,7 @@ export function findRecoveredMount(path: string, mounts: MountInfoEntry[] = read
 export function unmountRecovered(path: string): UnrecoverResult {
   const entry = findRecoveredMount(path);
   const sigs = sigsOfMount(entry);
-  unmount(entry.mountPoint, {});
+  unmountExactly(entry, { lazyWhenBusy: false });
   const stillUsed = new Set(ecryptfsMounts().flatMap(sigsOfMount));
   possessUserKeyring();
   const out: UnrecoverResult = { mountPoint: entry.mountPoint, removedKeys: [], keptKeys: [] };

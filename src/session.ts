@@ -101,62 +101,43 @@ export function newSessionId(): string {
 }
 
 /**
- * What the last PAM authentication found for a user, kept so that open_session (which knows
- * the login succeeded) can tell a wrong password apart from a keyfile still wrapped with an
- * older password (the classic desync after a root password reset).
+ * How the last login's open_session ended for this user, kept for `ecryptfs-agent status` (a
+ * login that stayed locked explains itself there too, not only in the log).
  */
-export type AuthOutcome =
-  | 'keys-added'
-  | 'keys-present'
+export type LoginOutcome =
+  | 'mounted'
   | 'already-mounted'
+  | 'counted'
   | 'no-password'
   | 'wrapping-independent'
   | 'wrong-password'
   | 'sig-mismatch'
+  | 'not-yours'
+  | 'mount-failed'
   | 'error';
 
-export interface AuthNote {
+export interface LastLogin {
   time: number;
-  outcome: AuthOutcome;
-  /** AgentError code for 'error' */
+  outcome: LoginOutcome;
+  service: string;
+  /** AgentError code for the failures */
   code?: string;
-  /** the PAM application process that authenticated (its open_session takes this note) */
-  pid?: number;
-  /** that process's start time (see SessionRecord.start) */
-  start?: string;
 }
 
-export const AUTH_NOTE_MAX_AGE_MS = 10 * 60 * 1000;
-/** Bound on the notes kept per user (a burst of failed logins must not grow the file). */
-const AUTH_NOTES_MAX = 64;
-/** Outcomes after which the login will use the keys in the keyring at its open_session. */
-const OUTCOMES_USING_KEYS: readonly AuthOutcome[] = ['keys-added', 'keys-present', 'already-mounted'];
-
-function isAuthNote(x: unknown): x is AuthNote {
-  if (typeof x !== 'object' || x === null) return false;
-  const n = x as Record<string, unknown>;
-  return (
-    typeof n.time === 'number' &&
-    typeof n.outcome === 'string' &&
-    (n.pid === undefined || typeof n.pid === 'number') &&
-    (n.start === undefined || typeof n.start === 'string') &&
-    (n.code === undefined || typeof n.code === 'string')
-  );
-}
-
-/** Pure: the notes of a UID.auth file (version 2: a list; version 1: one note); damaged → none. */
-export function parseAuthNotes(text: string): AuthNote[] {
+/** Pure: the note of a UID.last-login file; damaged → null. */
+export function parseLastLogin(text: string): LastLogin | null {
   try {
-    const data: unknown = JSON.parse(text);
-    if (isAuthNote(data)) return [data];
-    const list = typeof data === 'object' && data !== null ? (data as { notes?: unknown }).notes : undefined;
-    return Array.isArray(list) ? list.filter(isAuthNote) : [];
+    const n = JSON.parse(text) as Record<string, unknown> | null;
+    if (typeof n !== 'object' || n === null) return null;
+    if (typeof n.time !== 'number' || typeof n.outcome !== 'string' || typeof n.service !== 'string') return null;
+    if (n.code !== undefined && typeof n.code !== 'string') return null;
+    const out: LastLogin = { time: n.time, outcome: n.outcome as LoginOutcome, service: n.service };
+    if (typeof n.code === 'string') out.code = n.code;
+    return out;
   } catch {
-    return [];
+    return null;
   }
 }
-
-const sameProcess = (n: AuthNote, pid: number, start: string | null): boolean => n.pid === pid && start !== null && n.start === start;
 
 /**
  * One extra eCryptfs mount a login made (docs/extra-mounts.md). The list is kept in the order
@@ -172,6 +153,10 @@ export interface ExtraMountRecord {
   where: string;
   /** ISO time of the mount */
   mounted: string;
+  /** the mount's id (/proc/self/mountinfo), so the logout unmounts that mount and no other */
+  mountId?: number;
+  /** inode number of the encrypted directory (an eCryptfs root shows its lower inode's number) */
+  lowerIno?: number;
 }
 
 function isExtraMountRecord(x: unknown): x is ExtraMountRecord {
@@ -184,7 +169,9 @@ function isExtraMountRecord(x: unknown): x is ExtraMountRecord {
     Array.isArray(r.sigs) &&
     r.sigs.every((s) => typeof s === 'string' && /^[0-9a-fA-F]{16}$/.test(s)) &&
     typeof r.where === 'string' &&
-    typeof r.mounted === 'string'
+    typeof r.mounted === 'string' &&
+    (r.mountId === undefined || (typeof r.mountId === 'number' && Number.isInteger(r.mountId))) &&
+    (r.lowerIno === undefined || (typeof r.lowerIno === 'number' && Number.isInteger(r.lowerIno)))
   );
 }
 
@@ -271,91 +258,23 @@ export class SessionStore {
     }
   }
 
-  private authFile(uid: number): string {
-    return join(this.dir, `${uid}.auth`);
+  private lastLoginFile(uid: number): string {
+    return join(this.dir, `${uid}.last-login`);
   }
 
-  private loadAuthNotes(uid: number, now: number): AuthNote[] {
-    let text = '';
-    try {
-      text = readFileSync(this.authFile(uid), 'utf8');
-    } catch {
-      return [];
-    }
-    return parseAuthNotes(text).filter((n) => now - n.time <= AUTH_NOTE_MAX_AGE_MS && n.time <= now + 60_000);
-  }
-
-  private saveAuthNotes(uid: number, notes: AuthNote[]): void {
-    if (notes.length === 0) {
-      rmSync(this.authFile(uid), { force: true });
-      return;
-    }
-    const body = JSON.stringify({ version: 2, notes: notes.slice(-AUTH_NOTES_MAX) }) + '\n';
-    writeFileAtomic(this.authFile(uid), Buffer.from(body), { mode: 0o600 });
-  }
-
-  /**
-   * Keeps what this authentication found, one note per authenticating process (call under
-   * withUserLock: logins of one user may authenticate at the same time).
-   */
-  recordAuth(uid: number, note: AuthNote, now = Date.now()): void {
+  /** Keeps how this login's open_session ended (call under withUserLock). */
+  recordLastLogin(uid: number, note: LastLogin): void {
     this.ensureDir();
-    const start = note.pid === undefined ? null : processStart(note.pid);
-    const stamped: AuthNote = note.pid !== undefined && start !== null ? { ...note, start } : note;
-    const others = this.loadAuthNotes(uid, now).filter((n) => note.pid === undefined || !sameProcess(n, note.pid, start));
-    this.saveAuthNotes(uid, [...others, stamped]);
+    writeFileAtomic(this.lastLoginFile(uid), Buffer.from(JSON.stringify(note) + '\n'), { mode: 0o600 });
   }
 
-  /**
-   * The note of the authentication that process `pid` made, and forgets it (it is used once).
-   * Failing that, the newest note of an authenticating process that has ended (a client that
-   * authenticates and opens the session in two processes); never a live process's note, which
-   * belongs to a login still on its way to open_session. Call under withUserLock.
-   */
-  takeAuth(uid: number, pid: number, now = Date.now()): AuthNote | null {
-    const notes = this.loadAuthNotes(uid, now);
-    const start = processStart(pid);
-    let idx = notes.findIndex((n) => sameProcess(n, pid, start));
-    if (idx < 0) {
-      for (let i = notes.length - 1; i >= 0; i--) {
-        const n = notes[i] as AuthNote;
-        if (n.pid === undefined || n.start === undefined || !this.alive(n.pid, n.start)) {
-          idx = i;
-          break;
-        }
-      }
+  /** How the last login's open_session ended, or null. */
+  lastLogin(uid: number): LastLogin | null {
+    try {
+      return parseLastLogin(readFileSync(this.lastLoginFile(uid), 'utf8'));
+    } catch {
+      return null;
     }
-    const taken = idx < 0 ? null : (notes[idx] as AuthNote);
-    if (taken) notes.splice(idx, 1);
-    this.saveAuthNotes(uid, notes);
-    return taken;
-  }
-
-  /**
-   * Logins between auth and open_session that will use the keys in the keyring: their process
-   * is alive and authenticated within `withinMs`. The last logout must hand the keys over to
-   * them instead of unlinking (call under withUserLock). `closingPid`, the process whose
-   * close_session asks, is past its open_session by definition: its own note (left when its
-   * open_session agent failed before taking it) is no pending login.
-   */
-  pendingLogins(uid: number, withinMs: number, now = Date.now(), closingPid?: number): AuthNote[] {
-    return this.loadAuthNotes(uid, now).filter(
-      (n) =>
-        OUTCOMES_USING_KEYS.includes(n.outcome) &&
-        now - n.time <= withinMs &&
-        n.pid !== undefined &&
-        n.pid !== closingPid &&
-        n.start !== undefined &&
-        this.alive(n.pid, n.start),
-    );
-  }
-
-  /** Drops the notes of authenticating processes that have ended, and that of `closingPid`
-   * (at the last logout; see pendingLogins). */
-  dropFinishedAuths(uid: number, now = Date.now(), closingPid?: number): void {
-    const notes = this.loadAuthNotes(uid, now);
-    const kept = notes.filter((n) => n.pid !== undefined && n.pid !== closingPid && n.start !== undefined && this.alive(n.pid, n.start));
-    if (kept.length !== notes.length || (notes.length === 0 && existsSync(this.authFile(uid)))) this.saveAuthNotes(uid, kept);
   }
 
   private extraMountsFile(uid: number): string {

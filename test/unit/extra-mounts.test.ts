@@ -11,7 +11,7 @@ import {
   parseFstabExtraMounts,
   parseUserExtraMounts,
   planExtraMounts,
-  planExtraUnmounts,
+  checkRecordedMount,
   splitFstabLine,
   type ExtraMountEntry,
   type ExtraMountFacts,
@@ -274,18 +274,18 @@ describe('what a login mounts', () => {
 });
 
 describe('what the last logout unmounts', () => {
-  test('reverse order of mounting; what is no longer ours is not touched', () => {
-    const recorded = [record('/home/alice/a', [S1]), record('/home/alice/b', [S1, S3]), record('/home/alice/c', [S2]), record('/home/alice/d', [S2]), record('/home/alice/e', [S1])];
-    const mounts = mountinfo(
-      ecryptfsLine(40, '/home/alice/a', S1),
-      ecryptfsLine(41, '/home/alice/b', S1, S3),
-      // c: unmounted by hand; d: another eCryptfs mount with other sigs; e: tmpfs now
-      ecryptfsLine(43, '/home/alice/d', S1),
-      '44 22 0:44 / /home/alice/e rw - tmpfs tmpfs rw',
-    );
-    const plan = planExtraUnmounts(recorded, mounts);
-    assert.deepEqual(plan.unmount.map((r) => r.upper), ['/home/alice/b', '/home/alice/a']);
-    assert.deepEqual(plan.gone.map((r) => r.upper), ['/home/alice/e', '/home/alice/d', '/home/alice/c']);
+  test('only the mount a login made is unmounted: same sigs, mount id, encrypted directory and owner', () => {
+    const r = { ...record('/home/alice/a', [S1, S3]), mountId: 40, lowerIno: 777 };
+    const found = (line: string, rootUid = 1000, rootIno = 777) => ({ entry: mountinfo(line)[1]!, rootUid, rootIno });
+    assert.deepEqual(checkRecordedMount(r, 1000, found(ecryptfsLine(40, '/home/alice/a', S1, S3))), { kind: 'ours' });
+    assert.equal(checkRecordedMount(r, 1000, null).kind, 'gone', 'unmounted by hand');
+    assert.equal(checkRecordedMount(r, 1000, found('40 22 0:44 / /home/alice/a rw - tmpfs tmpfs rw')).kind, 'foreign', 'a tmpfs now');
+    assert.equal(checkRecordedMount(r, 1000, found(ecryptfsLine(40, '/home/alice/a', S1))).kind, 'foreign', 'other sigs');
+    assert.equal(checkRecordedMount(r, 1000, found(ecryptfsLine(41, '/home/alice/a', S1, S3))).kind, 'foreign', 'another mount (id)');
+    assert.equal(checkRecordedMount(r, 1000, found(ecryptfsLine(40, '/home/alice/a', S1, S3), 1000, 778)).kind, 'foreign', 'another encrypted directory');
+    assert.equal(checkRecordedMount(r, 1000, found(ecryptfsLine(40, '/home/alice/a', S1, S3), 1001)).kind, 'foreign', "another user's files");
+    // a record written before mount ids were kept is checked by sigs and owner
+    assert.deepEqual(checkRecordedMount(record('/home/alice/a', [S1]), 1000, found(ecryptfsLine(52, '/home/alice/a', S1), 1000, 5)), { kind: 'ours' });
   });
 
   test('shared sigs: a key stays while any eCryptfs mount uses it', () => {
@@ -316,7 +316,7 @@ describe('status', () => {
     keys: { present: [S1], missing: [] },
     mounted: null,
     sessions: 1,
-    lastAuth: null,
+    lastLogin: null,
   };
   test('lists every extra mount, mounted or not, and the refused lines with their fix', () => {
     const text = renderStatus({
