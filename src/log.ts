@@ -9,6 +9,7 @@
  * bench), and an agent run that logs nothing (a user without a private directory) skips it.
  */
 import type { Logger } from 'winston';
+import { escapeControls } from './text';
 
 export const LOG_AUTHPRIV = 10 << 3;
 /** winston.config.syslog.levels (a unit test checks): emerg 0 … debug 7 = syslog(3) severities. */
@@ -40,15 +41,18 @@ function redactDeep(value: unknown, depth = 0): unknown {
 
 function renderValue(v: unknown): string {
   const r = redactDeep(v);
-  if (typeof r === 'string') return /^[^\s"=\\]+$/.test(r) ? r : JSON.stringify(r);
+  if (typeof r === 'string') {
+    const e = escapeControls(r);
+    return /^[^\s"=\\]+$/.test(e) ? e : JSON.stringify(e);
+  }
   if (r === undefined) return 'undefined';
-  return typeof r === 'object' && r !== null ? JSON.stringify(JSON.stringify(r)) : String(r);
+  return typeof r === 'object' && r !== null ? escapeControls(JSON.stringify(JSON.stringify(r))) : String(r);
 }
 
-/** `message k=v k=v`; control characters in the message are escaped (no forged log lines). */
+/** `message k=v k=v`; control characters (text.ts) are escaped everywhere: no forged log lines. */
 export function renderLine(message: unknown, fields: Record<string, unknown>): string {
   const msg = typeof message === 'string' ? message : message === undefined ? '' : renderValue(message);
-  const parts = msg === '' ? [] : [msg.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)];
+  const parts = msg === '' ? [] : [escapeControls(msg)];
   for (const [k, v] of Object.entries(fields)) {
     if (!/^[A-Za-z0-9_.-]+$/.test(k)) continue; // odd field names cannot forge k=v pairs
     if (v === undefined) continue; // "errno=undefined" tells the reader nothing

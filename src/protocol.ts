@@ -4,6 +4,8 @@
  * Secrets arrive as length-prefixed raw bytes and stay in Buffers the caller must zero.
  */
 import { AgentError } from './errors';
+import { allocSecret } from './secret-memory';
+import { escapeControls } from './text';
 
 export const PROTOCOL_HEADER = 'ECRYPTFS-AGENT 1';
 export const MAX_REQUEST_BYTES = 16 * 1024;
@@ -90,7 +92,7 @@ export function parseRequest(buf: Buffer): AgentRequest {
         if (len > MAX_SECRET_BYTES) throw malformed(`secret ${name} too long`);
         if (pos + len + 1 > buf.length || buf[pos + len] !== 0x0a) throw malformed(`secret ${name} truncated`);
         // Copy: the caller zeroes the request buffer and keeps only these.
-        const value = Buffer.alloc(len);
+        const value = allocSecret(len);
         buf.copy(value, 0, pos, pos + len);
         const previous = secrets.get(name);
         if (previous) previous.fill(0);
@@ -142,9 +144,9 @@ export function wipeRequest(req: AgentRequest): void {
 }
 
 function oneLine(s: string): string {
-  // Messages go to a terminal: no control characters, bounded length.
-  // eslint-disable-next-line no-control-regex
-  let out = s.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+  // Messages go to a terminal (root's, after `su - alice`): one line, nothing a terminal acts on
+  // (text.ts: C0, C1, bidi controls), bounded length.
+  let out = escapeControls(s.replace(/[\n\r\t]+/g, ' ').trim());
   while (Buffer.byteLength(out) > MAX_LINE_BYTES - 16) out = out.slice(0, -1);
   return out;
 }

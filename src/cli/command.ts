@@ -2,9 +2,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { type PassphraseReader, createStdinPassphraseReader } from '../passphrase-input';
+import { escapeControls } from '../text';
 
 export interface CliIO {
-  /** Writes to stdout / stderr (text as given, no newline added). */
+  /** Writes to stdout / stderr (no newline added). stdout gets the text as given (it may be a
+   * passphrase); stderr gets messages, with control characters escaped (src/text.ts). */
   out(text: string | Buffer): void;
   err(text: string): void;
   passphrases: PassphraseReader;
@@ -45,7 +47,8 @@ export function processIO(): CliIO {
   let reader: PassphraseReader | undefined;
   return {
     out: (t) => writeAll(1, t),
-    err: (t) => writeAll(2, t),
+    // messages only (never secrets): nothing from a user's files may drive root's terminal
+    err: (t) => writeAll(2, escapeControls(t, { keepNewlines: true })),
     get passphrases(): PassphraseReader {
       reader ??= createStdinPassphraseReader();
       return reader;

@@ -2,6 +2,7 @@
  * `status` and `doctor`: read-only. Facts are gathered by src/status.ts; doctor's rules are the
  * pure functions of src/doctor.ts.
  */
+import { escapeControls, escapeJsonControls } from '../text';
 import { lookupUser, lookupUid, type UserInfo } from '../credentials';
 import { AgentError } from '../errors';
 import { doctorExitCode, evaluateDoctor, renderFindings, renderFindingsJson } from '../doctor';
@@ -48,7 +49,7 @@ export const statusCommand: Command = {
       const { user, root } = whoFor(p.positionals[0]);
       if (root && user.uid === 0) throw new AgentError('USAGE', 'root has no private directory here: name a user (ecryptfs-agent status USER)');
       const report = gatherStatus(user, { root });
-      io.out(p.values.json === true ? JSON.stringify(report, null, 1) + '\n' : renderStatus(report));
+      io.out(p.values.json === true ? escapeJsonControls(JSON.stringify(report, null, 1)) + '\n' : escapeControls(renderStatus(report), { keepNewlines: true }));
       return 0;
     } catch (e) {
       return fail(io, 'status', e);
@@ -83,7 +84,7 @@ export const doctorCommand: Command = {
       const { user, root } = whoFor(p.values.username as string | undefined);
       const facts = gatherDoctorFacts(root && user.uid === 0 ? undefined : user);
       const findings = evaluateDoctor(facts);
-      io.out(p.values.json === true ? renderFindingsJson(findings) : renderFindings(findings));
+      io.out(p.values.json === true ? escapeJsonControls(renderFindingsJson(findings)) : escapeControls(renderFindings(findings), { keepNewlines: true }));
       return doctorExitCode(findings);
     } catch (e) {
       return fail(io, 'doctor', e);

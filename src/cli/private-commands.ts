@@ -25,10 +25,10 @@ import * as fs from 'node:fs';
 import { asUser, hardenProcess, lookupUid, lookupUser, type UserInfo } from '../credentials';
 import { AgentError, isAgentError } from '../errors';
 import { joinSessionKeyring, KEY_SPEC, linkKey } from '../keyring';
-import { sigsNotInUse, unmount } from '../mount';
+import { sigsNotInUse } from '../mount';
 import { loadExtraMounts, mountConfiguredExtras, unmountRecordedExtras, type ExtraMountResult, type ExtraUnmountResult } from '../extra-mounts-io';
 import type { ExtraMountProblem } from '../extra-mounts';
-import { findPrivateMount, mountPrivate, sigsNoLongerMounted, unmountPrivate } from '../private-mount';
+import { examinePrivateMount, mountPrivate, sigsNoLongerMounted, unmountPrivate } from '../private-mount';
 import { loadPrivateSetup, setupSigs, type PrivateSetup } from '../private-setup';
 import { SessionStore } from '../session';
 import { checkSetupPossible, decideFnek, newMountPassphrase, setupPrivate } from '../setup';
@@ -125,6 +125,7 @@ function reportExtras(io: CliIO, t: Target, r: { results: Array<ExtraMountResult
     const upper = tilde(t, 'entry' in x ? x.entry.upper : x.record.upper);
     if (x.outcome === 'mounted') io.out(`${upper} is unlocked (extra mount, ${x.entry.where}).\n`);
     else if (x.outcome === 'unmounted') io.out(`${upper} is locked (extra mount)${x.lazy ? ', detached lazily' : ''}.\n`);
+    else if (x.outcome === 'foreign') io.err(`${upper} (extra mount) left alone: ${x.why}.\n`);
     else if (x.outcome === 'skipped' && (x.reason === 'keys-missing' || x.reason === 'lower-missing' || x.reason === 'duplicate')) io.out(`${upper} is not mounted: ${x.detail}.\n`);
     else if (x.outcome === 'failed') {
       io.err(`${upper} (extra mount) failed: ${x.error.message}\nhint: ${x.error.hint}\n`);
@@ -280,22 +281,26 @@ export const unlockCommand: Command = {
       const t = resolveTarget(p.values.username as string | undefined);
       const setup = loadSetupOf(t);
       const where = tilde(t, setup.upper);
-      if (findPrivateMount(setup)) {
+      const there = examinePrivateMount(t.user, setup);
+      if (there.state === 'foreign') {
+        throw new AgentError('NOT_YOURS', `${where} already has a mount that is not ${t.user.name}'s private directory (${there.why}); nothing changed`);
+      }
+      if (there.state === 'ours') {
         io.out(`${where} is already unlocked (mounted).\n`);
         if (!t.root) return 0;
-        possessUserKeyring(t.user);
+        const ring = possessUserKeyring(t.user);
         const store = new SessionStore();
-        reportExtras(io, t, store.withUserLock(t.user.uid, () => mountConfiguredExtras(t.user, setup, store)));
+        reportExtras(io, t, store.withUserLock(t.user.uid, () => mountConfiguredExtras(ring, setup, store)));
         return 0;
       }
-      possessUserKeyring(t.user);
+      const ring = possessUserKeyring(t.user);
       let added: string[] = [];
-      if (keysPresent(t.user, setup).missing.length > 0) {
+      if (keysPresent(ring, setup).missing.length > 0) {
         const what = setup.wrappingIndependent ? 'wrapping passphrase' : 'login passphrase';
         pw = await readSecret(io, `Enter your ${what} [${t.user.name}]`, isInteractive());
         if (pw === null || pw.length === 0) throw new AgentError('USAGE', `no ${what} given; nothing changed`, { hint: `Type the ${what} (stdin: one line)` });
         try {
-          added = loadKeysFromWrapped(t.user, setup, pw).added;
+          added = loadKeysFromWrapped(ring, setup, pw).added;
         } catch (e) {
           if (isAgentError(e, 'WRONG_PASSWORD')) {
             throw new AgentError('WRONG_PASSWORD', `wrong ${what}: it does not unwrap ${tilde(t, setup.wrappedPassphrasePath)}; nothing changed`, {
@@ -309,15 +314,15 @@ export const unlockCommand: Command = {
       }
       const takeBack = (): void => {
         const unused = new Set(sigsNoLongerMounted(setup));
-        forgetKeys(t.user, added.filter((s) => unused.has(s)));
+        forgetKeys(ring, added.filter((s) => unused.has(s)));
       };
       let extras: ReturnType<typeof mountConfiguredExtras> | undefined;
       if (t.root) {
         const store = new SessionStore();
         try {
           extras = store.withUserLock(t.user.uid, () => {
-            if (!findPrivateMount(setup)) mountPrivate(t.user, setup);
-            return mountConfiguredExtras(t.user, setup, store);
+            mountPrivate(ring, setup);
+            return mountConfiguredExtras(ring, setup, store);
           });
         } catch (e) {
           takeBack();
@@ -336,7 +341,7 @@ export const unlockCommand: Command = {
         joinSessionKeyring();
         linkKey(KEY_SPEC.USER, KEY_SPEC.SESSION);
         const r = runHelper(MOUNT_HELPER, [], t.user.home);
-        if (!r.ok || !findPrivateMount(setup)) {
+        if (!r.ok || examinePrivateMount(t.user, setup).state !== 'ours') {
           takeBack();
           throw new AgentError('MOUNT', `${MOUNT_HELPER} did not mount ${where}${r.output ? `: ${r.output}` : ''}`);
         }
@@ -396,13 +401,17 @@ export const lockCommand: Command = {
         noteExtrasNeedRoot(io, t, 'lock');
       }
       const unusedSigs = (): string[] => sigsNotInUse([...setupSigs(setup), ...extraSigs]);
-      const entry = findPrivateMount(setup);
-      if (!entry) {
-        const removed = forgetKeys(t.user, unusedSigs());
+      const ring = possessUserKeyring(t.user);
+      const there = examinePrivateMount(t.user, setup);
+      if (there.state === 'foreign') {
+        throw new AgentError('NOT_YOURS', `refusing to lock ${where}: the mount there is not ${t.user.name}'s private directory (${there.why}); nothing changed`);
+      }
+      if (there.state === 'none') {
+        const removed = forgetKeys(ring, unusedSigs());
         io.out(`${where} is not mounted${removed.length ? `; removed its keys ${removed.join(', ')}` : ''}.\n`);
         return extrasOk ? 0 : 1;
       }
-      const { holders, uninspected } = processesUsingMount(entry);
+      const { holders, uninspected } = processesUsingMount(there.entry);
       if (holders.length > 0 && !force) {
         io.err(
           `ecryptfs-agent lock: refusing to lock ${where}: ${holders.length} process(es) use files under it:\n` +
@@ -415,9 +424,7 @@ export const lockCommand: Command = {
       if (t.root) {
         const store = new SessionStore();
         store.withUserLock(t.user.uid, () => {
-          if (!findPrivateMount(setup)) return;
-          if (force) lazy = unmountPrivate(setup).lazy;
-          else unmount(entry.mountPoint, {});
+          lazy = unmountPrivate(t.user, setup, { lazyWhenBusy: force }).lazy;
         });
       } else {
         if (!helperUsable(UMOUNT_HELPER)) {
@@ -425,10 +432,10 @@ export const lockCommand: Command = {
           return 1;
         }
         const r = runHelper(UMOUNT_HELPER, ['-f'], t.user.home);
-        if (findPrivateMount(setup)) throw new AgentError('MOUNT', `${UMOUNT_HELPER} did not unmount ${where}${r.output ? `: ${r.output}` : ''}`);
+        if (examinePrivateMount(t.user, setup).state !== 'none') throw new AgentError('MOUNT', `${UMOUNT_HELPER} did not unmount ${where}${r.output ? `: ${r.output}` : ''}`);
         lazy = holders.length > 0;
       }
-      const removed = forgetKeys(t.user, unusedSigs());
+      const removed = forgetKeys(ring, unusedSigs());
       io.out(
         `${where} is locked${lazy ? ' (detached lazily: processes that still hold files keep them until they close them)' : ''}` +
           `${removed.length ? `; removed keys ${removed.join(', ')}` : ''}.\n` +

@@ -77,12 +77,14 @@ test('a secret length is decimal as the shim prints it (%zu): no sign, no leadin
   assert.throws(() => parseRequest(withSecretLength('513', 513)), (e) => isAgentError(e, 'USAGE') && /secret authtok too long$/.test(e.message));
 });
 
-test('reply: control characters are flattened, lines bounded, session id validated', () => {
-  const out = renderReply({ result: 'success', info: ['a\nb\x1b[31m'], error: ['e'.repeat(5000)], session: 'abc_DEF-1' }).toString();
+test('reply: one line each, control characters escaped (C0, C1, bidi), lines bounded, session id validated', () => {
+  const out = renderReply({ result: 'success', info: ['a\nb\x1b[31m', '/home/x/P\u009b2J\u202eexe.txt\u2066 \u200f\u2028x'], error: ['e'.repeat(5000)], session: 'abc_DEF-1' }).toString();
   const lines = out.split('\n');
   assert.equal(lines[0], 'ECRYPTFS-AGENT 1');
   assert.equal(lines[1], 'result=success');
-  assert.equal(lines[2], 'info=a b [31m');
+  assert.equal(lines[2], 'info=a b\\x1b[31m');
+  assert.equal(lines[3], 'info=/home/x/P\\x9b2J\\u202eexe.txt\\u2066 \\u200f\\u2028x');
+  lines.splice(3, 1);
   assert.ok((lines[3] as string).length < 1024);
   assert.equal(lines[4], 'session=abc_DEF-1');
   assert.equal(lines[5], 'end');
