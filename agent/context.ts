@@ -6,11 +6,14 @@ import type { LazyAgentLog } from '../src/log';
 import type { AgentReply, AgentRequest } from '../src/protocol';
 import type { PrivateSetup, UserRef } from '../src/private-setup';
 import type { SessionStore } from '../src/session';
+import type { UserKeyring } from '../src/unlock';
 
 export interface PhaseContext {
   req: AgentRequest;
   user: UserRef;
   setup: PrivateSetup | null;
+  /** the user's keyring, possessed by this process; set whenever setup is */
+  ring: UserKeyring | null;
   log: LazyAgentLog;
   store: SessionStore;
 }
@@ -29,9 +32,6 @@ export function underUserLock<T>(ctx: PhaseContext, fn: () => T): T {
 
 /** PAM services whose sessions are not user logins (see docs/sessions.md). */
 export const UNCOUNTED_SERVICES: ReadonlySet<string> = new Set(['systemd-user']);
-
-/** Seconds an auth tok added at authentication lives unless open_session keeps it. */
-export const AUTH_KEY_TIMEOUT_SEC = 300;
 
 export function ignore(info: string[] = [], error: string[] = []): AgentReply {
   return { result: 'ignore', info, error };

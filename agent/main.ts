@@ -6,30 +6,45 @@
  * any failure becomes `result=ignore` plus a line for the user and one for the log.
  */
 import { readSync, writeSync } from 'node:fs';
-import { asUser, hardenProcess, lookupUser } from '../src/credentials';
+import { asUser, hardenProcess, isValidUsername, lookupUser, resetInheritedState, type UserInfo } from '../src/credentials';
 import { AgentError } from '../src/errors';
 import { useNativeKdf } from '../src/kdf-native';
-import { createLazyLogger } from '../src/log';
-import { native } from '../src/native';
+import { joinSessionKeyring } from '../src/keyring';
+import { createLazyLogger, type LazyAgentLog } from '../src/log';
 import { loadPrivateSetup } from '../src/private-setup';
+import { allocSecret } from '../src/secret-memory';
 import { MAX_REQUEST_BYTES, parseRequest, renderReply, wipeRequest, type AgentReply, type AgentRequest } from '../src/protocol';
 import { SessionStore } from '../src/session';
 import { possessUserKeyring } from '../src/unlock';
 import { ignore, type PhaseContext, type PhaseHandler } from './context';
-import { handleAuth } from './phases/auth';
 import { handleChauthtok } from './phases/chauthtok';
 import { handleCloseSession } from './phases/close-session';
 import { handleOpenSession } from './phases/open-session';
 
-const HANDLERS: Record<AgentRequest['phase'], PhaseHandler> = {
-  auth: handleAuth,
+/** auth: nothing to do here. The PAM module keeps the password (pam_set_data) for open_session,
+ * so only a login PAM accepted loads keys; a module older than that still sends auth: ignored. */
+function handleAuth(log: LazyAgentLog): AgentReply {
+  log.debug('auth: nothing to do (the password is used at open_session)', { phase: 'auth' });
+  return ignore();
+}
+
+const HANDLERS: Record<Exclude<AgentRequest['phase'], 'auth'>, PhaseHandler> = {
   open_session: handleOpenSession,
   close_session: handleCloseSession,
   chauthtok: handleChauthtok,
 };
 
+/** The account the request names, or null (quietly ignored): root, names the agent cannot serve. */
+function servedUser(name: string): UserInfo | null {
+  // uid 0 has no private directory of ours, and asUser refuses to act "as root for root"; a name
+  // with characters mount.ecryptfs_private refuses cannot be put in paths and option strings.
+  if (!isValidUsername(name)) return null;
+  const user = lookupUser(name);
+  return user.uid === 0 ? null : user;
+}
+
 function readRequest(): Buffer {
-  const buf = Buffer.alloc(MAX_REQUEST_BYTES + 1);
+  const buf = allocSecret(MAX_REQUEST_BYTES + 1);
   let len = 0;
   for (;;) {
     let n: number;
@@ -43,7 +58,7 @@ function readRequest(): Buffer {
     len += n;
     if (len >= buf.length) break;
   }
-  const out = Buffer.alloc(len);
+  const out = allocSecret(len);
   buf.copy(out, 0, 0, len);
   buf.fill(0);
   return out;
@@ -60,7 +75,9 @@ function main(): number {
     process.stderr.write('ecryptfs-agent session agent: run by pam_ecryptfs_agent.so only; use the ecryptfs-agent command\n');
     return 2;
   }
-  // Before any secret is read: no core dump, no ptrace by the user, no swap of secret pages we lock.
+  // Before any secret is read: full root, limits and priority of our own (not the setuid
+  // caller's), every page locked in RAM, no core dump, no ptrace by the user.
+  const notReset = resetInheritedState();
   hardenProcess();
   useNativeKdf();
   let req: AgentRequest | undefined;
@@ -73,21 +90,31 @@ function main(): number {
       raw.fill(0);
     }
     log = createLazyLogger({ debug: req.debug, stderr: false });
-    // Under a setuid application (su, passwd) the agent inherits ruid=caller, euid=0: become
-    // root entirely, so every later switch to the user starts from and returns to root.
     if (process.geteuid?.() !== 0) throw new AgentError('PERMISSION', 'the agent must run as root (from the PAM module)');
-    native().setresgid(0, 0, 0);
-    native().setresuid(0, 0, 0);
-    const user = lookupUser(req.user);
+    if (notReset.length > 0) log.warning('inherited process state not fully reset', { phase: req.phase, problems: notReset.join('; ') });
+    if (req.phase === 'auth') {
+      reply(handleAuth(log));
+      return 0;
+    }
+    // A keyring of our own: the PAM application's session keyring (root's, after `su - alice` run
+    // by root) must not be searched by mount(2) for a user's key sig.
+    joinSessionKeyring();
+    const user = servedUser(req.user);
+    if (user === null) {
+      log.debug('not served: root, or a name the agent cannot use', { phase: req.phase });
+      reply(ignore());
+      return 0;
+    }
     const store = new SessionStore();
     const setup = asUser(user, () => loadPrivateSetup(user));
-    if (setup) possessUserKeyring(user);
-    const ctx: PhaseContext = { req, user, setup, log, store };
+    const ring = setup ? possessUserKeyring(user) : null;
+    const ctx: PhaseContext = { req, user, setup, ring, log, store };
     if (!setup) log.debug('no eCryptfs private directory set up', { user: user.name, phase: req.phase });
-    reply(HANDLERS[req.phase](ctx));
+    reply(HANDLERS[req.phase as Exclude<AgentRequest['phase'], 'auth'>](ctx));
   } catch (e) {
     const err = e instanceof AgentError ? e : new AgentError('IO', (e as Error).message ?? String(e));
-    const quiet = err.code === 'NO_SUCH_USER';
+    // close_session has no one left to tell; an incomplete setup is said at open_session
+    const quiet = err.code === 'NO_SUCH_USER' || (err.code === 'SETUP_INCOMPLETE' && req?.phase !== 'open_session');
     (quiet ? log.debug : log.error)(err.message, {
       user: req?.user,
       phase: req?.phase,

@@ -2,13 +2,18 @@
  * pam_ecryptfs_agent.so — thin PAM client for the ecryptfs-agent.
  *
  * Implements docs/protocol.md (version 1) and nothing else: for each hook that needs work
- * it forks, execs the agent with a clean environment and hands it a request on fd 0
- * (secrets only there, length-prefixed), reads the reply on fd 1 within `timeout=`
+ * it forks, execs the agent with a clean environment and process state and hands it a request
+ * on fd 0 (secrets only there, length-prefixed), reads the reply on fd 1 within `timeout=`
  * seconds, and maps it to a PAM return code.  Any failure (unsafe/missing agent, exec
  * failure, crash, timeout, malformed reply) is logged with pam_syslog and ends as the
  * hook's fallback return: this module never returns an error code, so it can never block
  * a login or a password change, and it never vouches for a password (auth is always
  * PAM_IGNORE).
+ *
+ * auth runs no agent: it keeps a copy of the password in the PAM handle (pam_set_data, locked
+ * in RAM, wiped when dropped) and open_session hands it to the agent, which unlocks then. So a
+ * login that PAM refuses after our auth line (a required pam_unix failing, an expired account)
+ * never loads a key: open_session runs only for an accepted login.
  *
  * Logging only through pam_syslog; user-visible text only through the conversation
  * (pam_info/pam_error); secrets are never logged and every buffer that held one is
@@ -27,8 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -45,6 +52,7 @@
 #define DEFAULT_TIMEOUT 5U
 #define MAX_TIMEOUT 300U
 #define SESSION_DATA_KEY "ecryptfs_agent_session"
+#define AUTHTOK_DATA_KEY "ecryptfs_agent_authtok"
 #define MAX_SECRET 512U /* PAM_MAX_RESP_SIZE */
 #define MAX_REPLY 16384U
 #define MAX_LINE 1024U  /* bytes of a reply line, without its '\n' */
@@ -474,6 +482,73 @@ static void close_from(int lowfd)
 		close((int)fd);
 }
 
+/*
+ * The limits the agent starts with, whatever the application (a setuid su or passwd run by the
+ * user) inherited: a caller with `ulimit -f 0`, `-t 1`, `-v`, `-s`, `-n 16` must not make the
+ * root agent die or fail at a point of the caller's choosing. Only ever raised, never lowered
+ * (cores: always off). Mirrored by the agent itself (src/credentials.ts AGENT_RLIMITS).
+ */
+static const struct {
+	int resource;
+	rlim_t soft, hard; /* RLIM_INFINITY, or the minimum */
+} agent_rlimits[] = {
+	{ RLIMIT_CPU, RLIM_INFINITY, RLIM_INFINITY },
+	{ RLIMIT_FSIZE, RLIM_INFINITY, RLIM_INFINITY },
+	{ RLIMIT_DATA, RLIM_INFINITY, RLIM_INFINITY },
+	{ RLIMIT_STACK, 8U << 20, RLIM_INFINITY },
+	{ RLIMIT_RSS, RLIM_INFINITY, RLIM_INFINITY },
+	{ RLIMIT_NPROC, RLIM_INFINITY, RLIM_INFINITY },
+	{ RLIMIT_NOFILE, 1024, 4096 },
+	{ RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY },
+	{ RLIMIT_AS, RLIM_INFINITY, RLIM_INFINITY },
+	{ RLIMIT_LOCKS, RLIM_INFINITY, RLIM_INFINITY },
+	{ RLIMIT_RTTIME, RLIM_INFINITY, RLIM_INFINITY },
+};
+
+static rlim_t raise_to(rlim_t want, rlim_t have)
+{
+	if (want == RLIM_INFINITY || have == RLIM_INFINITY)
+		return RLIM_INFINITY;
+	return want > have ? want : have;
+}
+
+/*
+ * In the child, before execve: the agent must not inherit the caller's process state. Full root
+ * ids (a setuid application runs with the user's real uid: the user could signal the agent) and
+ * no supplementary groups, umask 022, the limits above, no core dumps, nice 0, oom_score_adj 0.
+ * Raw system calls and async-signal-safe calls only (the application may be multi-threaded and
+ * this is a forked child: glibc's set*id would try to signal threads that do not exist here).
+ * Failures are ignored: the agent repeats all of it and logs what it could not set.
+ */
+static void reset_process_state(void)
+{
+	if (geteuid() == 0) {
+		(void)syscall(SYS_setgroups, 0, NULL);
+		(void)syscall(SYS_setresgid, 0, 0, 0);
+		(void)syscall(SYS_setresuid, 0, 0, 0);
+	}
+	umask(022);
+	for (size_t i = 0; i < sizeof(agent_rlimits) / sizeof(agent_rlimits[0]); i++) {
+		struct rlimit rl;
+		if (getrlimit(agent_rlimits[i].resource, &rl) != 0)
+			continue;
+		rl.rlim_max = raise_to(agent_rlimits[i].hard, rl.rlim_max);
+		rl.rlim_cur = raise_to(agent_rlimits[i].soft, rl.rlim_cur);
+		if (rl.rlim_max != RLIM_INFINITY && (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > rl.rlim_max))
+			rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(agent_rlimits[i].resource, &rl);
+	}
+	struct rlimit nocore = { 0, 0 };
+	(void)setrlimit(RLIMIT_CORE, &nocore);
+	(void)setpriority(PRIO_PROCESS, 0, 0);
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t w = write(fd, "0\n", 2);
+		(void)w; /* best effort: the agent repeats it */
+		close(fd);
+	}
+}
+
 /* Only async-signal-safe calls: the PAM application may be multi-threaded. */
 static void __attribute__((noreturn))
 child_exec(const char *agent, int req_rd, int rep_wr)
@@ -485,6 +560,7 @@ child_exec(const char *agent, int req_rd, int rep_wr)
 	int in, out, nul;
 
 	setpgid(0, 0);
+	reset_process_state();
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
@@ -783,15 +859,76 @@ static void cleanup_session(pam_handle_t *pamh, void *data, int error_status)
 	free(data);
 }
 
+/*
+ * The password auth keeps for open_session: in its own pages (so mlock covers exactly them),
+ * locked in RAM when the limits allow, wiped and freed when PAM drops it (replaced, unset after
+ * open_session, or pam_end: also in a child that ends with PAM_DATA_SILENT).
+ */
+struct authtok_stash {
+	size_t map_len;
+	size_t len;
+	int unwrap;
+	char tok[];
+};
+
+static void cleanup_authtok(pam_handle_t *pamh, void *data, int error_status)
+{
+	struct authtok_stash *st = data;
+	(void)pamh;
+	(void)error_status;
+	if (st == NULL)
+		return;
+	size_t map_len = st->map_len;
+	explicit_bzero(st, map_len);
+	(void)munlock(st, map_len);
+	(void)munmap(st, map_len);
+}
+
+static void stash_authtok(pam_handle_t *pamh, const struct options *o, const char *tok)
+{
+	size_t len = strlen(tok);
+	size_t map_len = sizeof(struct authtok_stash) + len + 1;
+	struct authtok_stash *st = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (st == MAP_FAILED) {
+		pam_syslog(pamh, LOG_ERR, "auth: cannot keep the password for open_session: %m");
+		return;
+	}
+	(void)mlock(st, map_len);
+	(void)madvise(st, map_len, MADV_DONTDUMP);
+	st->map_len = map_len;
+	st->len = len;
+	st->unwrap = o->unwrap;
+	memcpy(st->tok, tok, len + 1);
+	if (pam_set_data(pamh, AUTHTOK_DATA_KEY, st, cleanup_authtok) != PAM_SUCCESS) {
+		cleanup_authtok(pamh, st, 0);
+		pam_syslog(pamh, LOG_ERR, "auth: cannot keep the password for open_session");
+	}
+}
+
+static const struct authtok_stash *stashed_authtok(pam_handle_t *pamh)
+{
+	const void *data = NULL;
+	if (pam_get_data(pamh, AUTHTOK_DATA_KEY, &data) != PAM_SUCCESS)
+		return NULL;
+	return data;
+}
+
+/* Used once: wiped as soon as open_session has handed it over (its cleanup runs on unset). */
+static void drop_stashed_authtok(pam_handle_t *pamh)
+{
+	if (stashed_authtok(pamh) != NULL)
+		(void)pam_set_data(pamh, AUTHTOK_DATA_KEY, NULL, NULL);
+}
+
 /* ------------------------------------------------------------------------- the hooks */
 
-enum phase { PH_AUTH, PH_OPEN, PH_CLOSE, PH_CHAUTHTOK };
-static const char *const phase_names[] = { "auth", "open_session", "close_session", "chauthtok" };
+enum phase { PH_OPEN, PH_CLOSE, PH_CHAUTHTOK };
+static const char *const phase_names[] = { "open_session", "close_session", "chauthtok" };
 
 /*
  * The agent failed (killed, timed out, crashed, refused to run): the log has the reason, but the
  * user must not be left with a login or a password change that silently did half the job.
- * Auth stays quiet (open_session reports missing keys); logout has no one left to tell.
+ * Logout has no one left to tell.
  */
 static void tell_user_agent_failed(pam_handle_t *pamh, int flags, enum phase ph)
 {
@@ -807,7 +944,7 @@ static void tell_user_agent_failed(pam_handle_t *pamh, int flags, enum phase ph)
 
 /*
  * Shared body of the hooks that run the agent.  fallback is PAM_IGNORE for every hook;
- * on_success is what result=success maps to (PAM_IGNORE for auth: we never vouch).
+ * on_success is what result=success maps to.
  */
 static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, enum phase ph, int on_success)
 {
@@ -847,7 +984,16 @@ static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, 
 			rq.session = sid;
 	}
 
-	if (ph == PH_AUTH || ph == PH_CHAUTHTOK) {
+	if (ph == PH_OPEN) {
+		const struct authtok_stash *st = stashed_authtok(pamh);
+		if (st != NULL) {
+			/* the auth line's `unwrap` decides how the password is used */
+			rq.unwrap = st->unwrap;
+			rq.secrets[rq.nsecrets++] = (struct secret){ "authtok", st->tok };
+		}
+	}
+
+	if (ph == PH_CHAUTHTOK) {
 		const char *tok = get_str_item(pamh, PAM_AUTHTOK);
 		if (tok == NULL) {
 			if (o.debug)
@@ -859,16 +1005,13 @@ static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, 
 			goto fallback;
 		}
 		rq.secrets[rq.nsecrets++] = (struct secret){ "authtok", tok };
-		if (ph == PH_CHAUTHTOK) {
-			const char *old = get_str_item(pamh, PAM_OLDAUTHTOK);
-			if (old != NULL) {
-				if (strlen(old) > MAX_SECRET) {
-					pam_syslog(pamh, LOG_ERR, "%s: PAM_OLDAUTHTOK longer than %u bytes; agent not run",
-					           what, MAX_SECRET);
-					goto fallback;
-				}
-				rq.secrets[rq.nsecrets++] = (struct secret){ "oldauthtok", old };
+		const char *old = get_str_item(pamh, PAM_OLDAUTHTOK);
+		if (old != NULL) {
+			if (strlen(old) > MAX_SECRET) {
+				pam_syslog(pamh, LOG_ERR, "%s: PAM_OLDAUTHTOK longer than %u bytes; agent not run", what, MAX_SECRET);
+				goto fallback;
 			}
+			rq.secrets[rq.nsecrets++] = (struct secret){ "oldauthtok", old };
 		}
 	}
 
@@ -880,6 +1023,8 @@ static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, 
 	if (run_agent(pamh, &o, &rq, r) != 0)
 		goto fallback; /* run_agent logged why */
 
+	if (ph == PH_OPEN)
+		drop_stashed_authtok(pamh);
 	show_messages(pamh, flags, r);
 	if (ph == PH_OPEN && r->session != NULL) {
 		char *sid = strdup(r->session);
@@ -898,6 +1043,8 @@ static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, 
 	return rc;
 
 fallback:
+	if (ph == PH_OPEN)
+		drop_stashed_authtok(pamh);
 	if (o.debug)
 		pam_syslog(pamh, LOG_DEBUG, "%s: agent failed or not run; PAM_IGNORE", what);
 	tell_user_agent_failed(pamh, flags, ph);
@@ -910,8 +1057,25 @@ fallback:
 
 PAM_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	/* Hands PAM_AUTHTOK to the agent (to load the key) but never vouches for it. */
-	(void)run_hook(pamh, flags, argc, argv, PH_AUTH, PAM_IGNORE);
+	/* Keeps PAM_AUTHTOK for open_session (see the top of this file); never vouches for it. */
+	struct options o;
+	const void *tok = NULL;
+	(void)flags;
+	parse_options(pamh, argc, argv, &o);
+	if (pam_get_item(pamh, PAM_AUTHTOK, &tok) != PAM_SUCCESS || tok == NULL || ((const char *)tok)[0] == '\0') {
+		drop_stashed_authtok(pamh); /* a retry without a password must not reuse an older one */
+		if (o.debug)
+			pam_syslog(pamh, LOG_DEBUG, "auth: PAM_AUTHTOK not set; nothing kept; PAM_IGNORE");
+		return PAM_IGNORE;
+	}
+	if (strlen(tok) > MAX_SECRET) {
+		drop_stashed_authtok(pamh);
+		pam_syslog(pamh, LOG_ERR, "auth: PAM_AUTHTOK longer than %u bytes; not kept", MAX_SECRET);
+		return PAM_IGNORE;
+	}
+	stash_authtok(pamh, &o, tok);
+	if (o.debug)
+		pam_syslog(pamh, LOG_DEBUG, "auth: password kept for open_session; PAM_IGNORE");
 	return PAM_IGNORE;
 }
 

@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'UNSAFE_PATH'
   | 'ALREADY_EXISTS'
   | 'NOT_ECRYPTFS_DIR'
+  | 'NOT_YOURS'
+  | 'SETUP_INCOMPLETE'
   | 'IO'
   // kernel edges
   | 'KEYRING'
@@ -72,6 +74,9 @@ const HINTS: Record<ErrorCode, string> = {
   UNSAFE_PATH: 'Choose a mount point inside your own home directory that you own',
   ALREADY_EXISTS: 'Move the existing file away first, or pass --force where offered',
   NOT_ECRYPTFS_DIR: 'Name the encrypted directory (.Private: files with eCryptfs headers, names that may start with ECRYPTFS_FNEK_ENCRYPTED.) or the home directory that holds it',
+  NOT_YOURS: 'Nothing of another user was touched. Fix the entry that names it (~/.ecryptfs/Private.mnt, an extra-mount line) so that it names your own directory',
+  SETUP_INCOMPLETE:
+    'Restore the missing file from a backup, or recreate ~/.ecryptfs/Private.sig from your mount passphrase: ecryptfs-agent unwrap-passphrase ~/.ecryptfs/wrapped-passphrase | ecryptfs-agent add-passphrase --fnek - prints its two sigs (write them one per line; only the first without filename encryption)',
   IO: 'Check free space, permissions and the system log',
   KEYRING: 'Check the kernel keyring (keyctl show @u) and the system log',
   KEY_NOT_FOUND: 'Unlock first: ecryptfs-agent unlock (or ecryptfs-agent insert-wrapped-passphrase)',

@@ -45,7 +45,7 @@ import {
   walkTree,
 } from './migrate-tree';
 import { readMountInfo } from './mount';
-import { findPrivateMount, mountPrivate, sigsNoLongerMounted, unmountPrivate } from './private-mount';
+import { mountPrivate, sigsNoLongerMounted, unmountPrivate } from './private-mount';
 import { loadPrivateSetup, type PrivateSetup } from './private-setup';
 import { writeFileAtomic } from './secure-file';
 import { FLAG_FILE_MODE, newMountPassphrase, type SetupLayout, setupPrivate } from './setup';
@@ -454,12 +454,12 @@ class Migration {
   /** Mounts the encrypted home on HOME with our own safe mount (fresh page cache on every mount). */
   private mount(): PrivateSetup {
     const setup = this.readSetup();
-    possessUserKeyring(this.user);
-    insertMountKeys(this.user, setup, this.mountPassphrase as Buffer);
+    const ring = possessUserKeyring(this.user);
+    insertMountKeys(ring, setup, this.mountPassphrase as Buffer);
     try {
-      mountPrivate(this.user, setup);
+      mountPrivate(ring, setup);
     } catch (e) {
-      forgetKeys(this.user, sigsNoLongerMounted(setup));
+      forgetKeys(ring, sigsNoLongerMounted(setup));
       throw e;
     }
     this.mountedByUs = true;
@@ -467,8 +467,8 @@ class Migration {
   }
 
   private unmount(setup: PrivateSetup): void {
-    if (findPrivateMount(setup)) unmountPrivate(setup);
-    forgetKeys(this.user, sigsNoLongerMounted(setup));
+    unmountPrivate(this.user, setup);
+    forgetKeys(possessUserKeyring(this.user), sigsNoLongerMounted(setup));
     this.mountedByUs = false;
   }
 
@@ -606,7 +606,7 @@ class Migration {
     checkNoProcesses(this.user, [this.user.home, this.journal.original]);
     asUser(this.user, () => writeFileAtomic(join(this.layout.configDir, 'auto-mount'), Buffer.alloc(0), { mode: FLAG_FILE_MODE }));
     const setup = this.readSetup();
-    forgetKeys(this.user, sigsNoLongerMounted(setup));
+    forgetKeys(possessUserKeyring(this.user), sigsNoLongerMounted(setup));
     let removed = false;
     if (this.opts.removeOriginal) {
       fs.rmSync(this.journal.original, { recursive: true, force: false });

@@ -69,8 +69,10 @@ function readUserConfig(owner: { uid: number; name: string }, path: string, opts
 }
 
 /**
- * Returns the setup, or null when the user has none (no ~/.ecryptfs/Private.sig): the
- * common case for users without an encrypted directory, which the agent ignores quietly.
+ * Returns the setup, or null when the user has none (no ~/.ecryptfs/Private.sig, and nothing
+ * else of a setup either): the common case for users without an encrypted directory, which the
+ * agent ignores quietly. ~/.ecryptfs with a wrapped passphrase or auto-mount but no Private.sig is
+ * a setup that lost a file: SETUP_INCOMPLETE, so the login says why it stays locked.
  */
 export function loadPrivateSetup(user: UserRef): PrivateSetup | null {
   const configDir = join(user.home, '.ecryptfs');
@@ -85,8 +87,10 @@ export function loadPrivateSetup(user: UserRef): PrivateSetup | null {
   try {
     sigBuf = readUserConfig(user, sigPath);
   } catch (e) {
-    if (isAgentError(e, 'NOT_FOUND')) return null;
-    throw e;
+    if (!isAgentError(e, 'NOT_FOUND')) throw e;
+    const left = ['wrapped-passphrase', 'auto-mount'].filter((f) => fileExists(join(configDir, f)));
+    if (left.length === 0) return null;
+    throw new AgentError('SETUP_INCOMPLETE', `${sigPath} is missing (${left.join(' and ')} ${left.length > 1 ? 'are' : 'is'} there): the encrypted private directory cannot be unlocked`);
   }
   const sigs = parsePrivateSig(sigBuf);
 

@@ -15,7 +15,7 @@ import { type MountInfoEntry, sigsOfMount } from './mount';
 import { gatherExtraMountStatus, type ExtraMountStatus } from './extra-mounts-io';
 import { findPrivateMount } from './private-mount';
 import { loadPrivateSetup, type PrivateSetup, type UserRef } from './private-setup';
-import { type AuthNote, DEFAULT_STATE_DIR, parseAuthNotes, SessionStore } from './session';
+import { type LastLogin, SessionStore } from './session';
 import { asUser } from './credentials';
 import { keysPresent, possessUserKeyring } from './unlock';
 
@@ -319,17 +319,10 @@ export interface StatusReport {
   mounted: { mountPoint: string; source: string; sigs: string[] } | null;
   /** live PAM sessions (root only: null otherwise) */
   sessions: number | null;
-  lastAuth: AuthNote | null;
+  /** how the last login's open_session ended (root only) */
+  lastLogin: LastLogin | null;
   /** extra mounts (docs/extra-mounts.md); absent without a setup */
   extraMounts?: { entries: ExtraMountStatus[]; problems: string[] } | { error: string };
-}
-
-/** The newest authentication note, read without consuming it (root only). */
-export function peekAuthNote(uid: number, dir = DEFAULT_STATE_DIR): AuthNote | null {
-  const text = readText(join(dir, `${uid}.auth`));
-  if (text === null) return null;
-  const notes = parseAuthNotes(text);
-  return notes.reduce<AuthNote | null>((newest, n) => (newest === null || n.time >= newest.time ? n : newest), null);
 }
 
 export function gatherStatus(user: UserRef, opts: { root: boolean; store?: SessionStore }): StatusReport {
@@ -348,7 +341,7 @@ export function gatherStatus(user: UserRef, opts: { root: boolean; store?: Sessi
     keys: { error: 'no setup' },
     mounted: null,
     sessions: null,
-    lastAuth: null,
+    lastLogin: null,
   };
   if (setupError !== undefined) report.setupError = setupError;
   if (setup) {
@@ -365,8 +358,7 @@ export function gatherStatus(user: UserRef, opts: { root: boolean; store?: Sessi
     if (setup.fnekSig !== undefined) s.fnekSig = setup.fnekSig;
     report.setup = s;
     try {
-      possessUserKeyring(user);
-      report.keys = keysPresent(user, setup);
+      report.keys = keysPresent(possessUserKeyring(user), setup);
     } catch (e) {
       report.keys = { error: (e as Error).message };
     }
@@ -385,7 +377,7 @@ export function gatherStatus(user: UserRef, opts: { root: boolean; store?: Sessi
     } catch (e) {
       if (!(e instanceof AgentError)) throw e;
     }
-    report.lastAuth = peekAuthNote(user.uid, store.dir);
+    report.lastLogin = store.lastLogin(user.uid);
   }
   return report;
 }
@@ -419,8 +411,8 @@ export function renderStatus(r: StatusReport, now = Date.now()): string {
     }
   }
   L.push(`  sessions:     ${r.sessions === null ? 'not shown (root only)' : `${r.sessions} open PAM session(s)`}`);
-  if (r.lastAuth) L.push(`  last auth:    ${r.lastAuth.outcome}${r.lastAuth.code ? ` (${r.lastAuth.code})` : ''}, ${Math.round((now - r.lastAuth.time) / 1000)} s ago`);
-  else L.push(`  last auth:    ${r.sessions === null ? 'not shown (root only)' : 'none recorded'}`);
+  if (r.lastLogin) L.push(`  last login:   ${r.lastLogin.outcome}${r.lastLogin.code ? ` (${r.lastLogin.code})` : ''} via ${r.lastLogin.service}, ${Math.round((now - r.lastLogin.time) / 1000)} s ago`);
+  else L.push(`  last login:   ${r.sessions === null ? 'not shown (root only)' : 'none recorded'}`);
   return L.join('\n') + '\n';
 }
 

@@ -3,16 +3,18 @@
  * sessions whose process is gone, and when no session is left and ~/.ecryptfs/auto-umount
  * exists: unmount the extra mounts logins made, in reverse order of mounting, then ~/Private
  * (lazily when busy, like umount.ecryptfs_private), then unlink the sigs that no remaining
- * eCryptfs mount uses (several mounts may share one sig).
+ * eCryptfs mount uses (several mounts may share one sig). Each unmount reaches the mount through
+ * fds walked as the user and happens only when it is this user's own (src/private-mount.ts);
+ * another user's mount named by a hostile Private.mnt is left alone and reported.
  */
 import { AgentError } from '../../src/errors';
 import { unmountRecordedExtras } from '../../src/extra-mounts-io';
 import { sigsNotInUse } from '../../src/mount';
-import { findPrivateMount, unmountPrivate } from '../../src/private-mount';
+import { unmountPrivate } from '../../src/private-mount';
 import { setupSigs } from '../../src/private-setup';
 import type { AgentReply } from '../../src/protocol';
-import { forgetKeys, handOverKeys } from '../../src/unlock';
-import { AUTH_KEY_TIMEOUT_SEC, ignore, success, tildePath, UNCOUNTED_SERVICES, underUserLock, type PhaseContext } from '../context';
+import { forgetKeys } from '../../src/unlock';
+import { ignore, success, tildePath, UNCOUNTED_SERVICES, underUserLock, type PhaseContext } from '../context';
 
 /** Unmounts the recorded extra mounts (last first); returns their sigs and lines for the user. */
 function closeExtras(ctx: PhaseContext, base: Record<string, string | number>): { sigs: string[]; error: string[] } {
@@ -26,6 +28,8 @@ function closeExtras(ctx: PhaseContext, base: Record<string, string | number>): 
         log.notice('extra mount unmounted', { ...fields, outcome: r.lazy ? 'extra-unmounted-lazy' : 'extra-unmounted' });
       } else if (r.outcome === 'gone') {
         log.info('extra mount already gone (unmounted by hand?); nothing to do', { ...fields, outcome: 'extra-gone' });
+      } else if (r.outcome === 'foreign') {
+        log.warning(`extra mount left alone: ${r.why}`, { ...fields, outcome: 'extra-not-yours' });
       } else {
         log.error(`cannot unmount an extra mount: ${r.error.message}`, { ...fields, outcome: 'extra-unmount-failed', code: r.error.code, fix: r.error.hint });
         error.push(`${tildePath(user, r.record.upper)} could not be unmounted: ${r.error.message}. Fix: ${r.error.hint}`);
@@ -68,26 +72,19 @@ export function handleCloseSession(ctx: PhaseContext): AgentReply {
     }
     const extras = closeExtras(ctx, base);
     try {
-      const mounted = findPrivateMount(setup) !== undefined;
-      const outcome = mounted ? unmountPrivate(setup) : { unmounted: false, lazy: false };
-      // A login of this user between its auth and its open_session (concurrent logins) will use
-      // the keys: hand them over with the auth expiry instead of pulling them from under it.
-      const pending = store.pendingLogins(user.uid, AUTH_KEY_TIMEOUT_SEC * 1000, Date.now(), req.pamPid);
+      const outcome = unmountPrivate(user, setup);
       const unused = sigsNotInUse([...setupSigs(setup), ...extras.sigs]);
-      const forgotten = pending.length === 0 ? forgetKeys(user, unused) : [];
-      const handedOver = pending.length === 0 ? [] : handOverKeys(user, unused, AUTH_KEY_TIMEOUT_SEC);
-      store.dropFinishedAuths(user.uid, Date.now(), req.pamPid);
+      const forgotten = forgetKeys(ctx.ring!, unused);
       log.notice(outcome.unmounted ? 'last session closed; private directory locked' : 'last session closed; nothing was mounted', {
         ...base,
         outcome: outcome.unmounted ? (outcome.lazy ? 'unmounted-lazy' : 'unmounted') : 'not-mounted',
         mount: setup.upper,
         keys_removed: forgotten.join(','),
-        ...(pending.length > 0 ? { keys_handed_over: handedOver.join(','), pending_logins: pending.map((n) => n.pid).join(',') } : {}),
       });
       return success([], extras.error);
     } catch (e) {
       const err = e instanceof AgentError ? e : new AgentError('IO', (e as Error).message);
-      log.error(`cannot lock the private directory: ${err.message}`, { ...base, outcome: 'unmount-failed', code: err.code, fix: err.hint });
+      log.error(`cannot lock the private directory: ${err.message}`, { ...base, outcome: err.code === 'NOT_YOURS' ? 'not-yours' : 'unmount-failed', code: err.code, fix: err.hint });
       return success([], [...extras.error, `${tildePath(user, setup.upper)} could not be locked: ${err.message}`, `Fix: ${err.hint}`]);
     }
   });

@@ -5,11 +5,15 @@
  * checks, session counts, messages); the mount itself is proven in the VM suite.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { asUser, lookupUser } from '../../src/credentials';
+import { loadPrivateSetup } from '../../src/private-setup';
+import { deriveCheckedMountKeys, insertDerivedKeys, possessUserKeyring, unwrapMountPassphrase, wipeMountKeys } from '../../src/unlock';
 import { runAgent } from '../helpers/agent';
+import { SyslogCapture } from '../helpers/syslog';
 import { asUserRun, createUser, deleteUser, setupPrivateWithUtils, userKeys, type TestUser, type UtilsSetup } from '../helpers/users';
 
 const users: TestUser[] = [];
@@ -34,45 +38,82 @@ after(() => {
 });
 
 describe('auth', () => {
-  test('right password: FEK auth tok in the user keyring, with an expiry, nothing said', () => {
-    const { u, s } = newUser();
+  test('the agent has nothing to do at auth (the PAM module keeps the password for open_session): ignore, no key', () => {
+    const { u } = newUser();
     const r = runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
-    assert.equal(r.result, 'ignore');
-    assert.deepEqual([r.info, r.error], [[], []]);
-    const keys = userKeys(u);
-    assert.deepEqual(keys.map((k) => k.description), [s.fekSig]);
-    assert.notEqual(keys[0]?.timeout, 'perm', 'a key added at auth expires unless a session keeps it');
-    // The payload is the one ecryptfs-utils would have added: compare with keyctl's bytes.
+    assert.deepEqual([r.result, r.info, r.error], ['ignore', [], []]);
+    assert.deepEqual(userKeys(u), []);
+  });
+});
+
+describe('open_session unlocks with the password kept from auth (the mount itself: VM suite)', () => {
+  const syslog = new SyslogCapture();
+  let logging = false;
+  before(async () => {
+    logging = await syslog.start();
+  });
+  after(() => syslog.stop());
+
+  test('right password: both auth toks added as the user, mount(2) reached (ENODEV here), then the keys taken back', async (t) => {
+    const { u, s } = newUser({ fnek: true });
+    const open = runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) });
+    assert.equal(open.result, 'success');
+    assert.match(open.session ?? '', /^[A-Za-z0-9_-]+$/);
+    assert.equal(sessionsOf(u), 1);
+    // No eCryptfs in this kernel: mount(2) says ENODEV; the user is told, the keys are not kept.
+    assert.match(open.error.join(' '), /could not be mounted/);
+    assert.match(open.error.join(' '), /modprobe ecryptfs/);
+    assert.deepEqual(userKeys(u), []);
+    if (!logging) t.diagnostic('no /dev/log to capture: log line not checked');
+    else {
+      const line = (await syslog.linesOf(open.pid)).find((l) => l.startsWith('mount failed'));
+      assert.ok(line, 'a mount-failed line');
+      assert.match(line, new RegExp(`keys_added=${s.fnekSig},${s.fekSig}`), 'both keys were added before mount(2)');
+    }
+    const close = runAgent({ phase: 'close_session', user: u.name, session: open.session ?? '' });
+    assert.equal(close.result, 'success');
+    assert.equal(sessionsOf(u), 0);
+    const again = runAgent({ phase: 'close_session', user: u.name, session: open.session ?? '' });
+    assert.equal(again.result, 'success', 'a second close is harmless');
+    assert.equal(sessionsOf(u), 0);
+  });
+
+  test("the auth toks are the reference's, byte for byte (what open_session inserts = ecryptfs-add-passphrase)", () => {
+    const { u, s } = newUser();
+    const user = lookupUser(u.name);
+    const setup = asUser(user, () => loadPrivateSetup(user));
+    assert.ok(setup);
+    const ring = possessUserKeyring(user);
+    const passphrase = unwrapMountPassphrase(user, setup, pw(u));
+    const keys = deriveCheckedMountKeys(setup, passphrase);
+    assert.deepEqual(insertDerivedKeys(ring, keys).added, [s.fekSig]);
     const ours = asUserRun(u, ['keyctl', 'session', '-', 'sh', '-c', `keyctl link @u @s && keyctl pipe $(keyctl search @u user ${s.fekSig}) | od -An -v -tx1 | tr -d ' \\n'`]);
     const ref = asUserRun(u, ['keyctl', 'session', '-', 'sh', '-c', `keyctl link @u @s; keyctl clear @u; printf '%s' "$1" | ecryptfs-add-passphrase - >/dev/null && keyctl pipe $(keyctl search @u user ${s.fekSig}) | od -An -v -tx1 | tr -d ' \\n'`, 'sh', s.mountPassphrase]);
     assert.equal(ours.stdout.length, 1480);
     assert.equal(ours.stdout, ref.stdout);
+    assert.equal(userKeys(u)[0]?.timeout, 'perm', 'no expiry: keys are only ever added for an accepted login');
+    wipeMountKeys(keys);
+    passphrase.fill(0);
   });
 
-  test('FNEK setup: both auth toks', () => {
-    const { u, s } = newUser({ fnek: true });
-    runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
-    assert.deepEqual(userKeys(u).map((k) => k.description).sort(), [s.fekSig, s.fnekSig].sort());
-  });
-
-  test('wrong password: no key at all', () => {
+  test('wrong password: no key at all, the user is told why', () => {
     const { u } = newUser();
-    const r = runAgent({ phase: 'auth', user: u.name, authtok: Buffer.from('wrong') });
-    assert.equal(r.result, 'ignore');
+    const r = runAgent({ phase: 'open_session', user: u.name, authtok: Buffer.from('wrong') });
+    assert.equal(r.result, 'success');
+    assert.match(r.error.join(' '), /does not unwrap .*rewrap-passphrase/);
     assert.deepEqual(userKeys(u), []);
   });
 
-  test('a corrupted keyfile (one ciphertext byte flipped) unwraps to garbage: nothing inserted', () => {
+  test('a corrupted keyfile (one ciphertext byte flipped) unwraps to garbage: nothing inserted, explained', () => {
     const { u } = newUser();
     const f = join(u.home, '.ecryptfs', 'wrapped-passphrase');
     const buf = readFileSync(f);
     buf[buf.length - 1] = (buf[buf.length - 1] as number) ^ 0x01;
     writeFileSync(f, buf);
-    runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
-    assert.deepEqual(userKeys(u), [], 'garbage keys never reach the keyring');
-    const open = runAgent({ phase: 'open_session', user: u.name });
+    const open = runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) });
     assert.equal(open.result, 'success');
     assert.match(open.error.join(' '), /does not match ~\/\.ecryptfs\/Private\.sig/);
+    assert.deepEqual(userKeys(u), [], 'garbage keys never reach the keyring');
   });
 
   test("a killed re-wrap's temp file is removed at the next login; a live writer's is kept", () => {
@@ -82,47 +123,47 @@ describe('auth', () => {
     const killed = `wrapped-passphrase.tmp-${dead}-Ab12Cd`;
     const live = `wrapped-passphrase.tmp-${process.pid}-Ef34Gh`;
     for (const name of [killed, live]) writeFileSync(join(dir, name), 'wrapped bytes', { mode: 0o600 });
-    const r = runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
-    assert.equal(r.result, 'ignore');
+    const r = runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) });
+    assert.equal(r.result, 'success');
     assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp-')), [live]);
     rmSync(join(dir, live));
   });
 
-  test('no auto-mount: nothing happens at auth (like pam_ecryptfs)', () => {
+  test('no auto-mount: the session is counted, nothing unlocked (like pam_ecryptfs)', () => {
     const { u } = newUser({ autoMount: false });
-    runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
+    const r = runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) });
+    assert.deepEqual([r.result, r.info, r.error], ['success', [], []]);
+    assert.equal(sessionsOf(u), 1);
     assert.deepEqual(userKeys(u), []);
+    runAgent({ phase: 'close_session', user: u.name, session: r.session ?? '' });
   });
 
-  test('user without any eCryptfs setup and unknown user: quiet ignore', () => {
+  test('user without any eCryptfs setup, unknown user, root: quiet ignore', () => {
     const u = createUser('eatno');
     users.push(u);
-    assert.deepEqual(runAgent({ phase: 'auth', user: u.name, authtok: pw(u) }).result, 'ignore');
+    assert.deepEqual(runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) }).result, 'ignore');
     const unknown = runAgent({ phase: 'open_session', user: 'eat-no-such-user' });
     assert.deepEqual([unknown.result, unknown.error], ['ignore', []]);
+    for (const phase of ['open_session', 'close_session', 'chauthtok'] as const) {
+      const root = runAgent({ phase, user: 'root', authtok: Buffer.from('x'), oldauthtok: Buffer.from('y') });
+      assert.deepEqual([root.result, root.info, root.error], ['ignore', [], []], `root, ${phase}: nothing said`);
+    }
+  });
+
+  test('a setup that lost Private.sig says so at login (and how to rebuild it), quietly at logout', () => {
+    const { u } = newUser();
+    rmSync(join(u.home, '.ecryptfs', 'Private.sig'));
+    const open = runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) });
+    assert.equal(open.result, 'ignore');
+    assert.match(open.error.join(' '), /Private\.sig is missing .*cannot be unlocked/);
+    assert.match(open.error.join(' '), /Fix: .*add-passphrase --fnek/);
+    const close = runAgent({ phase: 'close_session', user: u.name });
+    assert.deepEqual(close.error, []);
+    assert.deepEqual(userKeys(u), []);
   });
 });
 
 describe('open_session and close_session (mount itself: VM suite)', () => {
-  test('after a good auth: session counted, mount attempted and reported, keys not left behind', () => {
-    const { u } = newUser();
-    runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
-    const open = runAgent({ phase: 'open_session', user: u.name });
-    assert.equal(open.result, 'success');
-    assert.match(open.session ?? '', /^[A-Za-z0-9_-]+$/);
-    assert.equal(sessionsOf(u), 1);
-    // No eCryptfs in this kernel: mount(2) says ENODEV; the user is told, the keys are not kept.
-    assert.match(open.error.join(' '), /could not be mounted/);
-    assert.match(open.error.join(' '), /modprobe ecryptfs/);
-    assert.deepEqual(userKeys(u), []);
-    const close = runAgent({ phase: 'close_session', user: u.name, session: open.session ?? '' });
-    assert.equal(close.result, 'success');
-    assert.equal(sessionsOf(u), 0);
-    const again = runAgent({ phase: 'close_session', user: u.name, session: open.session ?? '' });
-    assert.equal(again.result, 'success', 'a second close is harmless');
-    assert.equal(sessionsOf(u), 0);
-  });
-
   test('overlapping sessions are counted; close of one keeps the other', () => {
     const { u } = newUser();
     const a = runAgent({ phase: 'open_session', user: u.name });
@@ -145,53 +186,30 @@ describe('open_session and close_session (mount itself: VM suite)', () => {
     assert.equal(sessionsOf(u), 1);
   });
 
-  test('ssh key login (no auth before): one clear line how to unlock, login proceeds', () => {
+  test('ssh key login (no password reached the session): one clear line how to unlock, login proceeds', () => {
     const { u } = newUser();
     const r = runAgent({ phase: 'open_session', user: u.name, service: 'sshd' });
     assert.equal(r.result, 'success');
     assert.match(r.info.join(' '), /~\/Private is locked .*ecryptfs-agent unlock/);
   });
 
-  test('password changed by root (keyfile wrapped with the old one): detected and explained at login', () => {
+  test('password changed by root (keyfile wrapped with the old one): detected and explained at login; status explains it too', () => {
     const { u } = newUser();
-    runAgent({ phase: 'auth', user: u.name, authtok: Buffer.from('the-new-password') });
-    const r = runAgent({ phase: 'open_session', user: u.name });
+    const r = runAgent({ phase: 'open_session', user: u.name, authtok: Buffer.from('the-new-password') });
     assert.match(r.error.join(' '), /does not unwrap .*rewrap-passphrase/);
+    const last = JSON.parse(readFileSync(`/run/ecryptfs-agent/${u.uid}.last-login`, 'utf8')) as { outcome: string };
+    assert.equal(last.outcome, 'wrong-password');
   });
 
-  test('concurrent logins: a last logout hands the keys over to a login between its auth and its open_session', () => {
+  test('a last logout and a login at the same time: the login unwraps at its own open_session and finds its keys', () => {
     const { u } = newUser();
     const first = runAgent({ phase: 'open_session', user: u.name }); // a session already open
-    // a second login's PAM process: alive while it goes from auth to open_session
-    const login = spawn('sleep', ['120']);
-    try {
-      runAgent({ phase: 'auth', user: u.name, authtok: pw(u), pamPid: login.pid as number });
-      assert.equal(userKeys(u).length, 1);
-      runAgent({ phase: 'close_session', user: u.name, session: first.session ?? '' }); // the last logout
-      const handed = userKeys(u);
-      assert.equal(handed.length, 1, 'the pending login keeps its key');
-      assert.notEqual(handed[0]?.timeout, 'perm', 'handed over with an expiry, not kept forever');
-      const open = runAgent({ phase: 'open_session', user: u.name, pamPid: login.pid as number });
-      assert.doesNotMatch(open.info.join(' '), /is locked/, 'the login found its key');
-      assert.match(open.error.join(' '), /could not be mounted/, 'it went on to mount(2) (no eCryptfs in this kernel)');
-      runAgent({ phase: 'close_session', user: u.name, session: open.session ?? '' });
-    } finally {
-      login.kill('SIGKILL');
-    }
+    runAgent({ phase: 'close_session', user: u.name, session: first.session ?? '' }); // the last logout
+    const open = runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) });
+    assert.doesNotMatch(open.info.join(' '), /is locked/, 'the login found its keys');
+    assert.match(open.error.join(' '), /could not be mounted/, 'it went on to mount(2) (no eCryptfs in this kernel)');
+    runAgent({ phase: 'close_session', user: u.name, session: open.session ?? '' });
     assert.deepEqual(userKeys(u), []);
-    assert.equal(existsSync(`/run/ecryptfs-agent/${u.uid}.auth`), false, 'no auth note left behind');
-  });
-
-  test('a login that authenticated and then died gets no keys handed over: the last logout unlinks them', () => {
-    const { u } = newUser();
-    const first = runAgent({ phase: 'open_session', user: u.name });
-    const login = spawnSync('sh', ['-c', 'echo $$']);
-    const gonePid = Number(login.stdout.toString().trim());
-    // the note of a finished process; its keys were added with the auth expiry
-    runAgent({ phase: 'auth', user: u.name, authtok: pw(u), pamPid: gonePid });
-    runAgent({ phase: 'close_session', user: u.name, session: first.session ?? '' });
-    assert.deepEqual(userKeys(u), []);
-    assert.equal(existsSync(`/run/ecryptfs-agent/${u.uid}.auth`), false);
   });
 
   test('systemd user manager sessions are not counted', () => {
@@ -211,12 +229,16 @@ describe('open_session and close_session (mount itself: VM suite)', () => {
     ['Private.mnt points at /etc', (u: TestUser) => writeFileSync(join(u.home, '.ecryptfs', 'Private.mnt'), '/etc\n'), /does not own the mount point \/etc/],
     ['Private.mnt with ..', (u: TestUser) => writeFileSync(join(u.home, '.ecryptfs', 'Private.mnt'), `${u.home}/../root\n`), /normalised|\.\./],
     ['~/.Private missing', (u: TestUser) => rmSync(join(u.home, '.Private'), { recursive: true }), /does not exist/],
+    ['~/.Private a symlink into /proc', (u: TestUser) => {
+      rmSync(join(u.home, '.Private'), { recursive: true });
+      symlinkSync(`/proc/${process.pid}/task`, join(u.home, '.Private'));
+      spawnSync('chown', ['-h', `${u.uid}:${u.gid}`, join(u.home, '.Private')]);
+    }, /not owned by|unapproved filesystem type/],
   ] as const) {
     test(`hostile or broken layout refused before mount(2): ${name}`, () => {
       const { u } = newUser();
       arrange(u);
-      runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
-      const r = runAgent({ phase: 'open_session', user: u.name });
+      const r = runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) });
       assert.equal(r.result, 'success');
       assert.match(r.error.join(' '), expect);
       assert.doesNotMatch(r.error.join(' '), /modprobe/, 'refused before reaching mount(2)');
@@ -257,8 +279,7 @@ describe('chauthtok', () => {
 describe('secrets', () => {
   test('the password is in no state file and no temp file after a full cycle', () => {
     const { u, s } = newUser();
-    runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
-    const open = runAgent({ phase: 'open_session', user: u.name });
+    const open = runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) });
     runAgent({ phase: 'chauthtok', user: u.name, oldauthtok: pw(u), authtok: Buffer.from(u.password + 'X') });
     runAgent({ phase: 'close_session', user: u.name, session: open.session ?? '' });
     const grep = spawnSync('grep', ['-rlaF', '-e', u.password, '-e', s.mountPassphrase, '/run/ecryptfs-agent', '/tmp', '/var/tmp', '/dev/shm']);

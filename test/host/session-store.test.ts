@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseAuthNotes, SessionStore, type SessionRecord } from '../../src/session';
-import { spawn, spawnSync } from 'node:child_process';
+import { parseLastLogin, SessionStore, type SessionRecord } from '../../src/session';
 
 const rec = (id: string, pid: number, start: string): SessionRecord => ({ id, pid, start, service: 's', tty: '', rhost: '', opened: '' });
 
@@ -64,53 +63,24 @@ test('store: a session marked closing without the lock is dropped by the next lo
   }
 });
 
-test('auth notes: one per authenticating process; open takes its own, else the newest of an ended process; pending logins, never the closing process', () => {
+test('the last login note: kept per user, replaced by the next login, damaged files read as none', () => {
   const dir = mkdtempSync(join(tmpdir(), 'eat-sessions-'));
-  const child = spawn('sleep', ['60']); // a second login process, alive
   try {
     const store = new SessionStore(join(dir, 'state'));
     const uid = 4000125;
-    const gone = Number(spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim());
-    const t = Date.now();
-    store.recordAuth(uid, { time: t - 3000, outcome: 'wrong-password', pid: gone }, t);
-    store.recordAuth(uid, { time: t - 2000, outcome: 'keys-added', pid: process.pid }, t);
-    store.recordAuth(uid, { time: t - 1000, outcome: 'keys-present', pid: child.pid as number }, t);
-    store.recordAuth(uid, { time: t - 500, outcome: 'keys-added', pid: process.pid }, t); // replaces this process's note
-    assert.deepEqual(
-      store.pendingLogins(uid, 300_000, t).map((n) => [n.pid, n.outcome]).sort(),
-      [[process.pid, 'keys-added'], [child.pid, 'keys-present']].sort(),
-    );
-    assert.deepEqual(store.pendingLogins(uid, 700, t).map((n) => n.pid), [process.pid], 'only logins within the window');
-    assert.equal(store.takeAuth(uid, process.pid, t)?.time, t - 500, 'own note');
-    // no note of its own: the newest note of an ended process, never a live login's
-    assert.equal(store.takeAuth(uid, process.pid, t)?.outcome, 'wrong-password');
-    assert.equal(store.takeAuth(uid, process.pid, t), null, "the live second login's note is not taken");
-    assert.equal(store.takeAuth(uid, child.pid as number, t)?.outcome, 'keys-present');
-    assert.deepEqual(readdirSync(join(dir, 'state')).filter((n) => n.endsWith('.auth')), [], 'an empty list leaves no file');
-    // stale notes are ignored; the old one-note format is read; damaged files are no notes
-    store.recordAuth(uid, { time: t - 11 * 60_000, outcome: 'keys-added', pid: child.pid as number }, t - 11 * 60_000);
-    assert.deepEqual(store.pendingLogins(uid, 300_000, t), []);
-    writeFileSync(join(dir, 'state', `${uid}.auth`), JSON.stringify({ time: t, outcome: 'no-password' }));
-    assert.equal(store.takeAuth(uid, 1, t)?.outcome, 'no-password');
-    assert.deepEqual(parseAuthNotes('{"notes": [{"time": "x", "outcome": 1}, {"time": 5, "outcome": "error", "code": "IO"}]}'), [
-      { time: 5, outcome: 'error', code: 'IO' },
-    ]);
-    assert.deepEqual(parseAuthNotes('not json'), []);
-    // at the last logout the notes of ended processes go; a live login's stays
-    store.recordAuth(uid, { time: t, outcome: 'wrong-password', pid: gone }, t);
-    store.recordAuth(uid, { time: t, outcome: 'keys-added', pid: child.pid as number }, t);
-    store.dropFinishedAuths(uid, t);
-    assert.deepEqual(store.pendingLogins(uid, 300_000, t).map((n) => n.pid), [child.pid]);
-    // the closing process's own note (its open_session agent failed before taking it) is no
-    // pending login, and its last logout drops it (seen in the stress suite: keys handed over
-    // to the very process that was logging out, left in the keyring)
-    store.recordAuth(uid, { time: t, outcome: 'keys-added', pid: process.pid }, t);
-    assert.deepEqual(store.pendingLogins(uid, 300_000, t, process.pid).map((n) => n.pid), [child.pid]);
-    store.dropFinishedAuths(uid, t, process.pid);
-    assert.deepEqual(store.pendingLogins(uid, 300_000, t).map((n) => n.pid), [child.pid], 'its note went, the other login\'s stays');
-    assert.equal(store.takeAuth(uid, 1, t), null);
+    assert.equal(store.lastLogin(uid), null);
+    store.recordLastLogin(uid, { time: 1000, outcome: 'wrong-password', service: 'login', code: 'WRONG_PASSWORD' });
+    assert.deepEqual(store.lastLogin(uid), { time: 1000, outcome: 'wrong-password', service: 'login', code: 'WRONG_PASSWORD' });
+    store.recordLastLogin(uid, { time: 2000, outcome: 'mounted', service: 'sshd' });
+    assert.deepEqual(store.lastLogin(uid), { time: 2000, outcome: 'mounted', service: 'sshd' });
+    const st = statSync(join(dir, 'state', `${uid}.last-login`));
+    assert.equal(st.mode & 0o777, 0o600);
+    writeFileSync(join(dir, 'state', `${uid}.last-login`), 'not json');
+    assert.equal(store.lastLogin(uid), null);
+    assert.equal(parseLastLogin('{"time": "x", "outcome": "mounted", "service": "s"}'), null);
+    assert.equal(parseLastLogin('{"time": 5, "outcome": "mounted", "service": "s", "code": 7}'), null);
+    assert.deepEqual(parseLastLogin('{"time": 5, "outcome": "error", "service": "s", "code": "IO"}'), { time: 5, outcome: 'error', service: 's', code: 'IO' });
   } finally {
-    child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -22,7 +22,7 @@ const base: StatusReport = {
   keys: { present: ['0123456789abcdef'], missing: ['fedcba9876543210'] },
   mounted: null,
   sessions: null,
-  lastAuth: null,
+  lastLogin: null,
 };
 
 test('status: setup, sigs, "not checked" for the wrapped file, keys, mount, root-only parts', () => {
@@ -36,11 +36,11 @@ test('status: setup, sigs, "not checked" for the wrapped file, keys, mount, root
   assert.match(text, /mounted: +no \(locked\)/);
   assert.match(text, /sessions: +not shown \(root only\)/);
   const root = renderStatus(
-    { ...base, sessions: 2, lastAuth: { time: 1_000_000, outcome: 'wrong-password' }, mounted: { mountPoint: '/home/alice/Private', source: '/home/alice/.Private', sigs: ['0123456789abcdef'] } },
+    { ...base, sessions: 2, lastLogin: { time: 1_000_000, outcome: 'wrong-password', service: 'login' }, mounted: { mountPoint: '/home/alice/Private', source: '/home/alice/.Private', sigs: ['0123456789abcdef'] } },
     1_030_000,
   );
   assert.match(root, /sessions: +2 open PAM session\(s\)/);
-  assert.match(root, /last auth: +wrong-password, 30 s ago/);
+  assert.match(root, /last login: +wrong-password via login, 30 s ago/);
   assert.match(root, /mounted: +yes, \/home\/alice\/\.Private on \/home\/alice\/Private/);
 });
 
