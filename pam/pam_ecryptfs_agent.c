@@ -486,7 +486,8 @@ static void close_from(int lowfd)
  * The limits the agent starts with, whatever the application (a setuid su or passwd run by the
  * user) inherited: a caller with `ulimit -f 0`, `-t 1`, `-v`, `-s`, `-n 16` must not make the
  * root agent die or fail at a point of the caller's choosing. Only ever raised, never lowered
- * (cores: always off). Mirrored by the agent itself (src/credentials.ts AGENT_RLIMITS).
+ * (cores: always off). The same list as the agent's (src/credentials.ts AGENT_RLIMITS): the
+ * limits that bind a root process.
  */
 static const struct {
 	int resource;
@@ -496,13 +497,8 @@ static const struct {
 	{ RLIMIT_FSIZE, RLIM_INFINITY, RLIM_INFINITY },
 	{ RLIMIT_DATA, RLIM_INFINITY, RLIM_INFINITY },
 	{ RLIMIT_STACK, 8U << 20, RLIM_INFINITY },
-	{ RLIMIT_RSS, RLIM_INFINITY, RLIM_INFINITY },
-	{ RLIMIT_NPROC, RLIM_INFINITY, RLIM_INFINITY },
 	{ RLIMIT_NOFILE, 1024, 4096 },
-	{ RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY },
 	{ RLIMIT_AS, RLIM_INFINITY, RLIM_INFINITY },
-	{ RLIMIT_LOCKS, RLIM_INFINITY, RLIM_INFINITY },
-	{ RLIMIT_RTTIME, RLIM_INFINITY, RLIM_INFINITY },
 };
 
 static rlim_t raise_to(rlim_t want, rlim_t have)
@@ -532,11 +528,11 @@ static void reset_process_state(void)
 		struct rlimit rl;
 		if (getrlimit(agent_rlimits[i].resource, &rl) != 0)
 			continue;
-		rl.rlim_max = raise_to(agent_rlimits[i].hard, rl.rlim_max);
-		rl.rlim_cur = raise_to(agent_rlimits[i].soft, rl.rlim_cur);
-		if (rl.rlim_max != RLIM_INFINITY && (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > rl.rlim_max))
-			rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(agent_rlimits[i].resource, &rl);
+		struct rlimit want = { raise_to(agent_rlimits[i].soft, rl.rlim_cur), raise_to(agent_rlimits[i].hard, rl.rlim_max) };
+		if (want.rlim_max != RLIM_INFINITY && (want.rlim_cur == RLIM_INFINITY || want.rlim_cur > want.rlim_max))
+			want.rlim_cur = want.rlim_max;
+		if (want.rlim_cur != rl.rlim_cur || want.rlim_max != rl.rlim_max)
+			(void)setrlimit(agent_rlimits[i].resource, &want);
 	}
 	struct rlimit nocore = { 0, 0 };
 	(void)setrlimit(RLIMIT_CORE, &nocore);

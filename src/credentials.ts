@@ -225,22 +225,20 @@ export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, RSS: 5, NP
 const INFINITY = -1;
 /**
  * The limits a root agent runs with, whatever its caller set: a user who runs su or passwd with
- * `ulimit -f 0`, `-t 1`, `-v`, `-n 16` must not be able to kill or starve the agent at a chosen
- * point (SIGXFSZ in the middle of a re-wrap, SIGXCPU during the KDF, EMFILE before a rename).
- * Core dumps stay off (secrets). STACK, SIGPENDING and MSGQUEUE are left as they are.
+ * `ulimit -f 0`, `-t 1`, `-v`, `-s`, `-n 16` must not be able to kill or starve the agent at a
+ * chosen point (SIGXFSZ in the middle of a re-wrap, SIGXCPU during the KDF, EMFILE before a
+ * rename). Only what a caller can turn against a root process: NPROC and MEMLOCK do not bind root
+ * (CAP_SYS_RESOURCE/CAP_SYS_ADMIN, CAP_IPC_LOCK), RSS and LOCKS do nothing on Linux. Core dumps
+ * stay off (secrets). Mirrored by the PAM module before exec (pam/pam_ecryptfs_agent.c).
  */
 export const AGENT_RLIMITS: ReadonlyArray<readonly [keyof typeof RLIMIT, number, number]> = [
   ['CPU', INFINITY, INFINITY],
   ['FSIZE', INFINITY, INFINITY],
   ['DATA', INFINITY, INFINITY],
+  ['STACK', 8 << 20, INFINITY],
   ['CORE', 0, 0],
-  ['RSS', INFINITY, INFINITY],
-  ['NPROC', INFINITY, INFINITY],
   ['NOFILE', 1024, 4096],
-  ['MEMLOCK', INFINITY, INFINITY],
   ['AS', INFINITY, INFINITY],
-  ['LOCKS', INFINITY, INFINITY],
-  ['RTTIME', INFINITY, INFINITY],
 ];
 
 /**
@@ -269,13 +267,13 @@ export function resetInheritedState(): string[] {
   for (const [name, soft, hard] of AGENT_RLIMITS) {
     attempt(`setrlimit(RLIMIT_${name})`, () => {
       if (name === 'CORE') return n.setrlimit(RLIMIT.CORE, 0, 0);
-      // only ever raise: a limit someone set higher on purpose stays
+      // only ever raise: a limit someone set higher on purpose stays; nothing to do, no call
       const cur = n.getrlimit(RLIMIT[name]);
       const raise = (want: number, have: number): number => (want === INFINITY || have === INFINITY ? INFINITY : Math.max(want, have));
       const h = raise(hard, cur.hard);
       let sl = raise(soft, cur.soft);
       if (h !== INFINITY && (sl === INFINITY || sl > h)) sl = h;
-      n.setrlimit(RLIMIT[name], sl, h);
+      if (sl !== cur.soft || h !== cur.hard) n.setrlimit(RLIMIT[name], sl, h);
     });
   }
   // nice is per thread on Linux: every thread node has started so far (later ones inherit it)

@@ -54,17 +54,29 @@ function prepareKeys(ctx: PhaseContext): Prepared {
 }
 
 /** What the user is told when ~/Private stays locked, and the outcome recorded for status. */
-function lockedReport(ctx: PhaseContext, prepared: Prepared): { outcome: LoginOutcome; lines: string[]; isError: boolean; code?: string; fix: string } {
+interface LockedReport {
+  outcome: LoginOutcome;
+  /** for the log */
+  message: string;
+  /** for the user */
+  lines: string[];
+  isError: boolean;
+  code?: string;
+  fix: string;
+}
+
+function lockedReport(ctx: PhaseContext, prepared: Prepared): LockedReport {
   const upper = tildePath(ctx.user, ctx.setup!.upper);
   if ('absent' in prepared) {
     return prepared.absent === 'wrapping-independent'
-      ? { outcome: 'wrapping-independent', lines: [`${upper} is locked (separate wrapping passphrase). Unlock it with: ecryptfs-agent unlock`], isError: false, fix: 'ecryptfs-agent unlock' }
-      : { outcome: 'no-password', lines: [`${upper} is locked (no password reached this login: key login, or a client that authenticates in another process). Unlock it with: ecryptfs-agent unlock`], isError: false, fix: 'ecryptfs-agent unlock' };
+      ? { outcome: 'wrapping-independent', message: 'wrapping passphrase is independent of the login password; not unwrapping', lines: [`${upper} is locked (separate wrapping passphrase). Unlock it with: ecryptfs-agent unlock`], isError: false, fix: 'ecryptfs-agent unlock' }
+      : { outcome: 'no-password', message: 'no password reached this session; cannot unwrap', lines: [`${upper} is locked (no password reached this login: key login, or a client that authenticates in another process). Unlock it with: ecryptfs-agent unlock`], isError: false, fix: 'ecryptfs-agent unlock' };
   }
   const err = asAgentError('error' in prepared ? prepared.error : new Error('no keys'));
   if (err.code === 'WRONG_PASSWORD') {
     return {
       outcome: 'wrong-password',
+      message: 'login password does not unwrap the wrapped passphrase',
       lines: [
         `${upper} stays locked: your login password does not unwrap ~/.ecryptfs/wrapped-passphrase (was the password changed by root or another tool?).`,
         'Fix: ecryptfs-agent rewrap-passphrase ~/.ecryptfs/wrapped-passphrase (enter the old password, then the new one).',
@@ -75,9 +87,9 @@ function lockedReport(ctx: PhaseContext, prepared: Prepared): { outcome: LoginOu
     };
   }
   if (err.code === 'SIG_MISMATCH') {
-    return { outcome: 'sig-mismatch', lines: [`${upper} stays locked: ~/.ecryptfs/wrapped-passphrase does not match ~/.ecryptfs/Private.sig (damaged or from another setup); see the system log.`], isError: true, code: err.code, fix: err.hint };
+    return { outcome: 'sig-mismatch', message: err.message, lines: [`${upper} stays locked: ~/.ecryptfs/wrapped-passphrase does not match ~/.ecryptfs/Private.sig (damaged or from another setup); see the system log.`], isError: true, code: err.code, fix: err.hint };
   }
-  return { outcome: 'error', lines: [`${upper} stays locked: ${err.message}.`, `Fix: ${err.hint}`], isError: true, code: err.code, fix: err.hint };
+  return { outcome: 'error', message: `cannot unlock: ${err.message}`, lines: [`${upper} stays locked: ${err.message}.`, `Fix: ${err.hint}`], isError: true, code: err.code, fix: err.hint };
 }
 
 /** ~/Private, under the user's lock. Returns the outcome for the record and whether it is mounted. */
@@ -104,8 +116,9 @@ function openPrivate(ctx: PhaseContext, base: Base, prepared: () => Prepared, sa
     if (!('keys' in p)) {
       const r = lockedReport(ctx, p);
       const fields = { ...base, outcome: r.outcome, missing: keys.missing.join(','), fix: r.fix, ...(r.code ? { code: r.code } : {}) };
-      if (r.isError) log.error('private directory not mounted: the login password does not unlock it', fields);
-      else log.info('private directory not mounted: no password to unlock it with', fields);
+      if (r.outcome === 'wrong-password') log.warning(r.message, fields);
+      else if (r.isError) log.error(r.message, fields);
+      else log.info(r.message, fields);
       (r.isError ? said.error : said.info).push(...r.lines);
       return { outcome: r.outcome, ...(r.code ? { code: r.code } : {}), mounted: false, unusedSigs: [] };
     }
