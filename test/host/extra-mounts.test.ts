@@ -58,8 +58,7 @@ const state = (u: TestUser) => `/run/ecryptfs-agent/${u.uid}.extra-mounts`;
 const OTHER_SIG = 'abcdefabcdef0123';
 
 async function login(u: TestUser): Promise<{ info: string; error: string; log: string[]; session: string }> {
-  runAgent({ phase: 'auth', user: u.name, authtok: pw(u) });
-  const r = runAgent({ phase: 'open_session', user: u.name });
+  const r = runAgent({ phase: 'open_session', user: u.name, authtok: pw(u) });
   assert.equal(r.result, 'success', 'a login always proceeds');
   return { info: r.info.join('\n'), error: r.error.join('\n'), log: await syslog.linesOf(r.pid, 2), session: r.session ?? '' };
 }
@@ -206,8 +205,10 @@ describe('mount points in use and the last logout', () => {
     const close = runAgent({ phase: 'close_session', user: u.name, session: r.session });
     assert.equal(close.result, 'success');
     const log = await syslog.linesOf(close.pid, 3);
-    const gone = log.filter((l) => l.startsWith('extra mount already gone'));
-    assert.deepEqual(gone.map((l) => /mount=(\S+)/.exec(l)?.[1]), [join(u.home, 'X'), T], 'looked at in reverse order of mounting');
+    const looked = log.filter((l) => /^extra mount (already gone|left alone)/.test(l));
+    assert.deepEqual(looked.map((l) => /mount=(\S+)/.exec(l)?.[1]), [join(u.home, 'X'), T], 'looked at in reverse order of mounting');
+    assert.match(looked[0]!, /^extra mount already gone .*outcome=extra-gone/);
+    assert.match(looked[1]!, /^extra mount left alone: a tmpfs mount is there now .*outcome=extra-not-yours/);
     assert.equal(spawnSync('mountpoint', ['-q', T]).status, 0, 'the tmpfs that is not ours is still mounted');
     assert.ok(!existsSync(state(u)), 'nothing left recorded');
     assert.deepEqual(userKeys(u), [], 'the recorded key no mount uses is unlinked with ~/Private\'s');

@@ -211,7 +211,7 @@ describe('recovery: the mount passphrase, as ecryptfs-unwrap-passphrase prints i
     fs.rmSync(join(cfg, 'Private.sig'));
     const noSig = run();
     assert.equal(noSig.status, 1);
-    assert.match(noSig.stderr, /no private directory set up here \(no .*Private\.sig to check the passphrase against\)/);
+    assert.match(noSig.stderr, /Private\.sig is missing \(wrapped-passphrase and auto-mount are there\): the encrypted private directory cannot be unlocked\nhint: .*add-passphrase --fnek/);
     assert.match(noSig.stderr, /hint: .*unwrap-passphrase/);
 
     fs.writeFileSync(join(cfg, 'Private.sig'), sig);
