@@ -1,8 +1,10 @@
 /**
  * Login-path figures (issue 9): agent start-up, agent peak RSS (host), and login latency in the
- * VM: pamtester authenticate / open_session / close_session for (a) pam_unix alone, (b) + the
- * reference pam_ecryptfs.so (ecryptfs-utils 111) and (c) + ours, with a user set up by
- * ecryptfs-setup-private. Figures, not assertions; under TCG only ratios within one run compare.
+ * VM: authenticate / open_session / close_session in one PAM handle (test/fixtures/vm/pam-hold.c
+ * times each call: ours keeps the password from auth for open_session, so the phases must share a
+ * handle) for (a) pam_unix alone, (b) + the reference pam_ecryptfs.so (ecryptfs-utils 111) and
+ * (c) + ours, with a user set up by ecryptfs-setup-private. Figures, not assertions; under TCG
+ * only ratios within one run compare.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -93,8 +95,7 @@ export function benchRss(): string[] {
         if (authtok) r.authtok = authtok;
         return proto.renderRequest(r);
       };
-      rows.push(['agent, auth (unwrap + 2 KDFs + add_key)', peakRssKb([AGENT, 'pam'], req('auth', Buffer.from(u.password)))]);
-      rows.push(['agent, open_session (checks + mount(2) → ENODEV here)', peakRssKb([AGENT, 'pam'], req('open_session'))]);
+      rows.push(['agent, open_session (unwrap + 2 KDFs + add_key + checks + mount(2) → ENODEV here)', peakRssKb([AGENT, 'pam'], req('open_session', Buffer.from(u.password)))]);
     } finally {
       users.deleteUser(u);
     }
@@ -103,10 +104,11 @@ export function benchRss(): string[] {
 }
 
 /** The guest script: sets up a user with ecryptfs-setup-private and times pamtester per phase. */
-export function vmScript(runs: number): string {
+export function vmScript(runs: number, hold: string): string {
   return `
 set -u
 REPO='${REPO}'
+HOLD='${hold}'
 MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
 AGENT="$REPO/dist/agent/main.js"
 modprobe ecryptfs || { echo "BENCH-ERROR no ecryptfs module"; exit 1; }
@@ -128,15 +130,15 @@ base "auth optional pam_ecryptfs.so unwrap" "session optional pam_ecryptfs.so un
 base "auth optional $MOD unwrap agent=$AGENT timeout=120" "session optional $MOD agent=$AGENT timeout=120" > /etc/pam.d/eat-b-ours
 mounted() { awk -v m="$H/Private" '$5 == m && / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 ns() { date +%s%N; }
-one() { # one CFG ITER: time the three phases as separate pamtester runs
-  local cfg=$1 it=$2 t0 t1 t2 t3 m=0
-  t0=$(ns); echo "$PW" | pamtester eat-b-$cfg $U authenticate > /tmp/o.$cfg 2>&1 || echo "BENCH-WARN $cfg auth failed: $(tr '\\n' ' ' < /tmp/o.$cfg)"
-  t1=$(ns); pamtester eat-b-$cfg $U open_session >> /tmp/o.$cfg 2>&1 || echo "BENCH-WARN $cfg open failed"
-  t2=$(ns); mounted && m=1
-  t2b=$(ns); pamtester eat-b-$cfg $U close_session >> /tmp/o.$cfg 2>&1 || echo "BENCH-WARN $cfg close failed"
-  t3=$(ns)
+one() { # one CFG ITER: one PAM handle (pam-hold) times each call; mounted is looked at while it is open
+  local cfg=$1 it=$2 m=0
+  rm -f /tmp/o.$cfg /tmp/m.$cfg
+  { echo "$PW"; for i in $(seq 1 3000); do grep -qE '^(OPEN |AUTH [1-9])' /tmp/o.$cfg 2>/dev/null && break; sleep 0.02; done
+    mounted && : > /tmp/m.$cfg; } | "$HOLD" eat-b-$cfg $U > /tmp/o.$cfg 2>&1
+  [ -e /tmp/m.$cfg ] && m=1
   mounted && echo "BENCH-WARN $cfg still mounted after close"
-  echo "BENCH $cfg $it $(( (t1-t0)/1000 )) $(( (t2-t1)/1000 )) $(( (t3-t2b)/1000 )) $m"
+  grep -q '^CLOSED 0 ' /tmp/o.$cfg || echo "BENCH-WARN $cfg: $(tr '\\n' ' ' < /tmp/o.$cfg)"
+  echo "BENCH $cfg $it $(awk '$1 == "AUTH" { printf "%s", $3 }' /tmp/o.$cfg) $(awk '$1 == "OPEN" { printf "%s", $4 }' /tmp/o.$cfg) $(awk '$1 == "CLOSED" { printf "%s", $3 }' /tmp/o.$cfg) $m"
 }
 floor() { # one ITER: the Node floor of every phase of ours: bare node, the agent answering an invalid request, and one with nothing to do
   local it=$1 t0 t1 t2
@@ -220,7 +222,9 @@ export function vmTables(output: string, accel: string, bootMs: number): string[
 export async function benchVm(runs: number): Promise<string[]> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const vm = require('../test/vm/vm') as typeof import('../test/vm/vm');
-  const r = await vm.runInVm({ script: vmScript(runs), mode: 'fast', timeoutMs: 15 * 60_000 });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const checks = require('../test/vm/checks') as typeof import('../test/vm/checks');
+  const r = await vm.runInVm({ script: vmScript(runs, checks.buildPamHold()), mode: 'fast', timeoutMs: 15 * 60_000 });
   const warnings = r.output.split('\n').filter((l) => /^BENCH-(WARN|ERROR)/.test(l));
   if (!r.output.includes('BENCH-DONE')) return [`VM run did not finish (exit ${r.exitCode}):`, ...r.output.split('\n').slice(-30)];
   return [...vmTables(r.output, r.accel, r.bootMs), ...(warnings.length ? ['', 'warnings:', ...warnings] : [])];

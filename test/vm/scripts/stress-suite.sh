@@ -24,8 +24,8 @@ no_mount_of() { ! awk -v h="/home/$1/" '/ - ecryptfs / && index($5, h) == 1 { f 
 user_keys() { as "$1" keyctl rlist @u 2>/dev/null | wc -w; }
 sessions() { local f="$RUNDIR/$(id -u "$1").sessions"; if [ -f "$f" ]; then grep -o '"id"' "$f" | wc -l; else echo 0; fi; }
 # what the agent keeps for USER in its run dir besides the lock and the session list (temp files,
-# closing markers, auth notes)
-run_leftovers() { local u; u=$(id -u "$1"); (cd $RUNDIR 2>/dev/null && ls -A | grep "^$u\." | grep -v "^$u\.lock$" | grep -v "^$u\.sessions$" | tr '\n' ' '); }
+# closing markers, the last-login note)
+run_leftovers() { local u; u=$(id -u "$1"); (cd $RUNDIR 2>/dev/null && ls -A | grep "^$u\." | grep -v "^$u\.lock$" | grep -v "^$u\.sessions$" | grep -v "^$u\.last-login$" | tr '\n' ' '); }
 # after the last logout: nothing mounted under the home, no key, no session, nothing left over
 all_clean() {
   local u=$1 k s l
@@ -182,19 +182,22 @@ check c.setup setup_user $K "$KPW" "$KMP"
 cycle warm $K "$KPW" eat-fault   # steady state: /run/ecryptfs-agent and the lock file exist
 arm all trace
 cycle traced $K "$KPW" eat-fault
-for r in 1 2 3; do cp $KDIR/trace.$r /tmp/trace.$r 2>/dev/null; done
+# a login runs the agent twice: open_session (it unwraps with the password the module kept
+# from auth, adds the keys, mounts) and close_session; auth runs no agent
+for r in 1 2; do cp $KDIR/trace.$r /tmp/trace.$r 2>/dev/null; done
 arm 0 none
 check c.traced-cycle-unlocked cycle_saw_mount traced
-{ steps_of /tmp/trace.1 auth; steps_of /tmp/trace.2 open_session; steps_of /tmp/trace.3 close_session; } > /tmp/login-steps
+check c.auth-runs-no-agent test ! -e $KDIR/trace.3
+{ steps_of /tmp/trace.1 open_session; steps_of /tmp/trace.2 close_session; } > /tmp/login-steps
 has_step() { grep -q "^$1 $2 " /tmp/login-steps || { echo "no $2 step traced in $1:"; cat /tmp/login-steps; return 1; }; }
-check c.trace-auth-adds-keys has_step auth add_key
+check c.trace-open-adds-keys has_step open_session add_key
 check c.trace-open-mounts has_step open_session mount
 check c.trace-close-unmounts has_step close_session umount2
 check c.trace-close-unlinks-keys grep -q '^close_session keyctl .* KEYCTL_UNLINK' /tmp/login-steps
 
 fault_login() { # fault_login PHASE SYSCALL K WHAT...  (4 checks)
   local ph=$1 sc=$2 k=$3; shift 3
-  local run; case $ph in auth) run=1 ;; open_session) run=2 ;; close_session) run=3 ;; esac
+  local run; case $ph in open_session) run=1 ;; close_session) run=2 ;; esac
   local name="c.$ph.$sc-$k" before after m=no said f0=$nfail
   before=$(killed_count)
   arm $run "$sc:when=$k"
@@ -256,7 +259,7 @@ fault_passwd() { # fault_passwd SYSCALL K WHAT... (5 checks)
     check "$name.next-login-explains-rewrap" locked_and_told_rewrap p
     as $K sh -c "printf '%s\n%s' '$old' '$new' | $CLI rewrap-passphrase $HK/.ecryptfs/wrapped-passphrase -" > /tmp/rewrap.out 2>&1 || cat /tmp/rewrap.out
   fi
-  # a temp file of the killed re-wrap (wrapped bytes only) goes at the next login's auth
+  # a temp file of the killed re-wrap (wrapped bytes only) goes at the next login's open_session
   check "$name.no-temp-file-after-next-login" ecryptfs_dir_as_expected $HK /tmp/ecryptfs-dir.expected
   check "$name.logout-leaves-nothing" closed_and_clean p $K
   [ "$nfail" -eq "$f0" ] && survived=$((survived + 1))
