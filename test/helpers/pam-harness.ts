@@ -89,9 +89,25 @@ export function clearDump(h: Harness): void {
   for (const f of readdirSync(markerDir)) rmSync(join(markerDir, f), { force: true });
 }
 
+/** One step in the life of an anonymous mapping a module made (tst-retval interposes the calls). */
+export interface MemEvent {
+  call: 'mmap' | 'mlock' | 'madvise' | 'munmap';
+  id: number;
+  len?: number;
+  rc?: number;
+  advice?: number;
+  zeroed?: boolean;
+  /** index of the line in stdout: orders it against the hooks' result lines */
+  line: number;
+}
+
+export const MADV_DONTDUMP = 16;
+
 export interface TstResult {
   pid: number;
   stdout: string;
+  /** stdout's lines, in order */
+  lines: string[];
   /** stack results: authenticate, setcred, open_session, close_session, chauthtok, start, end, … */
   codes: Record<string, number>;
   /** milliseconds each libpam call took */
@@ -101,13 +117,23 @@ export interface TstResult {
   conv: { kind: string; text: string }[];
   syslog: { prio: number; msg: string }[];
   flags: Record<string, string>;
+  mem: MemEvent[];
 }
 
 export function parseTst(pid: number, stdout: string): TstResult {
-  const r: TstResult = { pid, stdout, codes: {}, ms: {}, spy: [], conv: [], syslog: [], flags: {} };
-  for (const line of stdout.split('\n')) {
+  const lines = stdout.split('\n');
+  const r: TstResult = { pid, stdout, lines, codes: {}, ms: {}, spy: [], conv: [], syslog: [], flags: {}, mem: [] };
+  for (const [i, line] of lines.entries()) {
     let m: RegExpMatchArray | null;
     if ((m = line.match(/^spy (\S+) (\S+) rc=(-?\d+)$/))) r.spy.push({ hook: m[1], pass: m[2], rc: Number(m[3]) });
+    else if ((m = line.match(/^mem (mmap|mlock|madvise|munmap) (\d+)((?: [a-z]+=-?\d+)*)$/))) {
+      const e: MemEvent = { call: m[1] as MemEvent['call'], id: Number(m[2]), line: i };
+      for (const [, k, v] of m[3].matchAll(/ ([a-z]+)=(-?\d+)/g)) {
+        if (k === 'zeroed') e.zeroed = v === '1';
+        else if (k === 'len' || k === 'rc' || k === 'advice') e[k] = Number(v);
+      }
+      r.mem.push(e);
+    }
     else if ((m = line.match(/^conv (\S+) (.*)$/))) r.conv.push({ kind: m[1], text: m[2] });
     else if ((m = line.match(/^syslog (\d+) (.*)$/))) r.syslog.push({ prio: Number(m[1]), msg: m[2] });
     else if ((m = line.match(/^([a-z_]+)=(-?\d+)(?: (\d+)ms)?/))) {
@@ -116,6 +142,21 @@ export function parseTst(pid: number, stdout: string): TstResult {
     } else if ((m = line.match(/^([a-z_]+)=(\S+)$/))) r.flags[m[1]] = m[2];
   }
   return r;
+}
+
+/** The stdout line index of a hook's result line ("open_session=0 12ms …"), -1 when absent. */
+export function resultLine(r: TstResult, hook: string, nth = 0): number {
+  let seen = 0;
+  for (const [i, l] of r.lines.entries()) {
+    if (l.startsWith(`${hook}=`) && seen++ === nth) return i;
+  }
+  return -1;
+}
+
+/** CAP_SYS_RESOURCE (bit 24) in this process's effective set: needed to raise a hard rlimit. */
+export function hasCapSysResource(): boolean {
+  const m = readFileSync('/proc/self/status', 'utf8').match(/^CapEff:\s+([0-9a-f]+)$/m);
+  return m !== null && (BigInt(`0x${m[1]}`) & (1n << 24n)) !== 0n;
 }
 
 /** Runs tst-retval; onStart is called with the driver's pid while it runs. */
@@ -155,6 +196,9 @@ export interface Dump {
   status?: string;
   stat?: string;
   cwd?: string;
+  /** agent-state: /proc/PID/limits and oom_score_adj */
+  limits?: string;
+  oom?: string;
 }
 
 export function readDumps(h: Harness): Dump[] {
@@ -176,6 +220,8 @@ export function readDumps(h: Harness): Dump[] {
       status: opt('status')?.toString('utf8'),
       stat: opt('stat')?.toString('utf8'),
       cwd: opt('cwd')?.toString('utf8').trim(),
+      limits: opt('limits')?.toString('utf8'),
+      oom: opt('oom')?.toString('utf8'),
     });
   }
   return out;
@@ -255,8 +301,13 @@ export function expectedRequest(f: ExpectedFields, secrets: [string, Buffer][] =
 export interface StackOptions {
   control: string; // optional | required | …
   ours: string; // module spec, e.g. ourLine(h, 'spy', 'agent=…')
+  /** our auth / session lines when they differ from `ours` (e.g. `unwrap` on one of them) */
+  oursAuth?: string;
+  oursSession?: string;
   authtok?: Buffer;
   oldauthtok?: Buffer;
+  /** PAM_AUTHTOK per pam_authenticate call of the handle (null: unset); overrides authtok at auth */
+  authtoks?: (Buffer | null)[];
 }
 
 export function ours(h: Harness, how: 'spy' | 'direct', args: string): string {
@@ -274,6 +325,7 @@ export function tokFile(h: Harness, tok: Buffer): string {
 function tokArgs(h: Harness, o: StackOptions, pw: boolean): string {
   const a: string[] = [];
   if (o.authtok) a.push(`authtok=@${tokFile(h, o.authtok)}`);
+  if (!pw && o.authtoks) a.push(`authtoks=${o.authtoks.map((t) => (t === null ? '-' : `@${tokFile(h, t)}`)).join(',')}`);
   if (pw && o.oldauthtok) a.push(`oldauthtok=@${tokFile(h, o.oldauthtok)}`);
   return a.join(' ');
 }
@@ -283,13 +335,13 @@ export function neighbourStack(h: Harness, o: StackOptions): string[] {
   return [
     `auth     required ${h.spy} ${tokArgs(h, o, false)}`,
     'auth     required pam_debug.so auth=success cred=success',
-    `auth     ${o.control} ${o.ours}`,
+    `auth     ${o.control} ${o.oursAuth ?? o.ours}`,
     'account  required pam_debug.so acct=success',
     `password required ${h.spy} ${tokArgs(h, o, true)}`,
     `password ${o.control} ${o.ours}`,
     'password required pam_debug.so prechauthtok=success chauthtok=success',
     'session  required pam_debug.so open_session=success close_session=success',
-    `session  ${o.control} ${o.ours}`,
+    `session  ${o.control} ${o.oursSession ?? o.ours}`,
   ];
 }
 
@@ -297,10 +349,10 @@ export function neighbourStack(h: Harness, o: StackOptions): string[] {
 export function aloneStack(h: Harness, o: StackOptions): string[] {
   return [
     `auth     required ${h.spy} ${tokArgs(h, o, false)}`,
-    `auth     ${o.control} ${o.ours}`,
+    `auth     ${o.control} ${o.oursAuth ?? o.ours}`,
     `password required ${h.spy} ${tokArgs(h, o, true)}`,
     `password ${o.control} ${o.ours}`,
-    `session  ${o.control} ${o.ours}`,
+    `session  ${o.control} ${o.oursSession ?? o.ours}`,
   ];
 }
 
