@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   Harness,
+  MADV_DONTDUMP,
   PAM,
   TstResult,
   aloneStack,
@@ -39,9 +40,11 @@ import {
   groupMembers,
   processAlive,
   readDumps,
+  resultLine,
   runTst,
   setupHarness,
   teardownHarness,
+  tokFile,
   waitForFile,
   writeService,
 } from '../helpers/pam-harness';
@@ -65,6 +68,7 @@ function service(lines: string[]): string {
   return name;
 }
 const agent = (name: string): string => join(h.agents, name);
+const tokFileFor = (tok: Buffer): string => tokFile(h, tok);
 const agentConv = (r: TstResult) =>
   r.conv.filter((c) => AGENT_LINES.some((l) => l.text === c.text) || c.text === 'nothing to do');
 const spyCodes = (r: TstResult) => r.spy.map((s) => `${s.hook}${s.pass === '-' ? '' : '/' + s.pass}=${s.rc}`);
@@ -83,6 +87,48 @@ const ALL_IGNORED = [
 function neighbourService(control: 'optional' | 'required', options: string): string {
   return service(neighbourStack(h, { control, ours: ours(h, 'spy', options), authtok: PW, oldauthtok: OLD }));
 }
+
+/**
+ * The anonymous mappings modules made (tst-retval traces them), one entry per mapping with the
+ * stdout line of each step. Only our module maps memory in these stacks: its password stash.
+ */
+interface Stash {
+  len: number;
+  mmap: number;
+  mlock?: number;
+  mlockRc?: number;
+  dontdump?: number;
+  munmap?: number;
+  munmapLen?: number;
+  zeroed?: boolean;
+}
+function stashes(r: TstResult): Stash[] {
+  const byId = new Map<number, Stash>();
+  for (const e of r.mem) {
+    if (e.call === 'mmap') byId.set(e.id, { len: e.len!, mmap: e.line });
+    const st = byId.get(e.id);
+    assert.ok(st, `mem ${e.call} ${e.id} without mmap`);
+    if (e.call === 'mlock') [st.mlock, st.mlockRc] = [e.line, e.rc];
+    if (e.call === 'madvise' && e.advice === MADV_DONTDUMP && e.rc === 0) st.dontdump = e.line;
+    if (e.call === 'munmap') [st.munmap, st.munmapLen, st.zeroed] = [e.line, e.len, e.zeroed];
+  }
+  return [...byId.values()];
+}
+/** A stash in its own locked, non-dumpable mapping, wiped and unmapped between stdout lines `from` and `to`. */
+function assertStashLife(st: Stash, from: number, to: number, what: string): void {
+  assert.ok(from >= 0 && to >= 0, what);
+  assert.equal(st.mlockRc, 0, `${what}: mlock'd`);
+  assert.ok(st.mlock! > st.mmap && st.dontdump! > st.mmap, `${what}: locked and MADV_DONTDUMP`);
+  assert.ok(st.munmap !== undefined, `${what}: unmapped`);
+  assert.equal(st.munmapLen, st.len, `${what}: the whole mapping unmapped`);
+  assert.equal(st.zeroed, true, `${what}: every byte wiped before munmap`);
+  assert.ok(st.munmap! > from && st.munmap! < to, `${what}: unmapped at line ${st.munmap}, expected in (${from}, ${to})`);
+}
+/** Requests in the order the agents ran (pids only grow during a test on this host). */
+const requestsInOrder = () =>
+  readDumps(h)
+    .sort((a, b) => a.pid - b.pid)
+    .map((d) => parseRequest(d.req));
 
 /** The application got PAM_SUCCESS from every stack (the pam_debug neighbours succeed). */
 function assertStacksSucceeded(r: TstResult): void {
@@ -586,6 +632,218 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
         assert.match(e[0], /^refusing to run the agent: \/usr\/lib\/ecryptfs-agent: No such file or directory$/);
       }
     });
+  });
+
+  describe('auth keeps the password for open_session (no agent at auth)', () => {
+    for (const name of ['agent-ok', 'agent-marker']) {
+      test(`auth alone never runs the agent (a valid ${name}); what it kept is wiped and unmapped at pam_end`, async () => {
+        clearDump(h);
+        const svc = neighbourService('optional', `agent=${agent(name)} debug`);
+        const r = await runTst(h, svc, ['auth']);
+        assert.equal(r.codes.authenticate, PAM.SUCCESS);
+        assert.deepEqual(spyCodes(r), ['authenticate=25']);
+        assert.deepEqual(readDumps(h), [], 'agent ran at auth');
+        assert.deepEqual(readdirSync(markerDir), [], 'agent ran at auth');
+        assert.deepEqual(agentConv(r), []);
+        assert.deepEqual(errors(r), []);
+        assert.deepEqual(
+          r.syslog.filter((l) => l.prio === 7).map((l) => l.msg),
+          ['auth: password kept for open_session; PAM_IGNORE'],
+        );
+        const st = stashes(r);
+        assert.equal(st.length, 1, 'one mapping: the kept password');
+        assertStashLife(st[0], resultLine(r, 'authenticate'), resultLine(r, 'end'), 'at pam_end');
+      });
+    }
+
+    test('the kept password is handed over at open_session, then wiped and unmapped; close_session carries none', async () => {
+      clearDump(h);
+      const svc = neighbourService('optional', `agent=${agent('agent-ok')}`);
+      const r = await runTst(h, svc, ['auth', 'open', 'close']);
+      for (const k of ['authenticate', 'open_session', 'close_session']) assert.equal(r.codes[k], PAM.SUCCESS, k);
+      const reqs = requestsInOrder();
+      assert.deepEqual(reqs.map((q) => q.fields.phase), ['open_session', 'close_session']);
+      assert.deepEqual(reqs[0].secrets, { authtok: PW });
+      assert.deepEqual(reqs[1].secrets, {});
+      const st = stashes(r);
+      assert.equal(st.length, 1);
+      // kept during auth …
+      assert.ok(st[0].mmap < resultLine(r, 'authenticate'));
+      // … and dropped by open_session itself, once its agent has run
+      assertStashLife(st[0], resultLine(r, 'authenticate'), resultLine(r, 'open_session'), 'at open_session');
+    });
+
+    test('a second open_session in the same handle carries no password', async () => {
+      clearDump(h);
+      const svc = neighbourService('optional', `agent=${agent('agent-ok')}`);
+      const r = await runTst(h, svc, ['auth', 'open', 'close', 'open']);
+      assert.deepEqual(spyCodes(r), ['authenticate=25', 'open_session=0', 'close_session=0', 'open_session=0']);
+      const reqs = requestsInOrder();
+      assert.deepEqual(reqs.map((q) => q.fields.phase), ['open_session', 'close_session', 'open_session']);
+      assert.deepEqual(reqs.map((q) => q.secrets), [{ authtok: PW }, {}, {}]);
+    });
+
+    test('two session lines of ours: only the first one gets the password', async () => {
+      clearDump(h);
+      const svc = service([
+        `auth    required ${h.spy} authtok=@${tokFileFor(PW)}`,
+        `auth    optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`,
+        `session optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`,
+        `session optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`,
+      ]);
+      const r = await runTst(h, svc, ['auth', 'open']);
+      assert.deepEqual(spyCodes(r), ['authenticate=25', 'open_session=0', 'open_session=0']);
+      assert.deepEqual(requestsInOrder().map((q) => q.secrets), [{ authtok: PW }, {}]);
+    });
+
+    test('the password is dropped when open_session\'s agent fails, or is refused', async () => {
+      // the agent read the request, then failed: a second open_session has nothing to send
+      clearDump(h);
+      const svc = neighbourService('optional', `agent=${agent('agent-dumpfail')}`);
+      const r = await runTst(h, svc, ['auth', 'open', 'open']);
+      assert.deepEqual(spyCodes(r), ['authenticate=25', 'open_session=25', 'open_session=25']);
+      assert.deepEqual(requestsInOrder().map((q) => q.secrets), [{ authtok: PW }, {}]);
+      assert.deepEqual(errors(r).map((l) => l.msg), ['agent exited with status 3', 'agent exited with status 3']);
+      const st = stashes(r);
+      assert.equal(st.length, 1);
+      assertStashLife(st[0], resultLine(r, 'authenticate'), resultLine(r, 'open_session'), 'after a failed agent');
+
+      // an agent the shim refuses to run: the next line of ours gets nothing either
+      clearDump(h);
+      const svc2 = service([
+        `auth    required ${h.spy} authtok=@${tokFileFor(PW)}`,
+        `auth    optional ${ours(h, 'spy', `agent=${agent('does-not-exist')}`)}`,
+        `session optional ${ours(h, 'spy', `agent=${agent('does-not-exist')}`)}`,
+        `session optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`,
+      ]);
+      const r2 = await runTst(h, svc2, ['auth', 'open']);
+      assert.deepEqual(spyCodes(r2), ['authenticate=25', 'open_session=25', 'open_session=0']);
+      assert.deepEqual(requestsInOrder().map((q) => q.secrets), [{}]);
+      assert.deepEqual(errors(r2).map((l) => l.msg.replace(/: .*/, '')), ['refusing to run the agent']);
+    });
+
+    test('open_session without a prior auth in the handle (key login, auth elsewhere, after chauthtok) carries no password', async () => {
+      clearDump(h);
+      const svc = neighbourService('optional', `agent=${agent('agent-ok')} unwrap`);
+      // no authentication in this handle (a key login, or auth in another process)
+      const r = await runTst(h, svc, ['open', 'close']);
+      assert.deepEqual(spyCodes(r), ['open_session=0', 'close_session=0']);
+      assert.deepEqual(requestsInOrder().map((q) => q.secrets), [{}, {}]);
+      assert.deepEqual(r.mem, []);
+      // PAM_AUTHTOK set by the password stack (chauthtok) is not what auth kept: not sent
+      clearDump(h);
+      const r2 = await runTst(h, svc, ['chauthtok', 'open']);
+      assert.deepEqual(spyCodes(r2), ['chauthtok/prelim=25', 'chauthtok/update=0', 'open_session=0']);
+      const reqs = requestsInOrder();
+      assert.deepEqual(reqs.map((q) => q.fields.phase), ['chauthtok', 'open_session']);
+      assert.deepEqual(reqs[0].secrets, { authtok: PW, oldauthtok: OLD });
+      assert.deepEqual(reqs[1].secrets, {});
+    });
+
+    test('open_session sends only what auth kept, never the PAM_AUTHTOK item it finds', async () => {
+      // libpam clears PAM_AUTHTOK when pam_authenticate returns (_pam_sanitize): a session
+      // module before ours sets one of its own
+      const sessionTok = Buffer.from('set by a session module');
+      const svc = service([
+        `auth    required ${h.spy} authtok=@${tokFileFor(PW)}`,
+        `auth    optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`,
+        `session required ${h.spy} authtok=@${tokFileFor(sessionTok)}`,
+        `session optional ${ours(h, 'spy', `agent=${agent('agent-ok')}`)}`,
+      ]);
+      for (const [hooks, sent] of [
+        [['open'], {}],
+        [['auth', 'open'], { authtok: PW }],
+        [['auth', 'open', 'open'], {}],
+      ] as [string[], Record<string, Buffer>][]) {
+        clearDump(h);
+        const r = await runTst(h, svc, hooks);
+        assert.deepEqual(errors(r), []);
+        assert.deepEqual(requestsInOrder().at(-1)!.secrets, sent, hooks.join(','));
+      }
+    });
+
+    // unwrap= at open_session comes from the auth line that kept the password
+    const unwrapCases: [string, string, string, string[], string, string][] = [
+      // what, auth line options, session line options, hooks, unwrap at open_session, at close_session
+      ['auth line unwrap, session line without: unwrap=1', 'unwrap', '', ['auth', 'open', 'close'], '1', '0'],
+      ['auth line without, session line unwrap: unwrap=0', '', 'unwrap', ['auth', 'open', 'close'], '0', '1'],
+      ['no auth in the handle: the session line\'s own option', 'unwrap', 'unwrap', ['open', 'close'], '1', '1'],
+      ['no auth in the handle, session line without: unwrap=0', 'unwrap', '', ['open', 'close'], '0', '0'],
+    ];
+    for (const [what, authOpts, sessionOpts, hooks, atOpen, atClose] of unwrapCases) {
+      test(`unwrap: ${what}`, async () => {
+        clearDump(h);
+        const svc = service(
+          neighbourStack(h, {
+            control: 'optional',
+            ours: ours(h, 'spy', `agent=${agent('agent-ok')}`),
+            oursAuth: ours(h, 'spy', `agent=${agent('agent-ok')} ${authOpts}`),
+            oursSession: ours(h, 'spy', `agent=${agent('agent-ok')} ${sessionOpts}`),
+            authtok: PW,
+          }),
+        );
+        await runTst(h, svc, hooks);
+        const reqs = requestsInOrder();
+        assert.deepEqual(reqs.map((q) => q.fields.phase), ['open_session', 'close_session']);
+        assert.equal(reqs[0].fields.unwrap, atOpen, 'open_session');
+        assert.equal(reqs[1].fields.unwrap, atClose, 'close_session');
+        assert.deepEqual(reqs[0].secrets, hooks.includes('auth') ? { authtok: PW } : {});
+      });
+    }
+
+    test('a later auth in the same handle replaces the kept password, or drops it (unset, 513 bytes)', async () => {
+      const A = Buffer.from('first try');
+      const B = Buffer.from('second try ✓');
+      const cases: [string, (Buffer | null)[], Record<string, Buffer>, string[]][] = [
+        ['replaced', [A, B], { authtok: B }, []],
+        ['dropped: PAM_AUTHTOK unset', [A, null], {}, []],
+        ['dropped: PAM_AUTHTOK empty', [A, Buffer.alloc(0)], {}, []],
+        ['dropped: 513 bytes', [A, Buffer.alloc(513, 'z')], {}, ['auth: PAM_AUTHTOK longer than 512 bytes; not kept']],
+      ];
+      for (const [what, toks, sent, errs] of cases) {
+        clearDump(h);
+        const svc = service(
+          neighbourStack(h, { control: 'optional', ours: ours(h, 'spy', `agent=${agent('agent-ok')}`), authtoks: toks }),
+        );
+        const r = await runTst(h, svc, ['auth', 'auth', 'open']);
+        assert.deepEqual(spyCodes(r), ['authenticate=25', 'authenticate=25', 'open_session=0'], what);
+        assert.deepEqual(requestsInOrder().map((q) => q.secrets), [sent], what);
+        assert.deepEqual(errors(r).map((l) => l.msg), errs, what);
+        // the first password is wiped and unmapped by the second auth
+        const st = stashes(r);
+        assertStashLife(st[0], resultLine(r, 'authenticate', 0), resultLine(r, 'authenticate', 1), `${what}: first`);
+        assert.equal(st.length, what === 'replaced' ? 2 : 1, what);
+        if (st.length === 2) assertStashLife(st[1], resultLine(r, 'authenticate', 1), resultLine(r, 'open_session'), `${what}: second`);
+      }
+    });
+
+    // "A login PAM refuses loads no key": a failing auth stack, and an application that therefore
+    // never calls open_session (it ends the handle): the agent never runs, the password is wiped.
+    for (const where of ['before', 'after'] as const) {
+      test(`refused login (a required module failing ${where} ours), no open_session: the agent never runs; the password is wiped at pam_end`, async () => {
+        clearDump(h);
+        const opts = `agent=${agent('agent-ok')} unwrap debug`;
+        // libpam goes on past a failing `required` line, so our `optional` line is called either way
+        const failing = 'auth    required pam_debug.so auth=auth_err';
+        const oursAuth = `auth    optional ${ours(h, 'spy', opts)}`;
+        const svc = service([
+          `auth    required ${h.spy} authtok=@${tokFileFor(PW)}`,
+          ...(where === 'before' ? [failing, oursAuth] : [oursAuth, failing]),
+          `session optional ${ours(h, 'spy', opts)}`,
+        ]);
+        // the application retries once, then gives up: pam_end right after the failed authenticate
+        const r = await runTst(h, svc, ['auth', 'auth']);
+        assert.equal(r.lines.filter((l) => l.startsWith(`authenticate=${PAM.AUTH_ERR} `)).length, 2);
+        // libpam did call our auth (twice): it kept the password, and vouched for nothing
+        assert.deepEqual(spyCodes(r), ['authenticate=25', 'authenticate=25']);
+        assert.deepEqual(readDumps(h), [], 'the agent ran');
+        assert.deepEqual(agentConv(r), []);
+        const st = stashes(r);
+        assert.equal(st.length, 2);
+        assertStashLife(st[0], resultLine(r, 'authenticate', 0), resultLine(r, 'authenticate', 1), 'replaced by the retry');
+        assertStashLife(st[1], resultLine(r, 'authenticate', 1), resultLine(r, 'end'), 'at pam_end');
+      });
+    }
   });
 
   test('pamtester (a real PAM client) with /etc/pam.d/eat-shim-*: the typed password reaches the agent at open_session', () => {
