@@ -38,6 +38,7 @@ import {
   ours,
   parseRequest,
   groupMembers,
+  hasCapSysResource,
   processAlive,
   readDumps,
   resultLine,
@@ -843,6 +844,55 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
         assertStashLife(st[0], resultLine(r, 'authenticate', 0), resultLine(r, 'authenticate', 1), 'replaced by the retry');
         assertStashLife(st[1], resultLine(r, 'authenticate', 1), resultLine(r, 'end'), 'at pam_end');
       });
+    }
+  });
+
+  // The agent starts with root's own state, whatever the application handed down: a setuid su
+  // run by a user has the user's real uid, gids and groups, and the user's umask, nice value,
+  // oom_score_adj and limits (`ulimit -f 0` would kill the agent in the middle of a re-wrap).
+  // Raising a hard limit back needs CAP_SYS_RESOURCE: where this root lacks it (a container),
+  // the driver lowers only the soft limits (test/vm covers a real root with hard ones).
+  const hardToo = isRoot && hasCapSysResource();
+  test(`the agent does not inherit the application's ids, groups, umask, nice, oom_score_adj or limits (${
+    hardToo ? 'soft and hard limits lowered' : 'soft limits only: no CAP_SYS_RESOURCE here'
+  })`, async () => {
+    clearDump(h);
+    const svc = neighbourService('optional', `agent=${agent('agent-state')}`);
+    const r = await runTst(h, svc, [hardToo ? 'hostile=hard' : 'hostile=soft', 'auth', 'open', 'close']);
+    // the driver really was hostile while it called PAM …
+    const hard = (v: string) => (hardToo ? v : '[^,]+');
+    const hostile = new RegExp(
+      '^uid=65534/0/0,gid=65534/65534/65534,groups=65534,umask=0777,nice=19,oom=1000,' +
+        `fsize=0/${hard('0')},nofile=32/${hard('32')},cpu=60/${hard('60')},core=([^,/]+)/\\1$`,
+    );
+    assert.match(r.flags.state_before ?? '', hostile);
+    // … and the shim reset its child only, never the application
+    assert.equal(r.flags.state_after, r.flags.state_before);
+    assert.deepEqual(spyCodes(r), ['authenticate=25', 'open_session=0', 'close_session=0']);
+    assert.deepEqual(errors(r), []);
+    const dumps = readDumps(h).sort((a, b) => a.pid - b.pid);
+    assert.deepEqual(dumps.map((d) => parseRequest(d.req).fields.phase), ['open_session', 'close_session']);
+    assert.deepEqual(parseRequest(dumps[0].req).secrets, { authtok: PW });
+    for (const d of dumps) {
+      const phase = parseRequest(d.req).fields.phase;
+      assert.match(d.status!, /^Uid:\s+0\s+0\s+0\s+0$/m, phase);
+      assert.match(d.status!, /^Gid:\s+0\s+0\s+0\s+0$/m, phase);
+      assert.match(d.status!, /^Groups:[ \t]*$/m, phase);
+      assert.match(d.status!, /^Umask:\s+0022$/m, phase);
+      const limit = (name: string): [string, string] => {
+        const m = d.limits!.match(new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, 'm'));
+        assert.ok(m, `${name} in /proc/PID/limits`);
+        return [m[1], m[2]];
+      };
+      assert.deepEqual(limit('Max file size'), ['unlimited', 'unlimited'], phase);
+      assert.deepEqual(limit('Max cpu time'), ['unlimited', 'unlimited'], phase);
+      assert.deepEqual(limit('Max core file size'), ['0', '0'], phase);
+      const [nofileSoft, nofileHard] = limit('Max open files');
+      assert.ok(Number(nofileSoft) >= 1024, `open files soft ${nofileSoft}`);
+      if (hardToo) assert.ok(Number(nofileHard) >= 4096, `open files hard ${nofileHard}`);
+      const stat = d.stat!.slice(d.stat!.lastIndexOf(')') + 2).split(' ');
+      assert.equal(stat[16], '0', `${phase}: nice`); // field 19 of /proc/PID/stat
+      assert.equal(d.oom?.trim(), '0', `${phase}: oom_score_adj`);
     }
   });
 
