@@ -531,8 +531,16 @@ static void reset_process_state(void)
 		struct rlimit want = { raise_to(agent_rlimits[i].soft, rl.rlim_cur), raise_to(agent_rlimits[i].hard, rl.rlim_max) };
 		if (want.rlim_max != RLIM_INFINITY && (want.rlim_cur == RLIM_INFINITY || want.rlim_cur > want.rlim_max))
 			want.rlim_cur = want.rlim_max;
-		if (want.rlim_cur != rl.rlim_cur || want.rlim_max != rl.rlim_max)
-			(void)setrlimit(agent_rlimits[i].resource, &want);
+		if (want.rlim_cur == rl.rlim_cur && want.rlim_max == rl.rlim_max)
+			continue;
+		if (setrlimit(agent_rlimits[i].resource, &want) != 0 && want.rlim_max != rl.rlim_max) {
+			/* no CAP_SYS_RESOURCE (a container's root): keep the hard limit, raise the soft one to it */
+			want.rlim_max = rl.rlim_max;
+			if (want.rlim_max != RLIM_INFINITY && (want.rlim_cur == RLIM_INFINITY || want.rlim_cur > want.rlim_max))
+				want.rlim_cur = want.rlim_max;
+			if (want.rlim_cur != rl.rlim_cur)
+				(void)setrlimit(agent_rlimits[i].resource, &want);
+		}
 	}
 	struct rlimit nocore = { 0, 0 };
 	(void)setrlimit(RLIMIT_CORE, &nocore);
@@ -763,7 +771,8 @@ static int run_agent(pam_handle_t *pamh, const struct options *o, const struct r
 	close(req[0]);
 	close(rep[1]);
 
-	/* Built after fork(): no copy of the secrets in the child's memory before execve(). */
+	/* Built after fork(): no copy of the secrets in the child's memory before execve() (the kept
+	 * password's pages are MADV_WIPEONFORK: the child sees zeros there). */
 	build_request(pamh, rq, &b);
 	if (b.failed) {
 		buf_wipe(&b);
@@ -880,25 +889,34 @@ static void cleanup_authtok(pam_handle_t *pamh, void *data, int error_status)
 	(void)munmap(st, map_len);
 }
 
-static void stash_authtok(pam_handle_t *pamh, const struct options *o, const char *tok)
+static void drop_stashed_authtok(pam_handle_t *pamh);
+
+/* Keeps tok (replacing what was kept); returns 0, or -1 with nothing kept (logged). */
+static int stash_authtok(pam_handle_t *pamh, int unwrap, const char *tok)
 {
 	size_t len = strlen(tok);
 	size_t map_len = sizeof(struct authtok_stash) + len + 1;
 	struct authtok_stash *st = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (st == MAP_FAILED) {
-		pam_syslog(pamh, LOG_ERR, "auth: cannot keep the password for open_session: %m");
-		return;
+		pam_syslog(pamh, LOG_ERR, "cannot keep the password for open_session: %m");
+		drop_stashed_authtok(pamh); /* never an older password in its place */
+		return -1;
 	}
 	(void)mlock(st, map_len);
 	(void)madvise(st, map_len, MADV_DONTDUMP);
+	/* a child forked by the application (or by us, before execve) sees zeros, not the password */
+	(void)madvise(st, map_len, MADV_WIPEONFORK);
 	st->map_len = map_len;
 	st->len = len;
-	st->unwrap = o->unwrap;
+	st->unwrap = unwrap;
 	memcpy(st->tok, tok, len + 1);
 	if (pam_set_data(pamh, AUTHTOK_DATA_KEY, st, cleanup_authtok) != PAM_SUCCESS) {
 		cleanup_authtok(pamh, st, 0);
-		pam_syslog(pamh, LOG_ERR, "auth: cannot keep the password for open_session");
+		drop_stashed_authtok(pamh);
+		pam_syslog(pamh, LOG_ERR, "cannot keep the password for open_session");
+		return -1;
 	}
+	return 0;
 }
 
 static const struct authtok_stash *stashed_authtok(pam_handle_t *pamh)
@@ -1021,6 +1039,13 @@ static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, 
 
 	if (ph == PH_OPEN)
 		drop_stashed_authtok(pamh);
+	if (ph == PH_CHAUTHTOK && r->result == RESULT_SUCCESS) {
+		/* An expired password changed between auth and open_session (login's, sshd's flow): the
+		 * file is wrapped with the new password now, so that is the one open_session needs. */
+		const struct authtok_stash *st = stashed_authtok(pamh);
+		if (st != NULL)
+			(void)stash_authtok(pamh, st->unwrap, rq.secrets[0].value);
+	}
 	show_messages(pamh, flags, r);
 	if (ph == PH_OPEN && r->session != NULL) {
 		char *sid = strdup(r->session);
@@ -1069,8 +1094,7 @@ PAM_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 		pam_syslog(pamh, LOG_ERR, "auth: PAM_AUTHTOK longer than %u bytes; not kept", MAX_SECRET);
 		return PAM_IGNORE;
 	}
-	stash_authtok(pamh, &o, tok);
-	if (o.debug)
+	if (stash_authtok(pamh, o.unwrap, tok) == 0 && o.debug)
 		pam_syslog(pamh, LOG_DEBUG, "auth: password kept for open_session; PAM_IGNORE");
 	return PAM_IGNORE;
 }

@@ -273,7 +273,16 @@ export function resetInheritedState(): string[] {
       const h = raise(hard, cur.hard);
       let sl = raise(soft, cur.soft);
       if (h !== INFINITY && (sl === INFINITY || sl > h)) sl = h;
-      if (sl !== cur.soft || h !== cur.hard) n.setrlimit(RLIMIT[name], sl, h);
+      if (sl === cur.soft && h === cur.hard) return;
+      try {
+        n.setrlimit(RLIMIT[name], sl, h);
+      } catch (e) {
+        // no CAP_SYS_RESOURCE (a container's root): keep the hard limit, raise the soft one to it
+        if (h === cur.hard) throw e;
+        const capped = cur.hard !== INFINITY && (sl === INFINITY || sl > cur.hard) ? cur.hard : sl;
+        if (capped !== cur.soft) n.setrlimit(RLIMIT[name], capped, cur.hard);
+        throw e;
+      }
     });
   }
   // nice is per thread on Linux: every thread node has started so far (later ones inherit it)

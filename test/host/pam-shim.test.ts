@@ -741,6 +741,34 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
       assert.deepEqual(reqs[1].secrets, {});
     });
 
+    test('an expired password changed between auth and open_session (auth, chauthtok, open): open_session gets the new password', async () => {
+      // login and sshd change an expired password in the same handle before opening the session;
+      // the re-wrap made the file open with the new password only
+      const p1 = Buffer.from('old-password');
+      const p2 = Buffer.from('new-password');
+      const ok = ours(h, 'spy', `agent=${agent('agent-ok')} unwrap`);
+      const fails = ours(h, 'spy', `agent=${agent('agent-exit1')} unwrap`);
+      for (const [what, passwordLine, expected] of [
+        ['re-wrapped (agent result=success)', ok, p2],
+        ['not re-wrapped (the agent failed): the file keeps the wrapping auth saw', fails, p1],
+      ] as const) {
+        const svc = service([
+          `auth     required ${h.spy} authtok=@${tokFileFor(p1)}`,
+          `auth     optional ${ok}`,
+          `password required ${h.spy} authtok=@${tokFileFor(p2)} oldauthtok=@${tokFileFor(p1)}`,
+          `password optional ${passwordLine}`,
+          'password required pam_permit.so',
+          `session  optional ${ok}`,
+        ]);
+        clearDump(h);
+        await runTst(h, svc, ['auth', 'chauthtok', 'open']);
+        const open = requestsInOrder().filter((q) => q.fields.phase === 'open_session');
+        assert.equal(open.length, 1, what);
+        assert.deepEqual(open[0]!.secrets, { authtok: expected }, what);
+        assert.equal(open[0]!.fields.unwrap, '1', `${what}: the auth line's unwrap is kept`);
+      }
+    });
+
     test('open_session sends only what auth kept, never the PAM_AUTHTOK item it finds', async () => {
       // libpam clears PAM_AUTHTOK when pam_authenticate returns (_pam_sanitize): a session
       // module before ours sets one of its own
