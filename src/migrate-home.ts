@@ -27,9 +27,10 @@ import { dirname, join, normalize } from 'node:path';
 import { asUser, type UserInfo } from './credentials';
 import { AgentError, isAgentError } from './errors';
 import { type DoneRecord, MigrateState, type MigrateJournal, type MigratePhase, phaseAtLeast } from './migrate-journal';
+import { DirCursor, DirHandle, parentAndName } from './fs-at';
 import {
   applyDirMetadata,
-  copyAttributes,
+  closeTreeCopy,
   copyEntry,
   countEntries,
   displayRel,
@@ -37,7 +38,9 @@ import {
   estimateEncryptedBytes,
   joinRel,
   namesTooLong,
+  openTreeCopy,
   removeExisting,
+  type TreeCopy,
   type TreeCounts,
   type TreeEntry,
   verifyEntry,
@@ -481,11 +484,10 @@ class Migration {
   /** set-up → copied: every entry into the mounted home, logged as it completes. */
   copy(): void {
     const setup = this.mount();
-    const home = this.user.home;
     this.makeLinks(false);
     const done = this.state.readDone();
+    const t = this.openCopy();
     const log = this.state.openDoneLog();
-    const src = this.journal.original;
     const total = this.entries.length;
     const recopied = new Set<string>();
     let last = Date.now();
@@ -496,8 +498,8 @@ class Migration {
         const key = e.rel.toString('latin1');
         const isData = e.kind === 'file' || e.kind === 'symlink';
         const stale = e.linkOf !== undefined && recopied.has(e.linkOf.toString('latin1'));
-        if (isData && !stale && doneRecordMatches(done.get(key), e) && this.destIsKind(e)) continue;
-        const r = copyEntry(src, home, e);
+        if (isData && !stale && doneRecordMatches(done.get(key), e) && this.destIsKind(t.dst, e)) continue;
+        const r = copyEntry(t, e);
         if (r !== null) {
           log.append(r);
           done.set(key, r);
@@ -510,20 +512,40 @@ class Migration {
           this.progress(`  copied ${i + 1}/${total} entries (${mib(bytes)} this run)`);
         }
       }
+      applyDirMetadata(t, this.entries);
     } finally {
       log.close();
+      this.closeCopy(t);
     }
-    for (const line of copyAttributes(src, home)) this.warnings.push(line);
-    applyDirMetadata(home, this.entries);
+    this.warnings.push(...t.notes);
     this.unmount(setup);
     this.advance('copied');
   }
 
-  /** The copy of a file or symlink is in place (an interrupted run logs an entry only once it is). */
-  private destIsKind(e: TreeEntry): boolean {
+  /** The source (the original) and the destination (the mounted home), each opened as a directory fd. */
+  private openCopy(): TreeCopy {
+    const src = DirHandle.openPath(this.journal.original, { noXdev: true });
     try {
-      const st = fs.lstatSync(joinRel(this.user.home, e.rel));
-      return e.kind === 'symlink' ? st.isSymbolicLink() : st.isFile();
+      const dst = DirHandle.openPath(this.user.home);
+      return openTreeCopy(src, dst, this.entries);
+    } catch (e) {
+      src.close();
+      throw e;
+    }
+  }
+
+  private closeCopy(t: TreeCopy): void {
+    closeTreeCopy(t);
+    t.src.root.close();
+    t.dst.root.close();
+  }
+
+  /** The copy of a file or symlink is in place (an interrupted run logs an entry only once it is). */
+  private destIsKind(dst: DirCursor, e: TreeEntry): boolean {
+    try {
+      const [p, n] = parentAndName(e.rel);
+      const st = dst.dir(p).stat(n);
+      return st !== null && (e.kind === 'symlink' ? st.isSymbolicLink() : st.isFile());
     } catch {
       return false;
     }
@@ -543,14 +565,21 @@ class Migration {
       if (got !== target) failures.push({ rel: Buffer.from(name), why: `must be a link to ${target}` });
     }
     let last = Date.now();
+    const root = DirHandle.openPath(this.user.home);
+    const dst = new DirCursor(root);
+    try {
     for (const [i, e] of this.entries.entries()) {
-      const why = verifyEntry(this.user.home, e, done, inodes);
+      const why = verifyEntry(dst, e, done, inodes);
       if (why !== null) failures.push({ rel: e.rel, why });
       else this.verified++;
       if (Date.now() - last > 2000) {
         last = Date.now();
         this.progress(`  verified ${i + 1}/${this.entries.length} entries`);
       }
+    }
+    } finally {
+      dst.reset();
+      root.close();
     }
     return failures;
   }
@@ -580,25 +609,26 @@ class Migration {
   }
 
   private repair(failures: VerifyFailure[]): void {
-    const home = this.user.home;
     const bad = new Set(failures.map((f) => f.rel.toString('latin1')));
+    const t = this.openCopy();
     const log = this.state.openDoneLog();
     try {
       for (const e of this.entries) {
         const key = e.rel.toString('latin1');
         const linkToBad = e.linkOf !== undefined && bad.has(e.linkOf.toString('latin1'));
         if (e.rel.length === 0 || (!bad.has(key) && !linkToBad)) continue;
-        if (e.kind !== 'dir') removeExisting(joinRel(home, e.rel));
-        const r = copyEntry(this.journal.original, home, e);
+        if (e.kind !== 'dir') removeExisting(t.dst, e.rel);
+        const r = copyEntry(t, e);
         if (r !== null) log.append(r);
       }
+      for (const [name] of homeLinks(this.layout, false)) if (bad.has(name)) t.dst.root.removeTree(name);
+      this.makeLinks(false);
+      applyDirMetadata(t, this.entries);
     } finally {
       log.close();
+      this.closeCopy(t);
     }
-    for (const [name] of homeLinks(this.layout, false)) if (bad.has(name)) fs.rmSync(join(home, name), { force: true, recursive: true });
-    this.makeLinks(false);
-    for (const line of copyAttributes(this.journal.original, home)) this.warnings.push(line);
-    applyDirMetadata(home, this.entries);
+    this.warnings.push(...t.notes);
   }
 
   /** verified → done: auto-mount on, keys gone, the original removed only if asked, the state cleared. */

@@ -18,7 +18,8 @@ import { type ErrorCode, isAgentError } from '../../src/errors';
 import { useNativeKdf } from '../../src/kdf-native';
 import { homeLayout, migrateHome, type MigrateOptions, preflightMigration } from '../../src/migrate-home';
 import { type DoneRecord, MigrateState } from '../../src/migrate-journal';
-import { applyDirMetadata, copyAttributes, copyEntry, type TreeEntry, verifyEntry, walkTree } from '../../src/migrate-tree';
+import { DirCursor, DirHandle } from '../../src/fs-at';
+import { applyDirMetadata, closeTreeCopy, copyEntry, openTreeCopy, type TreeEntry, verifyEntry, walkTree } from '../../src/migrate-tree';
 import { MS, mountRaw, readMountInfo, unmount } from '../../src/mount';
 import { loadPrivateSetup } from '../../src/private-setup';
 import { REPO } from '../helpers/agent';
@@ -135,21 +136,32 @@ function fillTree(root: string, owner: { uid: number; gid: number }): void {
 function copyTree(src: string, dst: string): { entries: TreeEntry[]; done: Map<string, DoneRecord>; notes: string[] } {
   const entries = walkTree(src);
   const done = new Map<string, DoneRecord>();
-  for (const e of entries) {
-    if (e.rel.length === 0) continue;
-    const r = copyEntry(src, dst, e);
-    if (r) done.set(e.rel.toString('latin1'), r);
+  const t = openTreeCopy(DirHandle.openPath(src, { noXdev: true }), DirHandle.openPath(dst), entries);
+  try {
+    for (const e of entries) {
+      const r = copyEntry(t, e);
+      if (r) done.set(e.rel.toString('latin1'), r);
+    }
+    applyDirMetadata(t, entries);
+  } finally {
+    closeTreeCopy(t);
+    t.src.root.close();
+    t.dst.root.close();
   }
-  const notes = copyAttributes(src, dst);
-  applyDirMetadata(dst, entries);
-  return { entries, done, notes };
+  return { entries, done, notes: t.notes };
 }
 const verifyAll = (dst: string, entries: TreeEntry[], done: Map<string, DoneRecord>): string[] => {
   const inodes = new Map<string, bigint>();
-  return entries.flatMap((e) => {
-    const why = verifyEntry(dst, e, done, inodes);
-    return why === null ? [] : [`${e.rel.toString('latin1')}: ${why}`];
-  });
+  const cursor = new DirCursor(DirHandle.openPath(dst));
+  try {
+    return entries.flatMap((e) => {
+      const why = verifyEntry(cursor, e, done, inodes);
+      return why === null ? [] : [`${e.rel.toString('latin1')}: ${why}`];
+    });
+  } finally {
+    cursor.reset();
+    cursor.root.close();
+  }
 };
 
 describe('the tree copy and its verification (two plain directories)', () => {
