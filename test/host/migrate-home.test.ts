@@ -57,11 +57,20 @@ function user(prefix = 'eatmg'): TestUser {
 const ref = (u: TestUser) => lookupUser(u.name);
 let n = 0;
 /** Options with a private state dir and encrypted-home root (never the machine's real ones). */
-function opts(extra: Partial<MigrateOptions> = {}): MigrateOptions & { stateDir: string; ecryptfsRoot: string } {
+function opts(extra: Partial<MigrateOptions> = {}): MigrateOptions & { stateDir: string; ecryptfsRoot: string; workDir: string } {
   n++;
   fs.mkdirSync(join(base, `homes${n}`), { mode: 0o755 }); // stands for /home
   fs.chmodSync(join(base, `homes${n}`), 0o755);
-  return { fnek: true, wrappingIndependent: false, removeOriginal: false, resumeOnly: false, stateDir: join(base, `state${n}`), ecryptfsRoot: join(base, `homes${n}`, '.ecryptfs'), ...extra };
+  return {
+    fnek: true,
+    wrappingIndependent: false,
+    removeOriginal: false,
+    resumeOnly: false,
+    stateDir: join(base, `state${n}`),
+    ecryptfsRoot: join(base, `homes${n}`, '.ecryptfs'),
+    workDir: join(base, `work${n}`), // stands for /run/ecryptfs-agent
+    ...extra,
+  };
 }
 const fails = (c: ErrorCode, re?: RegExp) => (e: unknown): boolean => {
   assert.ok(isAgentError(e), String(e));
