@@ -21,6 +21,7 @@
  * auto-mount is written last: a login during an unfinished migration finds the (empty, read-only)
  * mount point instead of a half-copied home.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join, normalize } from 'node:path';
@@ -190,7 +191,11 @@ function renderHoldersWithLegend(dir: string, holders: MountHolder[]): string {
   return `${renderHolders(dir, holders)}(ACCESS: u = runs as the user, c = current directory, r = root directory, f = open file, m = mapped file)`;
 }
 
-function checkNoProcesses(user: UserInfo, dirs: string[]): void {
+/**
+ * Refuses while USER has a process (any of its uids is USER's) or any process uses a file under
+ * dirs. `stage`: the phase about to start in a run (the message then says the run stopped there).
+ */
+function checkNoProcesses(user: UserInfo, dirs: string[], stage?: string): void {
   const seen = new Map<number, MountHolder>();
   for (const dir of dirs) {
     for (const h of processesUsingTree(dir, user.uid).holders) {
@@ -200,8 +205,9 @@ function checkNoProcesses(user: UserInfo, dirs: string[]): void {
   }
   if (seen.size > 0) {
     const holders = [...seen.values()].sort((a, b) => a.pid - b.pid);
-    throw new AgentError('IN_USE', `${user.name} is logged in or has processes running (${holders.length}); the home must not change while it is migrated:\n${renderHoldersWithLegend(user.home, holders)}`, {
-      hint: `Log ${user.name} out and end those processes (loginctl terminate-user ${user.name}, or pkill -KILL -u ${user.name}), then run migrate-home again`,
+    const where = stage === undefined ? '' : ` (found before the ${stage}: the migration stopped there, nothing is lost)`;
+    throw new AgentError('IN_USE', `${user.name} is logged in or has processes running (${holders.length})${where}; the home must not change while it is migrated:\n${renderHoldersWithLegend(user.home, holders)}`, {
+      hint: `Log ${user.name} out and end those processes (loginctl terminate-user ${user.name}, or pkill -KILL -u ${user.name}), then run migrate-home again${stage === undefined ? '' : ' to resume'}`,
     });
   }
 }
@@ -300,6 +306,11 @@ export function preflightMigration(user: UserInfo, opts: MigrateOptions): Migrat
     };
   }
   const resuming = existing !== null;
+  if (readExpiry(user.name) === null) {
+    throw new AgentError('USAGE', `${user.name} has no line in ${SHADOW_FILE} (not a local account?): migrate-home locks the account for the whole run by its expiry date (usermod --expiredate 1), which needs one; nothing changed`, {
+      hint: 'Migrate local accounts only (or give the account a shadow entry: pwconv)',
+    });
+  }
   checkNoMountsInside(user.home, resuming);
   const source = resuming && lstatOrNull(journal.original) !== null ? journal.original : user.home;
   if (source !== user.home) checkNoMountsInside(source, false);
@@ -328,6 +339,64 @@ export function preflightMigration(user: UserInfo, opts: MigrateOptions): Migrat
     throw new AgentError('NO_SPACE', `not enough free inodes in ${spacePath}: ${remaining.length} entries to copy, ${space.freeInodes} inodes free; nothing changed`);
   }
   return { user, layout, journal, resuming, entries, counts, alreadyDone: entries.length - remaining.length, neededBytes, space, spacePath };
+}
+
+// ------------------------------------------------------------------ the account lock
+
+/**
+ * For the whole run the account is locked: its expiry date in /etc/shadow is set to day 1
+ * (1970-01-02) with `usermod --expiredate 1`. pam_unix's account check then refuses every new
+ * session of the user, whatever the authentication: password or ssh key logins (sshd), su, login,
+ * the display manager, cron and at jobs (Debian's cron and atd run the PAM account stack),
+ * systemd --user (user@.service goes through PAM too); sshd refuses an expired account even
+ * without PAM. Unlike `usermod -L` (password only) or /etc/nologin (everyone), it stops exactly
+ * the user, and nothing else. The old value is kept in the journal before the lock is set and
+ * put back when the run ends, successfully or not, or by the next run after a kill. Processes the
+ * user already has are refused at the start of every phase (checkNoProcesses), so none is left
+ * that could change the trees while root works in them. Root remains able to start processes as
+ * the user (su from root, a mail delivery agent running a ~/.forward pipe …): those are caught at
+ * the next phase, and cannot reach the new home meanwhile (root-only mount point, below).
+ */
+export const SHADOW_FILE = '/etc/shadow';
+/** The expiry date while locked: day 1 (0 is taken as "no expiry" by some tools). */
+export const LOCKED_EXPIRY = '1';
+
+/** Pure: USER's account expiry field in shadow(5) text: '' (never) or days since 1970-01-01; null when USER has no line. */
+export function shadowExpiry(text: string, user: string): string | null {
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] !== user) continue;
+    const v = f[7];
+    if (f.length < 9 || v === undefined || !/^(-1|\d{1,7})?$/.test(v)) throw new AgentError('BAD_CONFIG', `the line of ${user} in ${SHADOW_FILE} is malformed (expiry field)`);
+    return v === '-1' ? '' : v;
+  }
+  return null;
+}
+
+/** Pure: an expiry field for people: "never", or its date. */
+export function describeExpiry(v: string): string {
+  return v === '' ? 'never' : new Date(Number(v) * 86_400_000).toISOString().slice(0, 10);
+}
+
+function readExpiry(user: string): string | null {
+  return shadowExpiry(fs.readFileSync(SHADOW_FILE, 'utf8'), user);
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** usermod --expiredate VALUE USER ('' = never), retried while another tool holds /etc/shadow's lock; checked after. */
+export function setExpiry(user: string, value: string): void {
+  let last = '';
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    const r = spawnSync('usermod', ['--expiredate', value, '--', user], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    last = r.error ? r.error.message : `${r.stderr?.toString('utf8').trim() ?? ''} (exit ${r.status})`;
+    if (!r.error && r.status === 0 && readExpiry(user) === value) return;
+    if (r.error || !/lock|try again/i.test(last)) break;
+    sleepMs(500);
+  }
+  throw new AgentError('IO', `cannot set the account expiry of ${user} to ${describeExpiry(value)} (usermod --expiredate '${value}' ${user}): ${last}`);
 }
 
 // ------------------------------------------------------------------ the root-only mount point
@@ -534,6 +603,37 @@ class Migration {
   private advance(phase: MigratePhase): void {
     this.journal = { ...this.journal, phase };
     this.state.writeJournal(this.journal);
+  }
+
+  /**
+   * Before the first change: the old expiry into the journal (kept from a killed run's journal,
+   * where shadow already says locked), the journal written, then the account locked.
+   */
+  private lockAccount(): void {
+    const previous = this.journal.previousExpiry ?? readExpiry(this.user.name);
+    if (previous === null) throw new AgentError('USAGE', `${this.user.name} has no line in ${SHADOW_FILE}; nothing changed`);
+    this.journal = { ...this.journal, previousExpiry: previous };
+    this.state.writeJournal(this.journal);
+    setExpiry(this.user.name, LOCKED_EXPIRY);
+    this.progress(
+      `The account ${this.user.name} is LOCKED while the migration runs (expiry date set to ${describeExpiry(LOCKED_EXPIRY)}; it was ${describeExpiry(previous)}): no login, ssh key login, su, cron or at job of ${this.user.name} can start. It is unlocked when the run ends, successfully or not.`,
+    );
+  }
+
+  /** The expiry back to what it was, and out of the journal (if the journal is still there). */
+  private unlockAccount(): void {
+    const previous = this.journal.previousExpiry;
+    if (previous === undefined) return;
+    setExpiry(this.user.name, previous);
+    const { previousExpiry: _restored, ...rest } = this.journal;
+    this.journal = rest;
+    if (this.state.readJournal() !== null) this.state.writeJournal(this.journal);
+    this.progress(`The account ${this.user.name} is unlocked again (expiry date ${describeExpiry(previous)}).`);
+  }
+
+  /** At the start of every phase: no process of the user, none in the home or the original. */
+  private checkProcesses(stage: string): void {
+    checkNoProcesses(this.user, [this.user.home, this.journal.original], stage);
   }
 
   private names(): { home: string; original: string } {
@@ -908,7 +1008,7 @@ class Migration {
 
   /** verified → done: auto-mount on, keys gone, the original removed only if asked, the state cleared. */
   commit(): boolean {
-    checkNoProcesses(this.user, [this.user.home, this.journal.original]);
+    this.checkProcesses('commit');
     asUser(this.user, () => writeFileAtomic(join(this.layout.configDir, 'auto-mount'), Buffer.alloc(0), { mode: FLAG_FILE_MODE }));
     const setup = this.readSetup();
     forgetKeys(this.user, sigsNoLongerMounted(setup));
@@ -923,8 +1023,21 @@ class Migration {
       }
       removed = true;
     }
+    this.unlockAccount();
     this.state.clear();
     return removed;
+  }
+
+  /** After a failure: the account unlocked (the original error is what gets reported; a failed unlock is said loudly). */
+  private unlockAfterFailure(): void {
+    const previous = this.journal.previousExpiry;
+    try {
+      this.unlockAccount();
+    } catch (e) {
+      this.progress(
+        `WARNING: the account ${this.user.name} is still locked: ${(e as Error).message}. Unlock it with: usermod --expiredate '${previous ?? ''}' ${this.user.name} (or run migrate-home again, which unlocks it when it ends)`,
+      );
+    }
   }
 
   /** After a failure: never leave the encrypted home mounted with the keys loaded, nor the temp dir. */
@@ -939,13 +1052,11 @@ class Migration {
   run(wrappingPassphrase: Buffer): MigrateResult {
     try {
       this.state.ensureDir();
-      if (this.plan.resuming) {
-        // a wrong passphrase must be refused before anything is touched
-        if (phaseAtLeast(this.journal, 'set-up')) this.unlock(wrappingPassphrase);
-        this.unmountLeftover();
-      } else {
-        this.advance('started');
-      }
+      // a wrong passphrase must be refused before anything is touched
+      if (this.plan.resuming && phaseAtLeast(this.journal, 'set-up')) this.unlock(wrappingPassphrase);
+      this.lockAccount(); // a fresh run: this writes the journal ("started") first
+      this.checkProcesses('migration');
+      if (this.plan.resuming) this.unmountLeftover();
       if (!phaseAtLeast(this.journal, 'moved')) this.move();
       // the tree now lives under the original's name (same inodes): walk it there
       const orig = this.openOriginal();
@@ -954,13 +1065,18 @@ class Migration {
       } finally {
         orig.close();
       }
-      if (!phaseAtLeast(this.journal, 'set-up')) this.setUp(wrappingPassphrase);
+      if (!phaseAtLeast(this.journal, 'set-up')) {
+        this.checkProcesses('setup');
+        this.setUp(wrappingPassphrase);
+      }
       this.unlock(wrappingPassphrase);
       if (!phaseAtLeast(this.journal, 'copied')) {
+        this.checkProcesses('copy');
         this.progress(`Copying ${this.entries.length} entries (${mib(this.plan.counts.bytes)}) into the encrypted home...`);
         this.copy();
       }
       if (!phaseAtLeast(this.journal, 'verified')) {
+        this.checkProcesses('verification');
         this.progress('Verifying every entry through a fresh mount of the encrypted home...');
         this.verify();
       }
@@ -979,6 +1095,7 @@ class Migration {
       };
     } catch (e) {
       this.cleanUp();
+      this.unlockAfterFailure();
       if (isAgentError(e)) throw e;
       throw new AgentError('IO', `migration stopped: ${(e as Error).message}`, {
         cause: e,
@@ -988,6 +1105,21 @@ class Migration {
       this.mountPassphrase?.fill(0);
     }
   }
+}
+
+/**
+ * A run that ends before migrateHome (refused by preflight, no passphrase …) still ends the lock a
+ * killed run left: if the journal says the account is locked, its expiry goes back to what it was.
+ * The caller holds the per-user lock (no other run is active). Returns the value restored, if any.
+ */
+export function releaseLeftAccountLock(user: Pick<UserInfo, 'name'>, opts: Pick<MigrateOptions, 'stateDir'> = {}): string | null {
+  const state = new MigrateState(user.name, opts.stateDir);
+  const journal = state.readJournal();
+  if (journal?.previousExpiry === undefined) return null;
+  setExpiry(user.name, journal.previousExpiry);
+  const { previousExpiry, ...rest } = journal;
+  state.writeJournal(rest);
+  return previousExpiry;
 }
 
 /**
