@@ -20,6 +20,12 @@
  * request (--remove-original) and only after verification.
  * auto-mount is written last: a login during an unfinished migration finds the (empty, read-only)
  * mount point instead of a half-copied home.
+ *
+ * Root never acts on a path the user can change (issue 13, finding 1): the account is locked for
+ * the whole run and the user's processes are refused at every phase; the new home is mounted on a
+ * root-only temp dir, never on HOME, while it is filled and verified; and both trees (the original
+ * is the user's, and so is the mounted root) are worked on through directory fds only
+ * (src/fs-at.ts, src/migrate-tree.ts). See docs/migrate-home.md.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
