@@ -235,9 +235,9 @@ if [ -n "$mp" ]; then hold $A bash /tmp/racer.sh "$mp" > /tmp/a.racer 2>&1; race
 wait $mig; echo "exit $?" >> /tmp/a.err
 wait $watcher
 cat /tmp/a.racer /tmp/a.err
-check a.no-etc-marker-ever bash -c "[ ! -e /tmp/a.pwned-marker ] && [ ! -e /etc/eat-pwned-marker ]"
-check a.victim-never-setuid bash -c "[ ! -e /tmp/a.pwned-setuid ] && [ ! -u /root/victim-bin ] && [ ! -g /root/victim-bin ]"
-check a.nothing-in-etc-owned-by-user bash -c "[ -z \"\$(find /etc -xdev -user $A -print -quit)\" ]"
+check a.no-etc-marker-ever bash -c "[ ! -e /tmp/a.pwned-marker ] && [ ! -e /etc/eat-pwned-marker ] || { ls -l /etc/eat-pwned-marker; false; }"
+check a.victim-never-setuid bash -c "[ ! -e /tmp/a.pwned-setuid ] && [ ! -u /root/victim-bin ] && [ ! -g /root/victim-bin ] || { ls -l /root/victim-bin; false; }"
+check a.nothing-in-etc-owned-by-user bash -c "[ -z \"\$(find /etc -xdev -user $A -print -quit)\" ] || { find /etc -xdev -user $A -ls; false; }"
 check a.mounted-on-root-only-dir bash -c "case '$mp' in /run/ecryptfs-agent/migrate-$A-??????/home) [ \"\$(cat /tmp/a.mp-parent)\" = '700 root' ] ;; *) echo 'mounted on $mp'; false ;; esac"
 check a.racer-could-not-reach bash -c "grep -q 'could not swap $mp/zz\$' /tmp/a.racer && ! grep -q swapped /tmp/a.racer"
 check a.account-locked-during-run bash -c "[ \"\$(cat /tmp/a.expiry-during)\" = 1 ] && grep -qi 'expired' /tmp/a.acct-during && ! grep -q 'exit 0' /tmp/a.acct-during"
