@@ -3,8 +3,10 @@
  * never loses a file. Two root-only files per user in a root-owned directory that the user cannot
  * touch (/var/lib/ecryptfs-agent/migrate, mode 700):
  *
- *   USER.json  the journal: where the plaintext original goes, the options, and the last phase
- *              that completed; written before anything changes, then replaced atomically (temp +
+ *   USER.json  the journal: where the plaintext original goes, the options, the last phase
+ *              that completed and, while a run holds the account locked, the account's expiry
+ *              date from before (previousExpiry, restored when the run ends, or by the next run
+ *              after a kill); written before anything changes, then replaced atomically (temp +
  *              fsync + rename) as each phase completes. Every step is idempotent or recognises its
  *              own half-done state, so a run killed between a step and its journal update redoes
  *              or skips it on resume;
@@ -44,6 +46,12 @@ export interface MigrateJournal {
   phase: MigratePhase;
   /** ISO time of the first run */
   started: string;
+  /**
+   * Present while a run has the account locked (shadow's expiry set to day 1): the expiry field
+   * as it was before, '' (never) or days since 1970-01-01, for the restore. Optional: journals
+   * written before the lock existed have none (nothing to restore).
+   */
+  previousExpiry?: string;
 }
 
 function bad(file: string, why: string): AgentError {
@@ -92,6 +100,7 @@ export function parseJournal(text: string, file = 'journal'): MigrateJournal {
     phase: phase as MigratePhase,
     started: str('started', /^\d{4}-\d\d-\d\dT[\d:.]+Z$/),
   };
+  if (j.previousExpiry !== undefined) out.previousExpiry = str('previousExpiry', /^(\d{1,7})?$/);
   if (!out.original.startsWith(`${out.home}.`)) throw bad(file, 'original is not next to the home');
   return out;
 }

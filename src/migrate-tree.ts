@@ -3,17 +3,37 @@
  * mounted encrypted home, and verify the copy. Runs as root (the home may hold files of other
  * owners). Paths are raw bytes throughout (Buffer), so names that are not UTF-8 survive.
  *
+ * Both trees are worked on through directory fds only (src/fs-at.ts): the source is the user's
+ * own tree, and the user could rename or swap anything in it while root reads; root never
+ * resolves a path inside either tree, never follows a symlink, and makes every change on an fd
+ * or with an *at call that does not follow the last name (issue 13, finding 1).
+ *
  * The source is only ever read: opened O_RDONLY|O_NOFOLLOW|O_NOATIME (atimes stay as they were),
- * never chmod'ed, chown'ed or written. Symbolic links are never followed. The destination is
- * built by us: regular files are created O_EXCL, directories stay root-only (700) until every
- * entry is in place and get their real owner, mode and times last, deepest first.
- * What Node cannot do (FIFOs, sockets, device nodes, extended attributes and ACLs) is done by
- * one `cp -r --attributes-only` pass over the whole tree (GNU coreutils, which keeps raw names).
+ * never chmod'ed, chown'ed or written; each directory and file opened must be the one planned
+ * (same inode). The destination is built by us: regular files are created O_EXCL, FIFOs, sockets
+ * and device nodes with mknodat, extended attributes (ACLs included) copied with f*xattr,
+ * directories stay root-only (700) until every entry is in place and get their real owner, mode
+ * and times last, deepest first.
  */
-import { spawnSync } from 'node:child_process';
+import { escapeControls } from './text';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { AgentError } from './errors';
+import {
+  DirCursor,
+  DirHandle,
+  errnoOf,
+  kindOfMode,
+  parentAndName,
+  pinnedChmod,
+  pinnedChown,
+  pinnedPath,
+  pinnedUtimes,
+  readXattrs,
+  setTimesFd,
+  writeXattrs,
+  type Xattrs,
+} from './fs-at';
 import type { DoneRecord } from './migrate-journal';
 
 export type EntryKind = 'dir' | 'file' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket';
@@ -51,7 +71,7 @@ export function displayRel(rel: Buffer): string {
   const text = rel.toString('utf8');
   if (Buffer.from(text, 'utf8').equals(rel)) s = text;
   else for (const b of rel) s += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
-  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escapeControls(s);
 }
 
 function kindOf(st: fs.BigIntStats): EntryKind {
@@ -80,45 +100,66 @@ function entryOf(rel: Buffer, st: fs.BigIntStats): TreeEntry {
   };
 }
 
+function changed(path: Buffer, what = 'it is not the entry that was planned'): AgentError {
+  return new AgentError('IO', `${displayRel(path)} changed while migrating (${what})`, { hint: 'Nothing may use the home during the migration; run migrate-home again to resume' });
+}
+
 /**
  * Every entry under root, parents before children, names in byte order. Refuses a tree that
  * spans filesystems (something mounted inside would be copied, or hidden): unmount it first.
  * (The caller also checks /proc/self/mountinfo; this catches a mount made since.)
+ * Walked through directory fds (src/fs-at.ts): each directory is opened beneath its parent by
+ * one name, never through a symlink, and must be the directory just listed (same inode), so a
+ * rename or a planted symlink in the tree (the user's) cannot send the walk elsewhere.
+ * A path is opened with DirHandle.openPath (root's own links followed on the way only).
  */
-export function walkTree(root: string): TreeEntry[] {
-  const rootSt = fs.lstatSync(root, { bigint: true });
-  if (!rootSt.isDirectory()) throw new AgentError('NOT_REGULAR_FILE', `${root} is not a directory`);
-  const out: TreeEntry[] = [entryOf(Buffer.alloc(0), rootSt)];
-  const firstOfInode = new Map<bigint, Buffer>();
-  const stack: Buffer[] = [Buffer.alloc(0)];
-  while (stack.length > 0) {
-    const dirRel = stack.pop() as Buffer;
-    const names = (fs.readdirSync(joinRel(root, dirRel), { encoding: 'buffer' }) as Buffer[]).sort(Buffer.compare);
-    const subdirs: Buffer[] = [];
-    for (const name of names) {
-      const rel = dirRel.length === 0 ? name : Buffer.concat([dirRel, SLASH, name]);
-      const path = joinRel(root, rel);
-      const st = fs.lstatSync(path, { bigint: true });
-      // directories only: on overlayfs a file not yet copied up reports its lower layer's device
-      if (st.isDirectory() && st.dev !== rootSt.dev) {
-        throw new AgentError('IN_USE', `${displayRel(path)} is on another filesystem (something is mounted inside the home)`, {
-          hint: `Unmount it first (umount ${displayRel(path)}), then run migrate-home again`,
-        });
+export function walkTree(root: DirHandle | string): TreeEntry[] {
+  const top = typeof root === 'string' ? DirHandle.openPath(root, { noXdev: true }) : root;
+  try {
+    const rootSt = top.statSelf();
+    if (!rootSt.isDirectory()) throw new AgentError('NOT_REGULAR_FILE', `${displayRel(top.display)} is not a directory`);
+    const out: TreeEntry[] = [entryOf(Buffer.alloc(0), rootSt)];
+    const firstOfInode = new Map<bigint, Buffer>();
+    const walk = (dir: DirHandle, dirRel: Buffer): void => {
+      const subdirs: Array<{ name: Buffer; rel: Buffer; st: fs.BigIntStats }> = [];
+      for (const name of dir.readdir()) {
+        const rel = dirRel.length === 0 ? name : Buffer.concat([dirRel, SLASH, name]);
+        const st = dir.stat(name);
+        if (st === null) throw changed(dir.pathOf(name), 'it disappeared');
+        // directories only: on overlayfs a file not yet copied up reports its lower layer's device
+        if (st.isDirectory() && st.dev !== rootSt.dev) {
+          const path = displayRel(dir.pathOf(name));
+          throw new AgentError('IN_USE', `${path} is on another filesystem (something is mounted inside the home)`, {
+            hint: `Unmount it first (umount ${path}), then run migrate-home again`,
+          });
+        }
+        const e = entryOf(rel, st);
+        if (e.kind === 'symlink') e.target = dir.readlink(name);
+        if (e.kind === 'file' && st.nlink > 1n) {
+          const first = firstOfInode.get(st.ino);
+          if (first) e.linkOf = first;
+          else firstOfInode.set(st.ino, rel);
+        }
+        out.push(e);
+        if (e.kind === 'dir') subdirs.push({ name, rel, st });
       }
-      const e = entryOf(rel, st);
-      if (e.kind === 'symlink') e.target = fs.readlinkSync(path, { encoding: 'buffer' });
-      if (e.kind === 'file' && st.nlink > 1n) {
-        const first = firstOfInode.get(st.ino);
-        if (first) e.linkOf = first;
-        else firstOfInode.set(st.ino, rel);
+      // a directory is listed (in its parent) before it is walked: parents come before children
+      for (const s of subdirs) {
+        const sub = dir.openDir(s.name);
+        try {
+          const now = sub.statSelf();
+          if (now.ino !== s.st.ino || now.dev !== s.st.dev) throw changed(sub.display, 'another directory took its place');
+          walk(sub, s.rel);
+        } finally {
+          sub.close();
+        }
       }
-      out.push(e);
-      if (e.kind === 'dir') subdirs.push(rel);
-    }
-    // a directory is listed (in its parent) before it is walked: parents come before children
-    for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as Buffer);
+    };
+    walk(top, Buffer.alloc(0));
+    return out;
+  } finally {
+    if (typeof root === 'string') top.close();
   }
-  return out;
 }
 
 // ------------------------------------------------------------------ planning (pure)
@@ -183,20 +224,48 @@ export function doneRecordMatches(r: DoneRecord | undefined, e: TreeEntry): bool
 // ------------------------------------------------------------------ copying
 
 const CHUNK = 1 << 20;
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NOATIME, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOATIME } = fs.constants;
 
-function secondsOf(ns: bigint): number {
-  // Node takes times as (fractional) seconds; exact to well under a microsecond.
-  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
+/** The source and destination trees of a copy, each walked through directory fds (src/fs-at.ts). */
+export interface TreeCopy {
+  src: DirCursor;
+  dst: DirCursor;
+  /** a second cursor on the destination, for the first name of a hard link */
+  dstLinks: DirCursor;
+  /** what is worth telling the operator (extended attributes that could not be copied …) */
+  notes: string[];
 }
 
-function openSource(path: Buffer): number {
+/**
+ * Opens the copy of the tree planned as `entries` from srcRoot to dstRoot (the caller owns and
+ * closes both roots; closeTreeCopy closes what is opened below them). Every source directory
+ * opened must be the one planned (same inode): a directory of the user's tree renamed or swapped
+ * since the walk stops the copy instead of copying something else.
+ */
+export function openTreeCopy(srcRoot: DirHandle, dstRoot: DirHandle, entries: readonly TreeEntry[]): TreeCopy {
+  const planned = new Map<string, bigint>();
+  for (const e of entries) if (e.kind === 'dir') planned.set(e.rel.toString('latin1'), e.ino);
+  const src = new DirCursor(srcRoot, (rel, dir) => {
+    const ino = planned.get(rel.toString('latin1'));
+    if (ino === undefined || dir.statSelf().ino !== ino) throw changed(dir.display, 'another directory took its place');
+  });
+  return { src, dst: new DirCursor(dstRoot), dstLinks: new DirCursor(dstRoot), notes: [] };
+}
+
+export function closeTreeCopy(t: TreeCopy): void {
+  t.src.reset();
+  t.dst.reset();
+  t.dstLinks.reset();
+}
+
+/** Opens a regular file of the source for reading (O_NOFOLLOW, O_NONBLOCK and, where allowed, O_NOATIME). */
+function openSource(dir: DirHandle, name: Buffer): number {
   try {
-    return fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOATIME);
+    return dir.openFile(name, O_RDONLY | O_NOATIME);
   } catch (e) {
     // O_NOATIME is refused (EPERM) for files root does not own on some filesystems (e.g. 9p): read without it
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
-    return fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    if (errnoOf((e as { cause?: unknown }).cause ?? e) !== 'EPERM') throw e;
+    return dir.openFile(name, O_RDONLY);
   }
 }
 
@@ -216,88 +285,110 @@ function hashStream(fd: number, sink?: (chunk: Buffer) => void): { sha256: strin
   return { sha256: hash.digest('hex'), size };
 }
 
-/** SHA-256 of a file's bytes (opened without following symlinks). */
-export function hashFile(path: Buffer): { sha256: string; size: number } {
-  const fd = openSource(path);
+/** Removes whatever is at rel in the tree of the cursor (a partial copy from an interrupted run), through fds. */
+export function removeExisting(dst: DirCursor, rel: Buffer): void {
+  const [parent, name] = parentAndName(rel);
+  dst.dir(parent).removeTree(name);
+}
+
+/** Reads the attributes of a source object pinned by an O_PATH fd, checking it is the planned one. */
+function pinnedSource(dir: DirHandle, name: Buffer, e: TreeEntry): { xattrs: Xattrs } {
+  const pin = dir.pinPath(name);
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new AgentError('NOT_REGULAR_FILE', `${displayRel(path)} is not a regular file`);
-    return hashStream(fd);
+    const st = fs.fstatSync(pin, { bigint: true });
+    if (kindOfMode(st.mode) !== e.kind || st.ino !== e.ino) throw changed(dir.pathOf(name));
+    return { xattrs: readXattrs({ path: pinnedPath(pin), nofollow: false }) };
   } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Removes whatever is at path (a partial copy from an interrupted run). */
-export function removeExisting(path: Buffer): void {
-  fs.rmSync(path, { recursive: true, force: true });
-}
-
-function lstatOrNull(path: Buffer): fs.BigIntStats | null {
-  try {
-    return fs.lstatSync(path, { bigint: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
+    fs.closeSync(pin);
   }
 }
 
 /**
- * Copies one entry (dir, file, hard link, symlink) from srcRoot to dstRoot; FIFOs, sockets and
- * device nodes are left to the attribute pass (copyAttributes). Returns the record for the done log, or null when there is nothing
- * to log (directories: their metadata is applied at the end; nodes).
+ * Copies one entry from the source tree to the destination tree (both through directory fds):
+ * directories (made 700, root's: their owner, mode, xattrs and times come last, applyDirMetadata),
+ * files, hard links, symlinks, FIFOs, sockets and device nodes, each with its owner, extended
+ * attributes (ACLs included), mode and times. Returns the record for the done log, or null when
+ * there is nothing to log (directories; nodes, which are simply made again on resume).
  */
-export function copyEntry(srcRoot: string, dstRoot: string, e: TreeEntry): DoneRecord | null {
-  const src = joinRel(srcRoot, e.rel);
-  const dst = joinRel(dstRoot, e.rel);
+export function copyEntry(t: TreeCopy, e: TreeEntry): DoneRecord | null {
+  if (e.rel.length === 0) return null; // the root: applyDirMetadata
+  const [parentRel, name] = parentAndName(e.rel);
   const record = (kind: DoneRecord['kind'], sha256?: string): DoneRecord => {
     const r: DoneRecord = { rel: e.rel, kind, size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino };
     if (sha256 !== undefined) r.sha256 = sha256;
     return r;
   };
+  const ddir = t.dst.dir(parentRel);
+  const shown = (): string => displayRel(joinRel(displayRel(t.src.root.display), e.rel));
   if (e.kind === 'dir') {
-    const st = lstatOrNull(dst);
-    if (st !== null && !st.isDirectory()) removeExisting(dst);
+    const st = ddir.stat(name);
+    if (st !== null && !st.isDirectory()) ddir.removeTree(name);
     // root-only while its contents are copied; the real owner and mode come last (applyDirMetadata)
-    if (st === null || !st.isDirectory()) fs.mkdirSync(dst, { mode: 0o700 });
+    if (st === null || !st.isDirectory()) ddir.mkdir(name, 0o700);
     return null;
   }
-  if (e.kind !== 'file' && e.kind !== 'symlink') return null;
-  if (lstatOrNull(dst) !== null) removeExisting(dst);
+  ddir.removeTree(name); // a partial copy of an interrupted run (nothing there: no-op)
   if (e.kind === 'symlink') {
-    fs.symlinkSync(e.target as Buffer, dst);
-    fs.lchownSync(dst, e.uid, e.gid);
+    const sdir = t.src.dir(parentRel);
+    const { xattrs } = pinnedSource(sdir, name, e);
+    ddir.symlink(e.target as Buffer, name);
+    ddir.chown(name, e.uid, e.gid);
+    if (xattrs.length > 0) {
+      const pin = ddir.pinPath(name);
+      try {
+        t.notes.push(...writeXattrs({ path: pinnedPath(pin), nofollow: false }, xattrs, shown()));
+      } finally {
+        fs.closeSync(pin);
+      }
+    }
     try {
-      fs.lutimesSync(dst, secondsOf(e.atimeNs), secondsOf(e.mtimeNs));
+      ddir.utimes(name, e.atimeNs, e.mtimeNs);
     } catch {
       /* a filesystem without symlink times: the link itself is what matters */
     }
     return record('symlink');
   }
-  if (e.linkOf !== undefined) {
-    fs.linkSync(joinRel(dstRoot, e.linkOf), dst);
+  if (e.kind === 'file' && e.linkOf !== undefined) {
+    const [firstParent, firstName] = parentAndName(e.linkOf);
+    ddir.link(t.dstLinks.dir(firstParent), firstName, name);
     return record('link');
   }
-  const sfd = openSource(src);
+  const sdir = t.src.dir(parentRel);
+  if (e.kind !== 'file') {
+    // FIFO, socket, device node: made with mknodat, never opened; changed through an O_PATH fd
+    const { xattrs } = pinnedSource(sdir, name, e);
+    ddir.mknod(name, e.kind, 0o600, e.kind === 'char' || e.kind === 'block' ? e.rdev : 0n);
+    const pin = ddir.pinPath(name);
+    try {
+      if (kindOfMode(fs.fstatSync(pin, { bigint: true }).mode) !== e.kind) throw changed(ddir.pathOf(name), 'not the node just made');
+      pinnedChown(pin, e.uid, e.gid);
+      t.notes.push(...writeXattrs({ path: pinnedPath(pin), nofollow: false }, xattrs, shown()));
+      pinnedChmod(pin, e.mode);
+      pinnedUtimes(pin, e.atimeNs, e.mtimeNs);
+    } finally {
+      fs.closeSync(pin);
+    }
+    return null;
+  }
+  const sfd = openSource(sdir, name);
   let dfd = -1;
   try {
     const sst = fs.fstatSync(sfd, { bigint: true });
-    if (!sst.isFile() || sst.ino !== e.ino) {
-      throw new AgentError('IO', `${displayRel(src)} changed while migrating (it is not the file that was planned)`, { hint: 'Nothing may use the home during the migration; run migrate-home again to resume' });
-    }
-    dfd = fs.openSync(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    if (!sst.isFile() || sst.ino !== e.ino) throw changed(sdir.pathOf(name));
+    const xattrs = readXattrs({ fd: sfd });
+    dfd = ddir.openFile(name, O_WRONLY | O_CREAT | O_EXCL, 0o600);
     const out = dfd;
     const { sha256, size } = hashStream(sfd, (chunk) => {
       let off = 0;
       while (off < chunk.length) off += fs.writeSync(out, chunk, off, chunk.length - off);
     });
-    if (size !== e.size) {
-      throw new AgentError('IO', `${displayRel(src)} changed size while migrating (${e.size} → ${size} bytes)`, { hint: 'Nothing may use the home during the migration; run migrate-home again to resume' });
-    }
-    // owner before mode (chown clears setuid/setgid), times last (every write before them)
+    if (size !== e.size) throw changed(sdir.pathOf(name), `its size went from ${e.size} to ${size} bytes`);
+    // owner before xattrs (chown drops security.capability) and mode (chown clears setuid/setgid);
+    // mode after the ACL xattrs (a chmod keeps the ACL's mask in line with the group bits); times last
     fs.fchownSync(dfd, e.uid, e.gid);
+    t.notes.push(...writeXattrs({ fd: dfd }, xattrs, shown()));
     fs.fchmodSync(dfd, e.mode);
-    fs.futimesSync(dfd, secondsOf(e.atimeNs), secondsOf(e.mtimeNs));
+    setTimesFd(dfd, e.atimeNs, e.mtimeNs);
     fs.closeSync(dfd);
     dfd = -1;
     return record('file', sha256);
@@ -308,32 +399,19 @@ export function copyEntry(srcRoot: string, dstRoot: string, e: TreeEntry): DoneR
 }
 
 /**
- * FIFOs, device nodes, extended attributes and ACLs of the whole tree, by GNU cp (raw names,
- * libattr/libacl): creates the missing nodes and copies mode, owner, times and xattrs onto the
- * existing entries without touching their data. Returns the messages worth showing ("File
- * exists" for links and nodes already made is expected and dropped).
+ * Owner, extended attributes, mode and times of every directory, deepest first (creating entries
+ * in a directory changes its mtime), each on the fd of the directory itself.
  */
-export function copyAttributes(srcRoot: string, dstRoot: string): string[] {
-  const r = spawnSync(
-    'cp',
-    ['-r', '--attributes-only', '--no-dereference', '--preserve=mode,ownership,timestamps,xattr', '--', `${srcRoot}/.`, `${dstRoot}/.`],
-    { env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 },
-  );
-  if (r.error) return [`cp could not run (${r.error.message}): FIFOs, device nodes and extended attributes were not copied`];
-  return (r.stderr?.toString('utf8') ?? '')
-    .split('\n')
-    .filter((l) => l.trim() !== '' && !/: File exists$/.test(l));
-}
-
-/** Owner, mode and times of every directory, deepest first (creating entries in a directory changes its mtime). */
-export function applyDirMetadata(dstRoot: string, entries: readonly TreeEntry[]): void {
+export function applyDirMetadata(t: TreeCopy, entries: readonly TreeEntry[]): void {
   for (let i = entries.length - 1; i >= 0; i--) {
     const e = entries[i] as TreeEntry;
     if (e.kind !== 'dir') continue;
-    const dst = joinRel(dstRoot, e.rel);
-    fs.lchownSync(dst, e.uid, e.gid);
-    fs.chmodSync(dst, e.mode);
-    fs.utimesSync(dst, secondsOf(e.atimeNs), secondsOf(e.mtimeNs));
+    const xattrs = readXattrs({ fd: t.src.dir(e.rel).fd });
+    const d = t.dst.dir(e.rel);
+    fs.fchownSync(d.fd, e.uid, e.gid);
+    t.notes.push(...writeXattrs({ fd: d.fd }, xattrs, displayRel(joinRel(displayRel(t.src.root.display), e.rel))));
+    fs.fchmodSync(d.fd, e.mode);
+    setTimesFd(d.fd, e.atimeNs, e.mtimeNs);
   }
 }
 
@@ -353,18 +431,25 @@ function sameSecond(a: bigint, b: bigint): boolean {
 /**
  * Checks one entry of the copy against the source entry and, for files, against the hash taken
  * while copying (reading the destination through the mount: its bytes come back decrypted from
- * the lower file). Returns why it differs, or null.
+ * the lower file). Through directory fds, like the copy. Returns why it differs, or null.
  */
-export function verifyEntry(dstRoot: string, e: TreeEntry, done: ReadonlyMap<string, DoneRecord>, inodeOf: Map<string, bigint>): string | null {
-  const dst = joinRel(dstRoot, e.rel);
-  const st = lstatOrNull(dst);
+export function verifyEntry(dst: DirCursor, e: TreeEntry, done: ReadonlyMap<string, DoneRecord>, inodeOf: Map<string, bigint>): string | null {
+  const [parentRel, name] = e.rel.length === 0 ? [Buffer.alloc(0), null] : parentAndName(e.rel);
+  let dir: DirHandle;
+  try {
+    dir = dst.dir(parentRel);
+  } catch (err) {
+    if (err instanceof AgentError && (err.code === 'NOT_FOUND' || err.code === 'SYMLINK_REFUSED' || err.code === 'UNSAFE_PATH')) return 'missing (its directory is)';
+    throw err;
+  }
+  const st = name === null ? dir.statSelf() : dir.stat(name);
   if (st === null) return 'missing';
   const kind = kindOf(st);
   if (kind !== e.kind) return `is a ${kind}, expected a ${e.kind}`;
   if (Number(st.uid) !== e.uid || Number(st.gid) !== e.gid) return `owner ${st.uid}:${st.gid}, expected ${e.uid}:${e.gid}`;
   if (e.kind !== 'symlink' && Number(st.mode & 0o7777n) !== e.mode) return `mode ${Number(st.mode & 0o7777n).toString(8)}, expected ${e.mode.toString(8)}`;
   if (e.kind === 'symlink') {
-    const target = fs.readlinkSync(dst, { encoding: 'buffer' });
+    const target = dir.readlink(name as Buffer);
     return target.equals(e.target as Buffer) ? null : 'symlink target differs';
   }
   if (!sameSecond(st.mtimeNs, e.mtimeNs)) return 'modification time differs';
@@ -379,6 +464,12 @@ export function verifyEntry(dstRoot: string, e: TreeEntry, done: ReadonlyMap<str
     return first === st.ino ? null : 'not a hard link to its first name';
   }
   inodeOf.set(key, st.ino);
-  const { sha256 } = hashFile(dst);
-  return sha256 === r?.sha256 ? null : 'content differs (SHA-256)';
+  const fd = dir.openFile(name as Buffer, O_RDONLY);
+  try {
+    const fst = fs.fstatSync(fd, { bigint: true });
+    if (!fst.isFile() || fst.ino !== st.ino) return 'changed while it was verified';
+    return hashStream(fd).sha256 === r?.sha256 ? null : 'content differs (SHA-256)';
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -57,6 +57,33 @@ export interface NativeAddon {
   /** per thread; returns the previous fsuid (the kernel reports no error: read it back) */
   setfsuid(fsuid: number): number;
   setfsgid(fsgid: number): number;
+  // ---- BEGIN fd-relative file operations (migrate-home, issue 13; used through src/fs-at.ts)
+  // Paths and names: Buffer (raw bytes) or string, no NUL. dirfd: an fd or AT_FDCWD (-100).
+  // Failures throw like every call here (errno, code, syscall); none retries or falls back.
+  /** openat2(2) with {flags | O_CLOEXEC, mode (only with O_CREAT), resolve}; ENOSYS before Linux 5.6. */
+  openat2(dirfd: number, path: Buffer | string, flags: number, mode: number, resolve: number): number;
+  /** openat(2), flags | O_CLOEXEC. */
+  openat(dirfd: number, path: Buffer | string, flags: number, mode: number): number;
+  mkdirat(dirfd: number, path: Buffer | string, mode: number): void;
+  symlinkat(target: Buffer | string, dirfd: number, path: Buffer | string): void;
+  /** flags 0: a symlink at oldpath is linked itself, never followed. */
+  linkat(olddirfd: number, oldpath: Buffer | string, newdirfd: number, newpath: Buffer | string, flags: number): void;
+  /** mode includes the S_IF* type; dev is st_rdev (number or BigInt). */
+  mknodat(dirfd: number, path: Buffer | string, mode: number, dev: number | bigint): void;
+  /** flags: AT_REMOVEDIR for an empty directory. */
+  unlinkat(dirfd: number, path: Buffer | string, flags: number): void;
+  /** uid/gid -1: unchanged; flags AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH. */
+  fchownat(dirfd: number, path: Buffer | string, uid: number, gid: number, flags: number): void;
+  /** Exact times (seconds + nanoseconds); path null: futimens(dirfd). */
+  utimensat(dirfd: number, path: Buffer | string | null, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, flags: number): void;
+  flistxattr(fd: number): Buffer[];
+  fgetxattr(fd: number, name: Buffer | string): Buffer;
+  fsetxattr(fd: number, name: Buffer | string, value: Buffer, flags: number): void;
+  /** nofollow: l*xattr (a symlink itself); else *xattr (follows, e.g. the /proc/self/fd/N link of an O_PATH fd). */
+  pathListxattr(path: Buffer | string, nofollow: boolean): Buffer[];
+  pathGetxattr(path: Buffer | string, name: Buffer | string, nofollow: boolean): Buffer;
+  pathSetxattr(path: Buffer | string, name: Buffer | string, value: Buffer, flags: number, nofollow: boolean): void;
+  // ---- END fd-relative file operations
 }
 
 /** Shape of the errors the addon throws. */

@@ -3,10 +3,10 @@
  * Everything that can be refused is refused before the passphrase is asked for and before
  * anything changes; the run itself is serialised per user (a lock next to its journal).
  */
-import { hardenProcess, lookupUser } from '../credentials';
+import { hardenProcess, isValidUsername, lookupUser } from '../credentials';
 import { AgentError, isAgentError } from '../errors';
 import { withFileLock } from '../lock';
-import { preflightMigration, migrateHome, type MigrateOptions, type MigrateResult, type MigrationPlan } from '../migrate-home';
+import { describeExpiry, LOCKED_EXPIRY, preflightMigration, migrateHome, releaseLeftAccountLock, type MigrateOptions, type MigrateResult, type MigrationPlan } from '../migrate-home';
 import { MigrateState, phaseAtLeast } from '../migrate-journal';
 import { decideFnek } from '../setup';
 import { checkLoginPassword } from '../status';
@@ -28,6 +28,13 @@ special files, then read back through a fresh mount and compared (SHA-256) with 
 Run it as root while USER is logged out. USER's login password is asked for (checked with
 unix_chkpwd): it wraps the mount passphrase, so it must be the password USER logs in with.
 
+While it runs, the account is LOCKED: its expiry date is set to 1970-01-02 (usermod
+--expiredate 1), so no login, ssh key login, su, cron or at job of USER can start; the old
+date is kept in the state file and put back when the run ends, successfully or not (after a
+kill: by the next run). A process of USER found at the start of any phase stops the run.
+The new encrypted home is mounted on a root-only directory (/run/ecryptfs-agent/migrate-*),
+never on HOME, while it is filled and verified.
+
 A run that is interrupted (killed, power loss, disk full) loses nothing: its state is kept in
 /var/lib/ecryptfs-agent/migrate/USER.json, and running the command again (or with --resume)
 continues where it stopped, copying only what is not done.
@@ -42,8 +49,8 @@ continues where it stopped, copying only what is not done.
                       (default: keep it; delete it yourself after USER has logged in and checked)
 The passphrase is prompted for on a terminal, otherwise read as one line from stdin.
 
-Refused, with nothing changed: USER unknown or root; USER logged in or any process of USER
-running or using the home (listed); the home already encrypted or set up with ~/Private;
+Refused, with nothing changed: USER unknown or root; not a local account (no /etc/shadow line);
+USER logged in or any process of USER running or using the home (listed); the home already encrypted or set up with ~/Private;
 something mounted inside the home; names too long for eCryptfs; not enough free space for
 the encrypted copy; the eCryptfs kernel module not loaded; a wrong login password.
 
@@ -68,9 +75,10 @@ function describePlan(plan: MigrationPlan): string {
   const c = plan.counts;
   const what = `${c.files} files (${mib(c.bytes)}), ${c.dirs} directories, ${c.symlinks} symlinks${c.hardlinks ? `, ${c.hardlinks} hard links` : ''}${c.specials ? `, ${c.specials} special files` : ''}`;
   const room = plan.neededBytes > 0 ? `; needs about ${mib(plan.neededBytes)} in ${plan.spacePath} (${mib(plan.space.available)} free)` : '';
+  const lock = `The account ${plan.user.name} will be locked while the migration runs (expiry date ${describeExpiry(LOCKED_EXPIRY)}: no login, ssh key login, cron or at job), and unlocked when it ends.\n`;
   return plan.resuming
-    ? `Resuming the migration of ${plan.user.home} (${plan.user.name}), interrupted at "${plan.journal.phase}": ${what}, ${plan.alreadyDone} entries already copied${room}.\n`
-    : `Migrating ${plan.user.home} (${plan.user.name}): ${what}${room}.\n`;
+    ? `Resuming the migration of ${plan.user.home} (${plan.user.name}), interrupted at "${plan.journal.phase}": ${what}, ${plan.alreadyDone} entries already copied${room}.\n${lock}`
+    : `Migrating ${plan.user.home} (${plan.user.name}): ${what}${room}.\n${lock}`;
 }
 
 function describeResult(plan: MigrationPlan, r: MigrateResult): string {
@@ -85,6 +93,7 @@ function describeResult(plan: MigrationPlan, r: MigrateResult): string {
     `  ${r.copied} entries copied by this run; all ${r.verified} read back through a fresh mount and matched (files by SHA-256).`,
     `  Encrypted files in ${layout.lower} (file name encryption ${r.fnek ? 'on' : 'off'}; sigs ${r.sigs.join(' ')}).`,
     `  Unlocked ${unlocks}.`,
+    `  The account ${user.name} was locked during the migration and is unlocked again.`,
     '',
   ];
   if (r.originalRemoved) {
@@ -170,6 +179,7 @@ export const migrateHomeCommand: Command = {
       io.out(describeResult(final, result));
       return 0;
     } catch (e) {
+      if (!(isAgentError(e, 'LOCK_TIMEOUT') && e.errno === 'EWOULDBLOCK')) releaseLockOfKilledRun(io, v.user);
       if (isAgentError(e, 'LOCK_TIMEOUT') && e.errno === 'EWOULDBLOCK') {
         return fail(io, 'migrate-home', new AgentError('LOCK_TIMEOUT', `another migrate-home for ${v.user} is running; nothing changed by this one`, { hint: 'Wait for it to finish' }));
       }
@@ -185,5 +195,21 @@ export const migrateHomeCommand: Command = {
     }
   },
 };
+
+/**
+ * A run refused before migrateHome started (preflight, no passphrase …) still ends the account
+ * lock a killed run left, under the per-user lock (skipped while another run holds it).
+ */
+function releaseLockOfKilledRun(io: CliIO, name: string): void {
+  if (process.getuid?.() !== 0 || !isValidUsername(name)) return;
+  try {
+    const state = new MigrateState(name);
+    if (state.readJournal()?.previousExpiry === undefined) return;
+    const restored = withFileLock(state.lockPath, () => releaseLeftAccountLock({ name }), { timeoutMs: 0 });
+    if (restored !== null) io.err(`The account ${name} (locked by an interrupted migration) is unlocked again (expiry date ${describeExpiry(restored)}).\n`);
+  } catch (e) {
+    io.err(`warning: the account ${name} may still be locked by an interrupted migration: ${(e as Error).message}\n`);
+  }
+}
 
 export const migrateCommands: readonly Command[] = [migrateHomeCommand];

@@ -634,6 +634,345 @@ Napi::Value Sha512Iterate(const Napi::CallbackInfo& info) {
   return out;
 }
 
+}  // namespace
+
+// ======================================================================
+// BEGIN fd-relative file operations (migrate-home, issue 13; src/fs-at.ts)
+// openat2/openat, mkdirat, symlinkat, linkat, mknodat, unlinkat, fchownat,
+// utimensat, and the extended-attribute calls on fds (f*xattr) and on paths
+// (l*xattr / *xattr, for symlinks and O_PATH fds via /proc/self/fd/N).
+// Path and name arguments are a Buffer (raw bytes: names need not be UTF-8)
+// or a string; neither may contain NUL. Every failure throws as above
+// (.errno, .code, .syscall); nothing here retries or falls back: the
+// policy (e.g. openat2 → openat on ENOSYS) is the caller's.
+// ======================================================================
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+namespace {
+
+// Buffer or string → bytes (no NUL inside); null/undefined allowed when allow_null.
+bool ArgPath(const Napi::CallbackInfo& info, size_t i, const char* what, std::string* out, bool allow_null = false,
+             bool* is_null = nullptr) {
+  if (is_null) *is_null = false;
+  if (allow_null && (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined())) {
+    if (is_null) *is_null = true;
+    return true;
+  }
+  if (i < info.Length() && info[i].IsBuffer()) {
+    Napi::Buffer<char> b = info[i].As<Napi::Buffer<char>>();
+    out->assign(b.Data(), b.Length());
+  } else if (i < info.Length() && info[i].IsString()) {
+    *out = info[i].As<Napi::String>().Utf8Value();
+  } else {
+    ThrowType(info.Env(), std::string(what) + " must be a Buffer or a string");
+    return false;
+  }
+  if (out->find('\0') != std::string::npos) {
+    ThrowType(info.Env(), std::string(what) + " must not contain NUL");
+    return false;
+  }
+  return true;
+}
+
+// A directory fd: a non-negative int, or AT_FDCWD (-100).
+bool ArgDirFd(const Napi::CallbackInfo& info, size_t i, const char* what, int* out) {
+  int32_t v;
+  if (!ArgInt32(info, i, what, &v)) return false;
+  if (v < 0 && v != AT_FDCWD) {
+    ThrowType(info.Env(), std::string(what) + " is not a file descriptor");
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+// openat2(dirfd, path, {flags, mode, resolve}) → fd. O_CLOEXEC is always added.
+Napi::Value Openat2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd;
+  std::string path;
+  int64_t flags, mode, resolve;
+  if (!ArgDirFd(info, 0, "dirfd", &dirfd) || !ArgPath(info, 1, "path", &path) || !ArgInt(info, 2, "flags", &flags) ||
+      !ArgInt(info, 3, "mode", &mode) || !ArgInt(info, 4, "resolve", &resolve))
+    return env.Null();
+  if (flags < 0 || flags > INT32_MAX || mode < 0 || mode > 07777 || resolve < 0 || resolve > 0xff)
+    return ThrowType(env, "flags, mode or resolve out of range");
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = static_cast<uint64_t>(flags) | O_CLOEXEC;
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? static_cast<uint64_t>(mode) : 0;  // EINVAL otherwise
+  how.resolve = static_cast<uint64_t>(resolve);
+  long fd = syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how);
+  if (fd < 0) return ThrowErrno(env, "openat2", errno);
+  return Napi::Number::New(env, static_cast<double>(fd));
+}
+
+// openat(dirfd, path, flags, mode) → fd. O_CLOEXEC is always added.
+Napi::Value Openat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd;
+  std::string path;
+  int64_t flags, mode;
+  if (!ArgDirFd(info, 0, "dirfd", &dirfd) || !ArgPath(info, 1, "path", &path) || !ArgInt(info, 2, "flags", &flags) ||
+      !ArgInt(info, 3, "mode", &mode))
+    return env.Null();
+  if (flags < 0 || flags > INT32_MAX || mode < 0 || mode > 07777) return ThrowType(env, "flags or mode out of range");
+  int fd = openat(dirfd, path.c_str(), static_cast<int>(flags) | O_CLOEXEC, static_cast<mode_t>(mode));
+  if (fd < 0) return ThrowErrno(env, "openat", errno);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value Mkdirat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd;
+  std::string path;
+  int64_t mode;
+  if (!ArgDirFd(info, 0, "dirfd", &dirfd) || !ArgPath(info, 1, "path", &path) || !ArgInt(info, 2, "mode", &mode))
+    return env.Null();
+  if (mode < 0 || mode > 07777) return ThrowType(env, "mode out of range");
+  if (mkdirat(dirfd, path.c_str(), static_cast<mode_t>(mode)) != 0) return ThrowErrno(env, "mkdirat", errno);
+  return env.Undefined();
+}
+
+// symlinkat(target, dirfd, path): the link's content is target, byte for byte.
+Napi::Value Symlinkat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string target, path;
+  int dirfd;
+  if (!ArgPath(info, 0, "target", &target) || !ArgDirFd(info, 1, "dirfd", &dirfd) || !ArgPath(info, 2, "path", &path))
+    return env.Null();
+  if (symlinkat(target.c_str(), dirfd, path.c_str()) != 0) return ThrowErrno(env, "symlinkat", errno);
+  return env.Undefined();
+}
+
+// linkat(olddirfd, oldpath, newdirfd, newpath, flags): flags 0 never follows a symlink at oldpath.
+Napi::Value Linkat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int olddir, newdir;
+  std::string oldpath, newpath;
+  int32_t flags;
+  if (!ArgDirFd(info, 0, "olddirfd", &olddir) || !ArgPath(info, 1, "oldpath", &oldpath) ||
+      !ArgDirFd(info, 2, "newdirfd", &newdir) || !ArgPath(info, 3, "newpath", &newpath) ||
+      !ArgInt32(info, 4, "flags", &flags))
+    return env.Null();
+  if (linkat(olddir, oldpath.c_str(), newdir, newpath.c_str(), flags) != 0) return ThrowErrno(env, "linkat", errno);
+  return env.Undefined();
+}
+
+// mknodat(dirfd, path, mode incl. S_IF* type, dev): dev a number or a BigInt (st_rdev).
+Napi::Value Mknodat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd;
+  std::string path;
+  int64_t mode;
+  uint64_t dev = 0;
+  if (!ArgDirFd(info, 0, "dirfd", &dirfd) || !ArgPath(info, 1, "path", &path) || !ArgInt(info, 2, "mode", &mode))
+    return env.Null();
+  if (mode < 0 || mode > 0xffff) return ThrowType(env, "mode out of range");
+  if (info.Length() > 3 && info[3].IsBigInt()) {
+    bool lossless = false;
+    dev = info[3].As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) return ThrowType(env, "dev out of range");
+  } else {
+    int64_t d;
+    if (!ArgInt(info, 3, "dev", &d)) return env.Null();
+    if (d < 0) return ThrowType(env, "dev out of range");
+    dev = static_cast<uint64_t>(d);
+  }
+  if (mknodat(dirfd, path.c_str(), static_cast<mode_t>(mode), static_cast<dev_t>(dev)) != 0)
+    return ThrowErrno(env, "mknodat", errno);
+  return env.Undefined();
+}
+
+// unlinkat(dirfd, path, flags): AT_REMOVEDIR (0x200) removes an empty directory.
+Napi::Value Unlinkat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd;
+  std::string path;
+  int32_t flags;
+  if (!ArgDirFd(info, 0, "dirfd", &dirfd) || !ArgPath(info, 1, "path", &path) || !ArgInt32(info, 2, "flags", &flags))
+    return env.Null();
+  if (unlinkat(dirfd, path.c_str(), flags) != 0) return ThrowErrno(env, "unlinkat", errno);
+  return env.Undefined();
+}
+
+// fchownat(dirfd, path, uid, gid, flags): AT_SYMLINK_NOFOLLOW (0x100), AT_EMPTY_PATH (0x1000).
+Napi::Value Fchownat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd;
+  std::string path;
+  uint32_t uid, gid;
+  int32_t flags;
+  if (!ArgDirFd(info, 0, "dirfd", &dirfd) || !ArgPath(info, 1, "path", &path) || !ArgId(info, 2, "uid", true, &uid) ||
+      !ArgId(info, 3, "gid", true, &gid) || !ArgInt32(info, 4, "flags", &flags))
+    return env.Null();
+  if (fchownat(dirfd, path.c_str(), uid, gid, flags) != 0) return ThrowErrno(env, "fchownat", errno);
+  return env.Undefined();
+}
+
+// utimensat(dirfd, path | null, atimeSec, atimeNsec, mtimeSec, mtimeNsec, flags): exact to the
+// nanosecond (Node's *utimes take float seconds). path null: the file of dirfd itself (futimens).
+Napi::Value Utimensat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd;
+  std::string path;
+  bool no_path;
+  int64_t as, an, ms, mn;
+  int32_t flags;
+  if (!ArgDirFd(info, 0, "dirfd", &dirfd) || !ArgPath(info, 1, "path", &path, true, &no_path) ||
+      !ArgInt(info, 2, "atimeSec", &as) || !ArgInt(info, 3, "atimeNsec", &an) || !ArgInt(info, 4, "mtimeSec", &ms) ||
+      !ArgInt(info, 5, "mtimeNsec", &mn) || !ArgInt32(info, 6, "flags", &flags))
+    return env.Null();
+  if (an < 0 || an > 999999999 || mn < 0 || mn > 999999999) return ThrowType(env, "nanoseconds out of range");
+  if (no_path && dirfd < 0) return ThrowType(env, "futimens needs a file descriptor");
+  struct timespec ts[2];
+  ts[0].tv_sec = static_cast<time_t>(as);
+  ts[0].tv_nsec = static_cast<long>(an);
+  ts[1].tv_sec = static_cast<time_t>(ms);
+  ts[1].tv_nsec = static_cast<long>(mn);
+  int rc = no_path ? futimens(dirfd, ts) : utimensat(dirfd, path.c_str(), ts, flags);
+  if (rc != 0) return ThrowErrno(env, no_path ? "futimens" : "utimensat", errno);
+  return env.Undefined();
+}
+
+// --- extended attributes. Lists come back as an array of Buffers (one per name).
+Napi::Value XattrNames(Napi::Env env, const std::vector<char>& buf, size_t len) {
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t k = 0;
+  size_t start = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (buf[i] != '\0') continue;
+    if (i > start) out.Set(k++, Napi::Buffer<char>::Copy(env, buf.data() + start, i - start));
+    start = i + 1;
+  }
+  return out;
+}
+
+// size query, then read; the attribute may grow in between (ERANGE): retry.
+template <typename F>
+bool XattrRead(F call, std::vector<char>* buf, size_t* len) {
+  for (int tries = 0; tries < 8; tries++) {
+    ssize_t n = call(nullptr, 0);
+    if (n < 0) return false;
+    buf->assign(static_cast<size_t>(n) + 1, 0);
+    n = call(buf->data(), buf->size());
+    if (n >= 0) {
+      *len = static_cast<size_t>(n);
+      return true;
+    }
+    if (errno != ERANGE) return false;
+  }
+  errno = ERANGE;
+  return false;
+}
+
+Napi::Value Flistxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!ArgInt32(info, 0, "fd", &fd)) return env.Null();
+  std::vector<char> buf;
+  size_t len;
+  if (!XattrRead([&](char* b, size_t n) { return flistxattr(fd, b, n); }, &buf, &len))
+    return ThrowErrno(env, "flistxattr", errno);
+  return XattrNames(env, buf, len);
+}
+
+Napi::Value Fgetxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  std::string name;
+  if (!ArgInt32(info, 0, "fd", &fd) || !ArgPath(info, 1, "name", &name)) return env.Null();
+  std::vector<char> buf;
+  size_t len;
+  if (!XattrRead([&](char* b, size_t n) { return fgetxattr(fd, name.c_str(), b, n); }, &buf, &len))
+    return ThrowErrno(env, "fgetxattr", errno);
+  return Napi::Buffer<char>::Copy(env, buf.data(), len);
+}
+
+Napi::Value Fsetxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd, flags;
+  std::string name;
+  Napi::Buffer<uint8_t> value;
+  if (!ArgInt32(info, 0, "fd", &fd) || !ArgPath(info, 1, "name", &name) || !ArgBuf(info, 2, "value", &value) ||
+      !ArgInt32(info, 3, "flags", &flags))
+    return env.Null();
+  if (fsetxattr(fd, name.c_str(), value.Data(), value.Length(), flags) != 0) return ThrowErrno(env, "fsetxattr", errno);
+  return env.Undefined();
+}
+
+// By path: nofollow true → l*xattr (the symlink itself), false → *xattr (e.g. through the
+// /proc/self/fd/N magic link of an O_PATH fd, to exactly the object that fd holds).
+Napi::Value PathListxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  bool nofollow;
+  if (!ArgPath(info, 0, "path", &path) || !ArgBool(info, 1, "nofollow", &nofollow)) return env.Null();
+  std::vector<char> buf;
+  size_t len;
+  if (!XattrRead([&](char* b, size_t n) { return nofollow ? llistxattr(path.c_str(), b, n) : listxattr(path.c_str(), b, n); },
+                 &buf, &len))
+    return ThrowErrno(env, nofollow ? "llistxattr" : "listxattr", errno);
+  return XattrNames(env, buf, len);
+}
+
+Napi::Value PathGetxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path, name;
+  bool nofollow;
+  if (!ArgPath(info, 0, "path", &path) || !ArgPath(info, 1, "name", &name) || !ArgBool(info, 2, "nofollow", &nofollow))
+    return env.Null();
+  std::vector<char> buf;
+  size_t len;
+  if (!XattrRead(
+          [&](char* b, size_t n) {
+            return nofollow ? lgetxattr(path.c_str(), name.c_str(), b, n) : getxattr(path.c_str(), name.c_str(), b, n);
+          },
+          &buf, &len))
+    return ThrowErrno(env, nofollow ? "lgetxattr" : "getxattr", errno);
+  return Napi::Buffer<char>::Copy(env, buf.data(), len);
+}
+
+Napi::Value PathSetxattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path, name;
+  Napi::Buffer<uint8_t> value;
+  int32_t flags;
+  bool nofollow;
+  if (!ArgPath(info, 0, "path", &path) || !ArgPath(info, 1, "name", &name) || !ArgBuf(info, 2, "value", &value) ||
+      !ArgInt32(info, 3, "flags", &flags) || !ArgBool(info, 4, "nofollow", &nofollow))
+    return env.Null();
+  int rc = nofollow ? lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), flags)
+                    : setxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), flags);
+  if (rc != 0) return ThrowErrno(env, nofollow ? "lsetxattr" : "setxattr", errno);
+  return env.Undefined();
+}
+
+void RegisterFdAt(Napi::Env env, Napi::Object exports) {
+  struct {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  } fns[] = {
+      {"openat2", Openat2},       {"openat", Openat},         {"mkdirat", Mkdirat},
+      {"symlinkat", Symlinkat},   {"linkat", Linkat},         {"mknodat", Mknodat},
+      {"unlinkat", Unlinkat},     {"fchownat", Fchownat},     {"utimensat", Utimensat},
+      {"flistxattr", Flistxattr}, {"fgetxattr", Fgetxattr},   {"fsetxattr", Fsetxattr},
+      {"pathListxattr", PathListxattr}, {"pathGetxattr", PathGetxattr}, {"pathSetxattr", PathSetxattr},
+  };
+  for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+}
+
+}  // namespace
+// ======================================================================
+// END fd-relative file operations
+// ======================================================================
+
+namespace {
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   struct {
     const char* name;
@@ -675,6 +1014,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"setfsgid", SetFsGid},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+  RegisterFdAt(env, exports);  // fd-relative file operations (block above)
   return exports;
 }
 

@@ -16,9 +16,10 @@ import { after, before, describe, test } from 'node:test';
 import { asUser, lookupUser } from '../../src/credentials';
 import { type ErrorCode, isAgentError } from '../../src/errors';
 import { useNativeKdf } from '../../src/kdf-native';
-import { homeLayout, migrateHome, type MigrateOptions, preflightMigration } from '../../src/migrate-home';
+import { homeLayout, migrateHome, type MigrateOptions, preflightMigration, releaseLeftAccountLock, setExpiry } from '../../src/migrate-home';
 import { type DoneRecord, MigrateState } from '../../src/migrate-journal';
-import { applyDirMetadata, copyAttributes, copyEntry, type TreeEntry, verifyEntry, walkTree } from '../../src/migrate-tree';
+import { DirCursor, DirHandle, forceOpenatFallback, usingOpenat2 } from '../../src/fs-at';
+import { applyDirMetadata, closeTreeCopy, copyEntry, openTreeCopy, removeExisting, type TreeCopy, type TreeEntry, verifyEntry, walkTree } from '../../src/migrate-tree';
 import { MS, mountRaw, readMountInfo, unmount } from '../../src/mount';
 import { loadPrivateSetup } from '../../src/private-setup';
 import { REPO } from '../helpers/agent';
@@ -56,11 +57,20 @@ function user(prefix = 'eatmg'): TestUser {
 const ref = (u: TestUser) => lookupUser(u.name);
 let n = 0;
 /** Options with a private state dir and encrypted-home root (never the machine's real ones). */
-function opts(extra: Partial<MigrateOptions> = {}): MigrateOptions & { stateDir: string; ecryptfsRoot: string } {
+function opts(extra: Partial<MigrateOptions> = {}): MigrateOptions & { stateDir: string; ecryptfsRoot: string; workDir: string } {
   n++;
   fs.mkdirSync(join(base, `homes${n}`), { mode: 0o755 }); // stands for /home
   fs.chmodSync(join(base, `homes${n}`), 0o755);
-  return { fnek: true, wrappingIndependent: false, removeOriginal: false, resumeOnly: false, stateDir: join(base, `state${n}`), ecryptfsRoot: join(base, `homes${n}`, '.ecryptfs'), ...extra };
+  return {
+    fnek: true,
+    wrappingIndependent: false,
+    removeOriginal: false,
+    resumeOnly: false,
+    stateDir: join(base, `state${n}`),
+    ecryptfsRoot: join(base, `homes${n}`, '.ecryptfs'),
+    workDir: join(base, `work${n}`), // stands for /run/ecryptfs-agent
+    ...extra,
+  };
 }
 const fails = (c: ErrorCode, re?: RegExp) => (e: unknown): boolean => {
   assert.ok(isAgentError(e), String(e));
@@ -135,21 +145,32 @@ function fillTree(root: string, owner: { uid: number; gid: number }): void {
 function copyTree(src: string, dst: string): { entries: TreeEntry[]; done: Map<string, DoneRecord>; notes: string[] } {
   const entries = walkTree(src);
   const done = new Map<string, DoneRecord>();
-  for (const e of entries) {
-    if (e.rel.length === 0) continue;
-    const r = copyEntry(src, dst, e);
-    if (r) done.set(e.rel.toString('latin1'), r);
+  const t = openTreeCopy(DirHandle.openPath(src, { noXdev: true }), DirHandle.openPath(dst), entries);
+  try {
+    for (const e of entries) {
+      const r = copyEntry(t, e);
+      if (r) done.set(e.rel.toString('latin1'), r);
+    }
+    applyDirMetadata(t, entries);
+  } finally {
+    closeTreeCopy(t);
+    t.src.root.close();
+    t.dst.root.close();
   }
-  const notes = copyAttributes(src, dst);
-  applyDirMetadata(dst, entries);
-  return { entries, done, notes };
+  return { entries, done, notes: t.notes };
 }
 const verifyAll = (dst: string, entries: TreeEntry[], done: Map<string, DoneRecord>): string[] => {
   const inodes = new Map<string, bigint>();
-  return entries.flatMap((e) => {
-    const why = verifyEntry(dst, e, done, inodes);
-    return why === null ? [] : [`${e.rel.toString('latin1')}: ${why}`];
-  });
+  const cursor = new DirCursor(DirHandle.openPath(dst));
+  try {
+    return entries.flatMap((e) => {
+      const why = verifyEntry(cursor, e, done, inodes);
+      return why === null ? [] : [`${e.rel.toString('latin1')}: ${why}`];
+    });
+  } finally {
+    cursor.reset();
+    cursor.root.close();
+  }
 };
 
 describe('the tree copy and its verification (two plain directories)', () => {
@@ -246,6 +267,233 @@ describe('the tree copy and its verification (two plain directories)', () => {
     } finally {
       unmount(join(src, 'mnt'), { lazy: true });
     }
+  });
+});
+
+/** Every entry under dir with type, mode, owner, size, mtime AND ctime (a chown, chmod or utimes shows there), content hash, link target. */
+function strictSnapshot(dir: string): string {
+  const out: string[] = [];
+  const walk = (p: string, rel: string): void => {
+    const st = fs.lstatSync(p, { bigint: true });
+    const extra = st.isFile() ? createHash('sha256').update(fs.readFileSync(p)).digest('hex') : st.isSymbolicLink() ? fs.readlinkSync(p) : '';
+    out.push(`${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino} ${extra}`);
+    if (st.isDirectory()) for (const name of fs.readdirSync(p).sort()) walk(join(p, name), `${rel}/${name}`);
+  };
+  walk(dir, '');
+  return out.join('\n');
+}
+/** What root must never touch: a root-owned directory with a root-owned executable (the setuid target). */
+function outsideTree(name: string): { dir: string; victim: string; before: string } {
+  const dir = join(base, name);
+  fs.mkdirSync(dir, { mode: 0o755 });
+  fs.copyFileSync('/bin/true', join(dir, 'victim-bin'));
+  fs.chmodSync(join(dir, 'victim-bin'), 0o755);
+  fs.mkdirSync(join(dir, 'sub'), { mode: 0o700 });
+  fs.writeFileSync(join(dir, 'sub', 'secret'), 'SECRET root-only bytes\n', { mode: 0o600 });
+  return { dir, victim: join(dir, 'victim-bin'), before: strictSnapshot(dir) };
+}
+/** A destination the user can write (as the old code's mounted home was): root-owned 700 dirs inside, the top the user's. */
+function userWritableDir(u: TestUser, name: string): string {
+  const d = join(base, name);
+  fs.mkdirSync(d, { mode: 0o755 });
+  fs.chownSync(d, u.uid, u.gid);
+  return d;
+}
+function openCopy(src: string, dst: string, entries: TreeEntry[]): TreeCopy {
+  return openTreeCopy(DirHandle.openPath(src, { noXdev: true }), DirHandle.openPath(dst), entries);
+}
+function closeCopy(t: TreeCopy): void {
+  closeTreeCopy(t);
+  t.src.root.close();
+  t.dst.root.close();
+}
+const refusedAs = (...codes: ErrorCode[]) => (e: unknown): boolean => {
+  assert.ok(isAgentError(e), String(e));
+  assert.ok(codes.includes(e.code), `${e.code}: ${e.message}`);
+  return true;
+};
+/** Every file under dir whose bytes include needle. */
+function filesContaining(dir: string, needle: string): string[] {
+  const out: string[] = [];
+  const walk = (p: string): void => {
+    const st = fs.lstatSync(p);
+    if (st.isDirectory()) for (const n of fs.readdirSync(p)) walk(join(p, n));
+    else if (st.isFile() && fs.readFileSync(p).includes(needle)) out.push(p);
+  };
+  walk(dir);
+  return out;
+}
+
+describe('the fd layer against a user who changes the trees while root works (issue 13, finding 1)', () => {
+  /** The VM attack on the host: zz (files inside) and zzdir (4755) swapped for symlinks right after root made them. */
+  function destinationSwap(label: string): void {
+    const u = user();
+    const src = join(base, `race-src-${label}`);
+    fs.mkdirSync(join(src, 'zz'), { recursive: true });
+    fs.mkdirSync(join(src, 'zzdir'));
+    fs.writeFileSync(join(src, 'zz', 'aaa.bin'), Buffer.alloc(65536, 1));
+    fs.writeFileSync(join(src, 'zz', 'eat-pwned-marker'), 'marker\n');
+    spawnSync('chown', ['-R', `${u.uid}:${u.gid}`, src]);
+    fs.chmodSync(join(src, 'zzdir'), 0o4755);
+    const out = outsideTree(`outside-${label}`);
+    const dst = userWritableDir(u, `race-dst-${label}`);
+    const entries = walkTree(src);
+    const t = openCopy(src, dst, entries);
+    try {
+      for (const e of entries.filter((x) => x.rel.length > 0 && !x.rel.includes(0x2f))) copyEntry(t, e); // zz, zzdir made (root's, 700)
+      t.dst.reset();
+      // the user's process: both directories swapped for symlinks out of the tree
+      const race = asUserRun(u, ['sh', '-c', `mv ${dst}/zz ${dst}/zz.away && ln -s ${out.dir} ${dst}/zz && mv ${dst}/zzdir ${dst}/zzdir.away && ln -s ${out.victim} ${dst}/zzdir`]);
+      assert.equal(race.status, 0, race.stderr);
+      for (const e of entries.filter((x) => x.rel.includes(0x2f))) assert.throws(() => copyEntry(t, e), refusedAs('SYMLINK_REFUSED'), e.rel.toString());
+      assert.throws(() => applyDirMetadata(t, entries), refusedAs('SYMLINK_REFUSED'));
+      assert.throws(() => applyDirMetadata(t, entries.filter((x) => x.rel.toString() === 'zzdir')), refusedAs('SYMLINK_REFUSED'));
+      assert.throws(() => removeExisting(t.dst, Buffer.from('zz/eat-pwned-marker')), refusedAs('SYMLINK_REFUSED'));
+      removeExisting(t.dst, Buffer.from('zzdir')); // the link itself goes, never what it points to
+      assert.equal(fs.existsSync(join(dst, 'zzdir')), false);
+    } finally {
+      closeCopy(t);
+    }
+    assert.equal(strictSnapshot(out.dir), out.before, 'nothing outside the tree was created, chowned, chmod\'ed, timed or removed');
+    assert.equal(fs.statSync(out.victim).mode & 0o7777, 0o755, 'never setuid');
+    assert.ok(!fs.existsSync(join(out.dir, 'eat-pwned-marker')));
+  }
+
+  test('a directory root made is swapped for a symlink (to a root-owned directory, to a root-owned binary): nothing is created, chowned, chmod\'ed or timed through it', () => {
+    destinationSwap('a');
+  });
+
+  test('the same without openat2 (the openat + O_NOFOLLOW fallback of kernels before 5.6)', () => {
+    forceOpenatFallback(true);
+    try {
+      assert.equal(usingOpenat2(), false);
+      destinationSwap('b');
+    } finally {
+      forceOpenatFallback(false);
+    }
+    assert.equal(usingOpenat2(), true);
+  });
+
+  test('the source: a directory or file swapped for a symlink to root-only data, or two directories swapped, is never read through', () => {
+    const u = user();
+    const out = outsideTree('outside-src');
+    const src = join(base, 'race-src-c');
+    fs.mkdirSync(join(src, 'zz'), { recursive: true });
+    fs.mkdirSync(join(src, 'a'));
+    fs.mkdirSync(join(src, 'b'));
+    fs.writeFileSync(join(src, 'zz', 'secret'), 'the user\'s own\n');
+    fs.writeFileSync(join(src, 'f'), 'the user\'s own\n');
+    fs.writeFileSync(join(src, 'a', 'x'), 'in a\n');
+    fs.writeFileSync(join(src, 'b', 'x'), 'in b\n');
+    fs.symlinkSync(join(out.dir, 'sub'), join(src, 'planted')); // a symlink planted before the walk
+    spawnSync('chown', ['-hR', `${u.uid}:${u.gid}`, src]);
+    const entries = walkTree(src);
+    assert.ok(entries.some((e) => e.rel.toString() === 'planted' && e.kind === 'symlink'));
+    assert.ok(!entries.some((e) => e.rel.toString().startsWith('planted/')), 'the walk never descends through a symlink');
+    const dst = join(base, 'race-dst-c');
+    fs.mkdirSync(dst, { mode: 0o700 });
+    // after the walk, before the copy: the user swaps zz and f for links to root-only data, and a with b
+    const race = asUserRun(u, ['sh', '-c', `cd ${src} && mv zz zz.away && ln -s ${out.dir}/sub zz && mv f f.away && ln -s ${out.dir}/sub/secret f && mv a tmp && mv b a && mv tmp b`]);
+    assert.equal(race.status, 0, race.stderr);
+    const t = openCopy(src, dst, entries);
+    const failed: string[] = [];
+    try {
+      for (const e of entries) {
+        try {
+          copyEntry(t, e);
+        } catch (err) {
+          assert.ok(isAgentError(err), String(err));
+          failed.push(`${e.rel.toString()}: ${err.code}${/another directory took its place/.test(err.message) ? ' (swapped)' : ''}`);
+        }
+      }
+    } finally {
+      closeCopy(t);
+    }
+    assert.deepEqual(failed.sort(), ['a/x: IO (swapped)', 'b/x: IO (swapped)', 'f: SYMLINK_REFUSED', 'zz/secret: SYMLINK_REFUSED']);
+    assert.deepEqual(filesContaining(dst, 'SECRET'), [], 'no root-only byte reached the copy');
+    assert.equal(fs.readlinkSync(join(dst, 'planted')), join(out.dir, 'sub'), 'the planted link is copied as a link');
+    assert.equal(strictSnapshot(out.dir), out.before, 'root-only data untouched');
+  });
+
+  test('racing: a user process swaps the destination\'s directories for symlinks in a loop during a whole copy, metadata pass and removal; nothing outside changes', async () => {
+    const u = user();
+    const src = join(base, 'race-src-d');
+    fs.mkdirSync(src);
+    for (let i = 0; i < 120; i++) {
+      const d = join(src, `d${String(i).padStart(3, '0')}`);
+      fs.mkdirSync(join(d, 's'), { recursive: true });
+      fs.writeFileSync(join(d, 'f'), Buffer.alloc(8192, i));
+      fs.writeFileSync(join(d, 's', 'g'), `g${i}\n`);
+      assert.equal(spawnSync('mkfifo', [join(d, 'fifo')]).status, 0);
+    }
+    spawnSync('chown', ['-R', `${u.uid}:${u.gid}`, src]);
+    for (let i = 0; i < 120; i++) fs.chmodSync(join(src, `d${String(i).padStart(3, '0')}`, 's'), 0o4755);
+    const out = outsideTree('outside-race');
+    const dst = userWritableDir(u, 'race-dst-d');
+    const stop = join(base, 'race-stop');
+    const racerCode = `
+import os, sys
+dst, target, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+n = k = 0
+while not os.path.exists(stop):
+    k += 1
+    for name in os.listdir(dst):
+        p = os.path.join(dst, name)
+        if name.startswith('d') and '.' not in name and not os.path.islink(p):
+            try:
+                os.rename(p, p + '.away%d' % k); os.symlink(target, p); n += 1
+            except OSError:
+                pass
+print(n)
+`;
+    const racer = spawn('setpriv', [`--reuid=${u.uid}`, `--regid=${u.gid}`, '--init-groups', '/usr/bin/python3', '-c', racerCode, dst, out.dir, stop], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let swaps = '';
+    racer.stdout.on('data', (c: Buffer) => (swaps += c.toString()));
+    const ended = new Promise((r) => racer.on('exit', r));
+    await new Promise((r) => setTimeout(r, 300));
+    const entries = walkTree(src);
+    const outcomes = new Map<string, number>();
+    const tally = (f: () => void): void => {
+      try {
+        f();
+        outcomes.set('ok', (outcomes.get('ok') ?? 0) + 1);
+      } catch (e) {
+        const code = isAgentError(e) ? e.code : String((e as NodeJS.ErrnoException).code ?? e);
+        outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
+      }
+    };
+    for (let round = 0; round < 3; round++) {
+      const t = openCopy(src, dst, entries);
+      try {
+        for (const e of entries) tally(() => copyEntry(t, e));
+        for (const e of [...entries].reverse()) if (e.kind === 'dir') tally(() => applyDirMetadata(t, [e]));
+        for (const e of [...entries].reverse()) if (e.rel.length > 0) tally(() => removeExisting(t.dst, e.rel));
+      } finally {
+        closeCopy(t);
+      }
+    }
+    fs.writeFileSync(stop, '');
+    await ended;
+    assert.ok(Number(swaps) > 0, `the racer swapped nothing (${swaps})`);
+    assert.ok((outcomes.get('SYMLINK_REFUSED') ?? 0) > 0, `no refusal seen: ${JSON.stringify([...outcomes])}`);
+    assert.equal(strictSnapshot(out.dir), out.before, 'nothing outside the tree changed');
+    assert.equal(fs.statSync(out.victim).mode & 0o7777, 0o755);
+  });
+
+  test('removal walks fds: a symlink inside, or swapped in for a directory, is unlinked and never followed', () => {
+    const out = outsideTree('outside-rm');
+    const d = join(base, 'rm-tree');
+    fs.mkdirSync(join(d, 'x', 'y'), { recursive: true });
+    fs.symlinkSync(out.dir, join(d, 'x', 'link-to-outside'));
+    fs.symlinkSync(out.dir, join(d, 'x', 'y', 'deeper-link'));
+    const h = DirHandle.openPath(base);
+    try {
+      h.removeTree('rm-tree');
+    } finally {
+      h.close();
+    }
+    assert.ok(!fs.existsSync(d));
+    assert.equal(strictSnapshot(out.dir), out.before);
   });
 });
 
@@ -409,6 +657,76 @@ describe('migrate-home without eCryptfs in the kernel: everything up to the moun
     assert.equal(snapshot(l.userDir), layoutBefore, 'the setup is reused, not made again');
     assert.equal(snapshot(j.original), asOriginal(beforeTree));
     assert.deepEqual(userKeys(u), []);
+  });
+
+  test('the account is locked for the run and unlocked when it stops; the temp mount point is gone; a killed run\'s lock is undone by the next run', () => {
+    const u = user();
+    fillTree(u.home, u);
+    const expiry = (): string => (fs.readFileSync('/etc/shadow', 'utf8').split('\n').find((l) => l.startsWith(`${u.name}:`)) ?? '').split(':')[7] ?? '?';
+    setExpiry(u.name, '30000'); // a date of its own, to see it come back
+    const o = opts();
+    const seen: string[] = [];
+    const progress = (line: string): void => {
+      if (/is LOCKED while the migration runs/.test(line)) seen.push(`locked:${expiry()}`);
+    };
+    assert.throws(() => migrateHome(preflightMigration(ref(u), o), Buffer.from(u.password), { ...o, progress }), fails('NO_ECRYPTFS'));
+    assert.deepEqual(seen, ['locked:1']);
+    assert.equal(expiry(), '30000', 'restored when the run stopped');
+    const state = new MigrateState(u.name, o.stateDir);
+    assert.equal(state.readJournal()?.previousExpiry, undefined);
+    assert.deepEqual(fs.readdirSync(o.workDir), [], 'the root-only mount point was removed');
+    // as a run killed while locked leaves it: the lock set, the old value in the journal, its mount point left
+    const j = state.readJournal();
+    assert.ok(j);
+    state.writeJournal({ ...j, previousExpiry: '30000' });
+    setExpiry(u.name, '1');
+    fs.mkdirSync(join(o.workDir, `migrate-${u.name}-Kil1ed`, 'home'), { recursive: true });
+    assert.equal(releaseLeftAccountLock(u, o), '30000');
+    assert.equal(expiry(), '30000');
+    assert.equal(state.readJournal()?.previousExpiry, undefined);
+    // the next run takes the lock again, removes the killed run's mount point, and unlocks at its end
+    state.writeJournal({ ...j, previousExpiry: '30000' });
+    setExpiry(u.name, '1');
+    seen.length = 0;
+    assert.throws(() => migrateHome(preflightMigration(ref(u), o), Buffer.from(u.password), { ...o, progress }), fails('NO_ECRYPTFS'));
+    assert.deepEqual(seen, ['locked:1']);
+    assert.equal(expiry(), '30000', 'the value from before the killed run');
+    assert.deepEqual(fs.readdirSync(o.workDir), []);
+    setExpiry(u.name, '');
+  });
+
+  test('a process of the user that appears during the run stops it at the next phase, with the account unlocked; the run resumes later', async () => {
+    const u = user();
+    fillTree(u.home, u);
+    const o = opts();
+    let intruder: ReturnType<typeof spawn> | undefined;
+    const progress = (line: string): void => {
+      if (!line.startsWith('Moved ')) return;
+      // a process of the user (an ssh login, a cron job) appears right after the home was moved
+      intruder = spawn('setpriv', [`--reuid=${u.uid}`, `--regid=${u.gid}`, '--init-groups', 'sleep', '60'], { cwd: '/', stdio: 'ignore' });
+      const uidLine = new RegExp(`^Uid:\\s+${u.uid}\\s`, 'm');
+      for (let i = 0; i < 500 && !uidLine.test(fs.readFileSync(`/proc/${intruder.pid}/status`, 'utf8')); i++) spawnSync('sleep', ['0.01']);
+    };
+    try {
+      let msg = '';
+      assert.throws(() => migrateHome(preflightMigration(ref(u), o), Buffer.from(u.password), { ...o, progress }), (e: unknown) => {
+        assert.ok(isAgentError(e, 'IN_USE'), String(e));
+        msg = `${e.message}\nhint: ${e.hint}`;
+        return true;
+      });
+      assert.ok(intruder?.pid);
+      assert.match(msg, new RegExp(`${u.name} is logged in or has processes running \\(1\\) \\(found before the setup: the migration stopped there, nothing is lost\\)`));
+      assert.match(msg, new RegExp(`${u.name} +${intruder.pid} u +sleep`));
+      assert.match(msg, /run migrate-home again to resume/);
+      const state = new MigrateState(u.name, o.stateDir);
+      assert.equal(state.readJournal()?.phase, 'moved');
+      assert.equal(state.readJournal()?.previousExpiry, undefined, 'unlocked');
+    } finally {
+      intruder?.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.throws(() => migrateHome(preflightMigration(ref(u), o), Buffer.from(u.password), o), fails('NO_ECRYPTFS'), 'resumed: on to the mount');
+    assert.equal(new MigrateState(u.name, o.stateDir).readJournal()?.phase, 'set-up');
   });
 
   test('killed between the journal and the rename, or in the middle of the setup: the next run picks up from there', () => {

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isAgentError, type ErrorCode } from '../../src/errors';
-import { checkHomePath, homeLayout, homeLinks, originalName, SPACE_MARGIN_BYTES, spaceNeeded } from '../../src/migrate-home';
+import { checkName, kindOfMode, parentAndName, skippedXattr, splitNs, splitRel } from '../../src/fs-at';
+import { checkHomePath, describeExpiry, homeLayout, homeLinks, isWorkDirName, originalName, shadowExpiry, SPACE_MARGIN_BYTES, spaceNeeded } from '../../src/migrate-home';
 import { type DoneRecord, formatDoneRecord, type MigrateJournal, parseDoneLog, parseJournal, phaseAtLeast, renderJournal } from '../../src/migrate-journal';
 import { countEntries, displayRel, doneRecordMatches, estimateEncryptedBytes, namesTooLong, type TreeEntry } from '../../src/migrate-tree';
 
@@ -57,6 +58,15 @@ describe('journal', () => {
     }
     assert.throws(() => parseJournal('{', 'J'), fails('BAD_CONFIG', /not valid JSON/));
     assert.throws(() => parseJournal('[]', 'J'), fails('BAD_CONFIG', /not a JSON object/));
+  });
+
+  test('the account lock: previousExpiry ("" = never, or days) round-trips; journals without it (older runs) parse as unlocked', () => {
+    for (const v of ['', '1', '20000']) assert.deepEqual(parseJournal(renderJournal({ ...JOURNAL, previousExpiry: v }).toString('utf8')), { ...JOURNAL, previousExpiry: v });
+    assert.equal(parseJournal(JSON.stringify(JOURNAL)).previousExpiry, undefined);
+    assert.ok(!('previousExpiry' in parseJournal(JSON.stringify(JOURNAL))));
+    for (const v of [1, '-1', 'never', '1 ', '12345678', null]) {
+      assert.throws(() => parseJournal(JSON.stringify({ ...JOURNAL, previousExpiry: v }), 'J'), fails('BAD_CONFIG', /bad previousExpiry/), JSON.stringify(v));
+    }
   });
 
   test('the original must sit next to the home (it is renamed, never copied elsewhere)', () => {
@@ -222,5 +232,62 @@ describe('layout and paths', () => {
     checkHomePath('/home/alice');
     checkHomePath('/srv/homes/alice');
     checkHomePath('/home/.ecryptfs-not/alice');
+  });
+});
+
+describe('the account lock and the root-only mount point (pure parts)', () => {
+  const SHADOW = ['root:*:19000:0:99999:7:::', 'alice:$6$x$y:20000:0:99999:7:::', 'bob:!:20000:0:99999:7::20500:', 'carol:!:20000::::::-1', 'al:x:1:0:99999:7::5:'].join('\n');
+
+  test("shadow's expiry field: never (empty, or -1), a day number; no line: null; a malformed line refused", () => {
+    assert.equal(shadowExpiry(SHADOW, 'alice'), '');
+    assert.equal(shadowExpiry(SHADOW, 'bob'), '20500');
+    assert.equal(shadowExpiry(SHADOW, 'carol'), '');
+    assert.equal(shadowExpiry(SHADOW, 'al'), '5', 'the whole name, not a prefix');
+    assert.equal(shadowExpiry(SHADOW, 'dave'), null);
+    assert.throws(() => shadowExpiry('eve:x:1:0', 'eve'), fails('BAD_CONFIG', /malformed/));
+    assert.throws(() => shadowExpiry('eve:x:1:0:99999:7::soon:', 'eve'), fails('BAD_CONFIG', /malformed/));
+  });
+
+  test('expiry dates for people: day 1 is 1970-01-02 (what the lock sets)', () => {
+    assert.equal(describeExpiry(''), 'never');
+    assert.equal(describeExpiry('1'), '1970-01-02');
+    assert.equal(describeExpiry('20500'), '2026-02-16');
+  });
+
+  test("the temp dirs of a user's runs: migrate-USER-XXXXXX, never another user's", () => {
+    assert.ok(isWorkDirName('migrate-alice-Ab3dE9', 'alice'));
+    assert.ok(!isWorkDirName('migrate-alice-b-Ab3dE9', 'alice'), "alice-b's");
+    assert.ok(isWorkDirName('migrate-alice-b-Ab3dE9', 'alice-b'));
+    assert.ok(!isWorkDirName('migrate-alice-Ab3dE', 'alice'));
+    assert.ok(!isWorkDirName('migrate-alice-Ab3d/9', 'alice'));
+    assert.ok(!isWorkDirName('1000.sessions', 'alice'));
+  });
+});
+
+describe('fd-relative names (src/fs-at.ts, pure parts)', () => {
+  test('one name component only: no "/", ".", "..", NUL or empty name reaches an *at call', () => {
+    for (const bad of ['', '.', '..', 'a/b', '/etc', 'x\0y', Buffer.from('a/'), Buffer.alloc(0)]) assert.throws(() => checkName(bad), fails('UNSAFE_PATH', /not a single file name/), JSON.stringify(String(bad)));
+    for (const ok of ['...', '.a', 'a..', 'new\nline', Buffer.from([0xe9, 0xff])]) assert.ok(checkName(ok).length > 0);
+  });
+
+  test('relative paths split into components and into parent and name', () => {
+    assert.deepEqual(splitRel(Buffer.alloc(0)), []);
+    assert.deepEqual(splitRel(Buffer.from('a/b c/\xe9')).map((b) => b.toString('latin1')), ['a', 'b c', '\xe9'].map((x) => Buffer.from(x).toString('latin1')));
+    assert.deepEqual(parentAndName(Buffer.from('a/b/c')).map(String), ['a/b', 'c']);
+    assert.deepEqual(parentAndName(Buffer.from('top')).map(String), ['', 'top']);
+  });
+
+  test('times split exactly into seconds and nanoseconds, before 1970 too', () => {
+    assert.deepEqual(splitNs(1700000000123456789n), [1700000000, 123456789]);
+    assert.deepEqual(splitNs(0n), [0, 0]);
+    assert.deepEqual(splitNs(-1n), [-1, 999999999]);
+    assert.deepEqual(splitNs(-1500000000n), [-2, 500000000]);
+  });
+
+  test('file kinds from st_mode; the extended attributes GNU cp skips are skipped', () => {
+    assert.deepEqual([0o40755, 0o100644, 0o120777, 0o10644, 0o20600, 0o60600, 0o140755].map((m) => kindOfMode(m)), ['dir', 'file', 'symlink', 'fifo', 'char', 'block', 'socket']);
+    assert.equal(kindOfMode(0o100644n), 'file');
+    for (const n of ['security.evm', 'trusted.SGI_ACL_FILE', 'xfsroot.x', 'afs.acl', 'user.Beagle.x']) assert.ok(skippedXattr(Buffer.from(n)), n);
+    for (const n of ['user.origin', 'trusted.migrate', 'system.posix_acl_access', 'security.capability', 'security.selinux']) assert.ok(!skippedXattr(Buffer.from(n)), n);
   });
 });

@@ -4,7 +4,11 @@
 #    by our PAM module, by `su -`, by mount.ecryptfs_private and by pam_ecryptfs.so.
 # r: a home migrated by ecryptfs-migrate-home (the reference) has the same layout, and our agent mounts it.
 # k: a migration SIGKILLed in the middle of the copy, resumed (--resume), killed again in the
-#    verification, finished by simply running it again: the original never loses a file, the result is equal.
+#    verification, finished by simply running it again: the original never loses a file, the result is equal;
+#    the account stays locked between the kills and is unlocked when the last run ends.
+# a: issue 13, finding 1: a process of the user appearing mid-copy swaps directories of the new home for
+#    symlinks to /etc and to a root-owned binary: root never follows them (root-only mount point, fd-relative
+#    work), the account is locked during the run, and the run stops at the next phase; resumed, it completes.
 # x: bad input (unknown user, user logged in, already migrated, wrong password, no space) is refused and changes nothing.
 # Run as root inside the fast-mode VM by test/vm/migrate.vm.test.ts, which prepends REPO=<repo root>.
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>" per step; exits non-zero if any failed.
@@ -112,6 +116,9 @@ check m.few-hundred-entries test "$(wc -l < /tmp/m.before)" -ge 300
 check m.migrate bash -c "printf '%s\n' '$UPW' | $CLI migrate-home -u $U > /tmp/m.out 2> /tmp/m.err"
 cat /tmp/m.err
 check m.said-done grep -q "^Done: $HU is now an encrypted home" /tmp/m.out
+check m.said-locked grep -q "The account $U is LOCKED while the migration runs" /tmp/m.err
+check m.account-unlocked-after bash -c "[ -z \"\$(getent shadow $U | cut -d: -f8)\" ] && grep -q 'was locked during the migration and is unlocked again' /tmp/m.out"
+check m.no-work-dir-left bash -c "! ls /run/ecryptfs-agent 2>/dev/null | grep -q '^migrate-'"
 check m.said-verified grep -Eq 'all [0-9]+ read back through a fresh mount and matched' /tmp/m.out
 check m.kept-original bash -c "grep -q \"plaintext original is kept in $(original_of $U) (its files unchanged; readable by root only)\" /tmp/m.out"
 check m.original-unchanged same_tree "$(original_of $U)" /tmp/m.before
@@ -169,6 +176,8 @@ check k.killed-in-the-copy bash -c "grep -q '\"phase\": \"set-up\"' $STATE/$K.js
 echo "killed after $(done_lines $K) of $total entries"
 check k.original-complete-after-kill bash -c "same_tree \$(original_of $K) /tmp/k.before"
 check k.no-login-into-half-a-home bash -c "[ ! -e /home/.ecryptfs/$K/.ecryptfs/auto-mount ]"
+check k.locked-after-kill bash -c "[ \"\$(getent shadow $K | cut -d: -f8)\" = 1 ] && grep -q '\"previousExpiry\": \"\"' $STATE/$K.json"
+check k.killed-mount-on-root-only-dir bash -c "not_mounted $HK && grep -Eq ' /run/ecryptfs-agent/migrate-$K-[A-Za-z0-9]{6}/home .* - ecryptfs ' /proc/self/mountinfo"
 in_verify() { grep -q '"phase": "copied"' "$STATE/$K.json" 2>/dev/null; }
 MIGRATE_ARGS=--resume kill_when in_verify
 check k.resumed-and-killed-in-verification bash -c "grep -q 'Resuming the migration' /tmp/k.run && grep -q '\"phase\": \"copied\"' $STATE/$K.json && ! grep -q '^Done' /tmp/k.run"
@@ -183,9 +192,67 @@ cat /tmp/k.err
 check k.rerun-copied-nothing grep -q ' 0 entries copied by this run' /tmp/k.out
 check k.original-removed-when-asked bash -c "[ -n '$korig' ] && [ ! -e '$korig' ] && grep -q 'was removed after verification (--remove-original)' /tmp/k.out"
 check k.state-cleared bash -c "[ ! -e $STATE/$K.json ] && [ ! -e $STATE/$K.done ]"
+check k.unlocked-and-unmounted-at-end bash -c "[ -z \"\$(getent shadow $K | cut -d: -f8)\" ] && ! grep -q ' - ecryptfs ' /proc/self/mountinfo && ! ls /run/ecryptfs-agent | grep -q '^migrate-'"
 check k.login bash -c "echo '$KPW' | pamtester eat-login $K authenticate open_session && mounted $HK"
 check k.files-equal same_tree $HK /tmp/k.before
 check k.logout bash -c "pamtester eat-login $K close_session && not_mounted $HK"
+
+# a. issue 13, finding 1: a process of the user that appears during the copy (an ssh login, a cron
+#    job …; here started by root with setpriv, as the account lock stops new logins) races root: as
+#    soon as the new home is mounted it swaps zz (a directory whose 64 MiB first file keeps the copy
+#    busy) for a symlink to /etc, and zzdir (mode 4755) for one to a root-owned copy of /bin/true.
+#    Root acting by path in a tree the user can reach then created /etc/eat-pwned-marker for the
+#    user and made the binary setuid. Now the home is mounted on a root-only directory, every
+#    operation is fd-relative, the account is locked and the user's processes stop the next phase.
+A=eatma; APW='A-mig-pw-3'; HA=/home/$A
+check a.useradd newuser $A "$APW"
+check a.make-home as $A sh -c "mkdir $HA/zz $HA/zzdir && head -c 67108864 /dev/urandom > $HA/zz/aaa.bin && echo marker > $HA/zz/eat-pwned-marker && chmod 4755 $HA/zzdir"
+manifest $HA > /tmp/a.before
+cp /bin/true /root/victim-bin && chmod 0755 /root/victim-bin
+cat > /tmp/racer.sh <<'SH'
+mp=$1
+# wait until root has made zz and zzdir there (no wait where the mount point cannot even be looked at)
+for i in $(seq 1 1500); do [ -d "$mp/zz" ] && [ -d "$mp/zzdir" ] && break; stat "$mp" > /dev/null || break; sleep 0.02; done
+if mv "$mp/zz" "$mp/zz.away" && ln -s /etc "$mp/zz"; then echo "racer: swapped $mp/zz for a link to /etc"; else echo "racer: could not swap $mp/zz"; fi
+if mv "$mp/zzdir" "$mp/zzdir.away" && ln -s /root/victim-bin "$mp/zzdir"; then echo "racer: swapped $mp/zzdir for a link to /root/victim-bin"; else echo "racer: could not swap $mp/zzdir"; fi
+exec sleep 900
+SH
+printf '%s\n' "$APW" | $CLI migrate-home -u $A > /tmp/a.out 2> /tmp/a.err & mig=$!
+# what must never happen, watched for the whole run
+( while kill -0 $mig 2>/dev/null; do
+    [ -e /etc/eat-pwned-marker ] && touch /tmp/a.pwned-marker
+    [ -u /root/victim-bin ] && touch /tmp/a.pwned-setuid
+    sleep 0.05
+  done ) & watcher=$!
+mp=
+for i in $(seq 1 6000); do mp=$(awk '/ - ecryptfs / { print $5 }' /proc/self/mountinfo | tail -n 1); [ -n "$mp" ] && break; kill -0 $mig 2>/dev/null || break; sleep 0.02; done
+echo "the new home of $A is mounted on: ${mp:-(never seen)}"
+[ -n "$mp" ] && stat -c '%a %U' "$(dirname "$mp")" > /tmp/a.mp-parent 2>&1
+getent shadow $A | cut -d: -f8 > /tmp/a.expiry-during
+pamtester eat-login $A acct_mgmt > /tmp/a.acct-during 2>&1; echo "exit $?" >> /tmp/a.acct-during
+racer=
+if [ -n "$mp" ]; then hold $A bash /tmp/racer.sh "$mp" > /tmp/a.racer 2>&1; racer=$!; fi
+wait $mig; echo "exit $?" >> /tmp/a.err
+wait $watcher
+cat /tmp/a.racer /tmp/a.err
+check a.no-etc-marker-ever bash -c "[ ! -e /tmp/a.pwned-marker ] && [ ! -e /etc/eat-pwned-marker ] || { ls -l /etc/eat-pwned-marker; false; }"
+check a.victim-never-setuid bash -c "[ ! -e /tmp/a.pwned-setuid ] && [ ! -u /root/victim-bin ] && [ ! -g /root/victim-bin ] || { ls -l /root/victim-bin; false; }"
+check a.nothing-in-etc-owned-by-user bash -c "[ -z \"\$(find /etc -xdev -user $A -print -quit)\" ] || { find /etc -xdev -user $A -ls; false; }"
+check a.mounted-on-root-only-dir bash -c "case '$mp' in /run/ecryptfs-agent/migrate-$A-??????/home) [ \"\$(cat /tmp/a.mp-parent)\" = '700 root' ] ;; *) echo 'mounted on $mp'; false ;; esac"
+check a.racer-could-not-reach bash -c "grep -q 'could not swap $mp/zz\$' /tmp/a.racer && ! grep -q swapped /tmp/a.racer"
+check a.account-locked-during-run bash -c "[ \"\$(cat /tmp/a.expiry-during)\" = 1 ] && grep -qi 'expired' /tmp/a.acct-during && ! grep -q 'exit 0' /tmp/a.acct-during"
+check a.said-locked grep -q "The account $A is LOCKED while the migration runs" /tmp/a.err
+# the racer is a process of the user: the run stops at the next phase check, with a clear message
+check a.refused-at-next-phase bash -c "grep -q '^exit 1' /tmp/a.err && grep -q '$A is logged in or has processes running (1) (found before the verification: the migration stopped there, nothing is lost)' /tmp/a.err && grep -Eq '$A +$racer u +sleep' /tmp/a.err"
+check a.unlocked-after-refusal bash -c "[ -z \"\$(getent shadow $A | cut -d: -f8)\" ] && grep -q 'The account $A is unlocked again' /tmp/a.err"
+check a.work-dir-removed bash -c "! ls /run/ecryptfs-agent 2>/dev/null | grep -q '^migrate-$A-' && ! grep -q ' - ecryptfs ' /proc/self/mountinfo"
+[ -n "$racer" ] && kill $racer; wait $racer 2>/dev/null
+check a.resume-completes-verified bash -c "printf '%s\n' '$APW' | $CLI migrate-home -u $A > /tmp/a.out2 2> /tmp/a.err2 && grep -q '^Done' /tmp/a.out2 && grep -Eq 'all [0-9]+ read back through a fresh mount and matched' /tmp/a.out2"
+cat /tmp/a.err2
+check a.account-unlocked-at-end bash -c "[ -z \"\$(getent shadow $A | cut -d: -f8)\" ]"
+check a.login bash -c "echo '$APW' | pamtester eat-login $A authenticate open_session && mounted $HA"
+check a.files-equal same_tree $HA /tmp/a.before
+check a.logout bash -c "pamtester eat-login $A close_session && not_mounted $HA"
 
 # x. bad input: a clear message, nothing changed.
 # what a migration of USER would change besides the home: its original, its state, its encrypted-home directory
