@@ -162,9 +162,24 @@ export function asUser<T>(user: Principal, fn: () => T, opts: AsUserOptions = {}
     }
     result = fn();
   } finally {
+    // setfsuid back to 0 before anything else: it is what raises the fs capabilities
+    // (CAP_DAC_OVERRIDE, CAP_FOWNER …) again; setresuid would reset the fs ids but, with the
+    // effective uid 0 all along, never give those capabilities back (cap_task_fix_setuid).
+    if (mode === 'mount') resetFsIds();
     restore(saved);
   }
   return notAPromise(result);
+}
+
+function resetFsIds(): void {
+  const n = native();
+  try {
+    n.setfsuid(0);
+    n.setfsgid(0);
+  } catch (e) {
+    fatal('setfsuid(0)', e);
+  }
+  if (n.setfsuid(-1) !== 0 || n.setfsgid(-1) !== 0) fatal('fs ids after setfsuid(0)', new Error('not 0'));
 }
 
 /** setfsgid/setfsuid to the user's, read back (the kernel reports no error, only the old id). */

@@ -78,6 +78,7 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
   });
 
   test("'mount' mode: real and fs ids are the user's, the effective uid stays 0 with CAP_SYS_ADMIN; files are reached with the user's rights", () => {
+    const before = readFileSync('/proc/self/status', 'utf8');
     const r = asUser(
       lookupUser(u.name),
       () => {
@@ -103,8 +104,15 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
     assert.ok(r.denied, "root's 0700 directory is closed to the user's fs ids");
     assert.ok((r.capEff & (1n << 21n)) !== 0n, 'CAP_SYS_ADMIN (mount) stays effective');
     assert.ok((r.capEff & (1n << 1n)) === 0n, 'CAP_DAC_OVERRIDE is dropped with the fs ids');
-    // back to root everywhere, fs ids included
-    assert.match(readFileSync('/proc/self/status', 'utf8'), /^Uid:\s+0\s+0\s+0\s+0$/m);
+    // back to root everywhere, fs ids and the fs capabilities included (setresuid alone would
+    // leave CAP_DAC_OVERRIDE off: the effective uid was 0 all along)
+    const after = readFileSync('/proc/self/status', 'utf8');
+    assert.match(after, /^Uid:\s+0\s+0\s+0\s+0$/m);
+    assert.match(after, /^Gid:\s+0\s+0\s+0\s+0$/m);
+    assert.equal(/^CapEff:\s*([0-9a-f]+)$/m.exec(after)?.[1], /^CapEff:\s*([0-9a-f]+)$/m.exec(before)?.[1], 'the same capabilities as before');
+    for (const t of readdirSync('/proc/self/task')) {
+      assert.equal(/^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/self/task/${t}/status`, 'utf8'))?.[1], /^CapEff:\s*([0-9a-f]+)$/m.exec(before)?.[1], `thread ${t}`);
+    }
   });
 
   test('root is restored when fn throws, when it returns a promise, and after nesting', () => {
