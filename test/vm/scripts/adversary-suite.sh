@@ -121,15 +121,18 @@ sys.exit(124 if killed else os.waitstatus_to_exitcode(st))
 PY
 chmod 755 /tmp/ptyrun.py
 ptyrun() { "$PY" /tmp/ptyrun.py "$@"; }
-# swap.py A B STARTED: exchanges A and B (renameat2 RENAME_EXCHANGE) as fast as it can; EBUSY (a
-# mount point) is skipped; touches STARTED after the first exchange
+# swap.py A B STARTED: exchanges A and B (renameat2 RENAME_EXCHANGE) as fast as it can; on EBUSY (a
+# mount point) it waits 5 ms and tries again; touches STARTED after the first exchange
 cat > /tmp/swap.py <<'PY'
-import ctypes, os, sys, errno
+import ctypes, os, sys, errno, time
 libc = ctypes.CDLL(None, use_errno=True)
 a, b = sys.argv[1].encode(), sys.argv[2].encode(); started = False
 while True:
     if libc.renameat2(-100, a, -100, b, 2) != 0:
         if ctypes.get_errno() != errno.EBUSY: sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
+        # a mount point now (the login has mounted): the race of that login is over; spinning on
+        # EBUSY would only hammer the kernel's mount locks and slow every mount and unmount
+        time.sleep(0.005)
     elif not started:
         open(sys.argv[3], 'w').close(); started = True
 PY
@@ -325,12 +328,15 @@ case_end "$RACE_2C_N logouts racing ~/d <-> ~/d.alt -> /home/bob: bob's ~/Privat
 #    grants nothing (not the owner, possessor rights none), so request_key skips it and goes on to
 #    the caller's session keyring: root's, when root runs `su - alice` (Debian's su stack has no
 #    pam_keyinit). Then root, in that session keyring, opens a session for alice without auth.
+#    Runs: RUN=SERVICE:PERM — su:0x00290000 (the attack), eat-login:0x00290000 (a stack with
+#    pam_keyinit force, which gives the session a fresh keyring), su:0x00090000 (owner view+search
+#    only: the agent's own keepKeys needs setattr, so today the login fails before mount(2)).
 case_begin 3.su-stack
 mkdir -p /root/c3lower /root/c3upper
 cp -p $HA/.ecryptfs/Private.sig /tmp/alice.Private.sig
 head -c 740 /dev/zero > /tmp/dummy740; chmod 644 /tmp/dummy740
 cat > /tmp/c3-root.sh <<'EOS'
-# run by root inside its own session keyring (keyctl session -); environment: A HA C3_SERVICES
+# run by root inside its own session keyring (keyctl session -); environment: A HA C3_RUNS
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups --reset-env "$@"; }
 keyctl link @u @s
 RSIG=$(printf %s 'ROOT-pass-3' | ecryptfs-add-passphrase - | sed -n 's/.*sig \[\([0-9a-f]*\)\].*/\1/p')
@@ -339,28 +345,34 @@ mount -i -t ecryptfs /root/c3lower /root/c3upper -o "ecryptfs_sig=$RSIG,ecryptfs
 echo ROOT-SECRET-c3 > /root/c3upper/rootfile; umount /root/c3upper
 cp /root/c3lower/rootfile "$HA/.Private/rootfile"; chown "$A:" "$HA/.Private/rootfile"
 printf '%s\n' "$RSIG" > "$HA/.ecryptfs/Private.sig"
-for svc in $C3_SERVICES; do
-  # root's key again (a logout may have unlinked keys) and alice's planted key, for each stack
+for run in $C3_RUNS; do
+  svc=${run%%:*}; perm=${run#*:}
+  # root's key again (a logout may have unlinked keys) and alice's planted key, for each run
   printf %s 'ROOT-pass-3' | ecryptfs-add-passphrase - > /dev/null
-  as "$A" keyctl session - sh -c 'keyctl link @u @s; id=$(keyctl padd user "$1" @u < /tmp/dummy740) && keyctl setperm "$id" 0x00290000 && keyctl describe "$id"' sh "$RSIG"
-  timeout 200 pamtester "$svc" "$A" open_session > "/tmp/c3.$svc.open" 2>&1
-  awk -v m="$HA/Private" '$5 == m && / - ecryptfs / { print }' /proc/self/mountinfo > "/tmp/c3.$svc.mount"
-  as "$A" cat "$HA/Private/rootfile" > "/tmp/c3.$svc.read" 2>&1
+  as "$A" keyctl session - sh -c 'keyctl link @u @s; id=$(keyctl padd user "$1" @u < /tmp/dummy740) && keyctl setperm "$id" "$2" && keyctl describe "$id"' sh "$RSIG" "$perm"
+  timeout 200 pamtester "$svc" "$A" open_session > "/tmp/c3.$run.open" 2>&1
+  awk -v m="$HA/Private" '$5 == m && / - ecryptfs / { print }' /proc/self/mountinfo > "/tmp/c3.$run.mount"
+  as "$A" cat "$HA/Private/rootfile" > "/tmp/c3.$run.read" 2>&1
   timeout 200 pamtester "$svc" "$A" close_session > /dev/null 2>&1
   umount -l "$HA/Private" 2>/dev/null
+  as "$A" keyctl clear @u
 done
 EOS
-A=$A HA=$HA C3_SERVICES="su eat-login" keyctl session - bash /tmp/c3-root.sh > /tmp/c3.trace 2>&1
+C3_RUNS="su:0x00290000 eat-login:0x00290000 su:0x00090000"
+A=$A HA=$HA C3_RUNS="$C3_RUNS" keyctl session - bash /tmp/c3-root.sh > /tmp/c3.trace 2>&1
 RSIG=$(cat /tmp/c3.rsig 2>/dev/null)
 echo "root's sig $RSIG"; head -n 20 /tmp/c3.trace
-for svc in su eat-login; do echo "$svc: mount [$(cat /tmp/c3.$svc.mount)] alice read [$(head -c 100 /tmp/c3.$svc.read)]"; done
+for run in $C3_RUNS; do echo "$run: mount [$(cat /tmp/c3.$run.mount)] alice read [$(head -c 100 /tmp/c3.$run.read)] open said [$(tr '\n' ' ' < /tmp/c3.$run.open | cut -c1-200)]"; done
+c3_ev() { echo "$( [ -s /tmp/c3.$1.mount ] && echo "~/Private mounted with $(grep -o 'ecryptfs_sig=[0-9a-f]*' /tmp/c3.$1.mount)" || echo 'not mounted'), alice read: $(head -c 60 /tmp/c3.$1.read | tr '\n' ' ')"; }
 check adv.3.root-file-encrypted test -n "$RSIG" -a -s $HA/.Private/rootfile
-check adv.3.su-stack-alice-cannot-read-root-file sh -c "! grep -q ROOT-SECRET-c3 /tmp/c3.su.read"
-EV="su stack: $( [ -s /tmp/c3.su.mount ] && echo "~/Private mounted with $(grep -o 'ecryptfs_sig=[0-9a-f]*' /tmp/c3.su.mount)" || echo 'not mounted'), alice read: $(head -c 40 /tmp/c3.su.read | tr '\n' ' ')"
-case_end "$EV"
+check adv.3.su-stack-alice-cannot-read-root-file sh -c "! grep -q ROOT-SECRET-c3 /tmp/c3.su:0x00290000.read"
+case_end "su stack, planted key 0x00290000: $(c3_ev su:0x00290000)"
 case_begin 3.keyinit-stack
-check adv.3.keyinit-stack-alice-cannot-read-root-file sh -c "! grep -q ROOT-SECRET-c3 /tmp/c3.eat-login.read"
-case_end "eat-login (pam_keyinit force): $( [ -s /tmp/c3.eat-login.mount ] && echo mounted || echo 'not mounted'), alice read: $(head -c 60 /tmp/c3.eat-login.read | tr '\n' ' ')"
+check adv.3.keyinit-stack-alice-cannot-read-root-file sh -c "! grep -q ROOT-SECRET-c3 /tmp/c3.eat-login:0x00290000.read"
+case_end "eat-login (pam_keyinit force), planted key 0x00290000: $(c3_ev eat-login:0x00290000)"
+case_begin 3.no-setattr
+check adv.3.no-setattr-alice-cannot-read-root-file sh -c "! grep -q ROOT-SECRET-c3 /tmp/c3.su:0x00090000.read"
+case_end "su stack, planted key 0x00090000: $(c3_ev su:0x00090000); said: $(grep -a 'could not\|ecryptfs-agent' /tmp/c3.su:0x00090000.open | head -n1 | cut -c1-120)"
 cp -p /tmp/alice.Private.sig $HA/.ecryptfs/Private.sig; rm -f $HA/.Private/rootfile; reset_user $A
 
 # ==============================================================================================
