@@ -15,7 +15,8 @@ use_our_module debug
 CLI="$REPO/bin/ecryptfs-agent"
 PY=/usr/bin/python3
 H_RACE_N=6      # logins during the ~/Private <-> symlink-to-/etc swap (issue 9's race)
-RACE_2C_N=12    # logouts during the swap of the extra mount's parent with a symlink to /home/bob
+RACE_2C_N=6     # logouts during the swap of the extra mount's parent with a symlink to /home/bob
+TIMED_2D_N=2    # logouts where alice swaps it once, timed by the first extra mount going away
 RACE_4B_N=12    # logins during the swap of ~/.Private with a symlink to /root/hidden-alice
 
 A=alice; APW='Alice-pw 1'; HA=/home/alice; AMP='alice-mount-pass-1'; APLAIN='alice-plaintext-5e21'
@@ -225,6 +226,7 @@ for i in $(seq 1 $H_RACE_N); do
   # under the home (with the swapper paused, so that root's own unmount is not raced); no logout:
   # the login's mount is what is under test, and the keys stay for the next round
   pause_swap; clean_mounts $A; resume_swap
+  echo "round $i: ${mp:-refused} (${SECONDS}s)"
 done
 stop_swap; unswap $HA/Private $HA/Private.alt; reset_user $A
 rm -f $HA/Private.alt
@@ -316,6 +318,57 @@ check adv.2c.extra-race-never-unmounts-bobs test $hits -eq 0
 bob_up
 check adv.2c.bob-all-there bob_ok
 case_end "$RACE_2C_N logouts racing ~/d <-> ~/d.alt -> /home/bob: bob's ~/Private unmounted $hits times"
+
+# d. The same without luck: two extra mounts, ~/d/Private (first line) and ~/e/Private (second),
+#    so the last logout unmounts ~/e/Private first, then ~/d/Private, from one reading of the mount
+#    table. alice leaves 32 MiB of unwritten data in ~/e/Private, so that its umount(2) spends a
+#    while encrypting it after the mount has left the table; her watcher waits for that moment and
+#    then puts a symlink to /home/bob in the place of ~/d. The unmount of ~/d/Private that follows
+#    must not reach bob's ~/Private.
+case_begin 2d.extra-timed
+cat > /tmp/watch2d.py <<'PY'
+import os, sys, time
+e2, d, target, stop, out = sys.argv[1:6]
+def mounted(mp):
+    with open('/proc/self/mountinfo') as f:
+        return any(line.split(' ')[4] == mp for line in f)
+res = 'gave up: %s never went away' % e2
+seen = False
+while not os.path.exists(stop):
+    if not seen:
+        seen = mounted(e2)
+    elif not mounted(e2):
+        os.rename(d, d + '.away'); os.symlink(target, d)
+        res = 'swapped %s for a symlink to %s once %s had left the mount table' % (d, target, e2)
+        break
+    time.sleep(0.002)
+open(out, 'w').write(res + '\n')
+PY
+chmod 644 /tmp/watch2d.py
+as $A sh -c "umask 077; mkdir -p $HA/.dlower $HA/.elower $HA/d/Private $HA/e/Private && printf '%s %s ecryptfs ecryptfs_sig=%s\n' $HA/.dlower $HA/d/Private $ASIG $HA/.elower $HA/e/Private $ASIG > $HA/.ecryptfs/extra-mounts"
+hits=0; both=0
+for i in $(seq 1 $TIMED_2D_N); do
+  ecryptfs_at $HB/Private || bob_up; add_keys $A "$AMP"
+  open_only $A /tmp/2d.open
+  ecryptfs_at $HA/d/Private && ecryptfs_at $HA/e/Private && both=$((both + 1))
+  as $A dd if=/dev/zero of=$HA/e/Private/dirty bs=1M count=32 status=none
+  rm -f /tmp/watch2d.stop /tmp/watch2d.out
+  bg_as $A "$PY" /tmp/watch2d.py $HA/e/Private $HA/d /home/bob /tmp/watch2d.stop /tmp/watch2d.out; WATCH=$BG
+  sleep 0.5
+  logout $A /tmp/2d.logout
+  touch /tmp/watch2d.stop; wait $WATCH
+  echo "round $i: watcher: $(cat /tmp/watch2d.out 2>/dev/null)"
+  [ -L $HA/d ] && rm $HA/d && mv $HA/d.away $HA/d
+  if ! ecryptfs_at $HB/Private; then hits=$((hits + 1)); echo "round $i: bob's ~/Private was unmounted by alice's logout"; fi
+  clean_mounts $A; rm -f $HA/.elower/dirty
+done
+reset_user $A; rm -f $HA/.ecryptfs/extra-mounts
+echo "2d: both extra mounts mounted in $both/$TIMED_2D_N logins, bob's ~/Private unmounted $hits times"
+check adv.2d.extra-mounts-were-mounted test $both -gt 0
+check adv.2d.timed-swap-never-unmounts-bobs test $hits -eq 0
+bob_up
+check adv.2d.bob-all-there bob_ok
+case_end "$TIMED_2D_N logouts, ~/d swapped once ~/e/Private left the table: bob's ~/Private unmounted $hits times; watcher: $(cat /tmp/watch2d.out 2>/dev/null | tr -d '\n')"
 
 # ==============================================================================================
 # 3. The PAM application's session keyring is searched by mount(2). root keeps a key (passphrase
@@ -411,6 +464,7 @@ for i in $(seq 1 $RACE_4B_N); do
       hits=$((hits + 1)); echo "round $i: /root/hidden-alice is mounted on ~/Private: $(ls -a $HA/Private | tr '\n' ' ')"; fi
   else notmounted=$((notmounted + 1)); fi
   clean_mounts $A; resume_swap       # (no logout: root unmounts; the keys stay for the next round)
+  echo "round $i (${SECONDS}s)"
 done
 stop_swap; unswap $HA/.Private $HA/.Private.alt; reset_user $A
 rm -f $HA/.Private.alt
