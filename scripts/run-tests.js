@@ -45,7 +45,7 @@ if (!(jobs >= 1)) {
 const VM_MINUTES = {
   'faults.vm.test.js': 20, 'stress.vm.test.js': 20, 'mount.vm.test.js': 5.3, 'package.vm.test.js': 5.2,
   'migrate.vm.test.js': 4.3, 'recovery.vm.test.js': 4.1, 'login.vm.test.js': 3.2, 'systemd-login.vm.test.js': 3.2,
-  'private.vm.test.js': 3, 'extra-mounts.vm.test.js': 2.9, 'hardening.vm.test.js': 2.8, 'harness.vm.test.js': 2.4,
+  'private.vm.test.js': 3, 'extra-mounts.vm.test.js': 2.9, 'harness.vm.test.js': 2.4, 'adversary.vm.test.js': 7,
 };
 const minutes = (f) => VM_MINUTES[f.slice(f.lastIndexOf('/') + 1)] ?? 2;
 const isVm = (f) => f.includes('/dist/test/vm/');
