@@ -5,7 +5,7 @@
 # modes, /proc/PID state), never today's log text: on code that has a finding, its checks FAIL.
 # After each case the agent's syslog lines of that case are printed as "LOG <case>: ..." and one
 # verdict line "ADV <case> defended|VULNERABLE <evidence>".
-# Races loop a bounded number of times (the counts are set below: H_RACE_N, RACE_2C_N, RACE_4B_N)
+# Races loop a bounded number of times (set below: H_RACE_N, RACE_2C_N, TIMED_2D_N, RACE_4B_N)
 # and migrate-home's racer runs only while the migration runs.
 # Run as root inside the fast-mode VM by test/vm/adversary.vm.test.ts, which prepends REPO=<repo root>
 # (and test/vm/scripts/lib.sh, whose check/as/use_our_module this uses).
