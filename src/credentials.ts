@@ -62,19 +62,19 @@ export function lookupUid(uid: number): UserInfo {
 }
 
 /**
- * Which ids asUser gives the user (see docs/security.md, "credentials"):
- *  - 'files' (default): effective and fs ids are the user's, real and saved ids stay root. Files
- *    are opened, created and checked with the user's rights, and the user cannot signal or trace
- *    this process meanwhile (kill(2) compares against the target's real and saved uid).
- *  - 'keyring': real ids too. KEY_SPEC_USER_KEYRING names the keyring of the REAL uid, so only the
- *    one call that links the user's @u into this process's keyring runs like this
- *    (unlock.possessUserKeyring); afterwards the keys are reached through that link.
- *  - 'mount': real ids are the user's (ecryptfs_check_dev_ruid compares the lower directory's owner
- *    with the real uid), the effective uid stays 0 (mount(2) needs CAP_SYS_ADMIN), and the fs ids
- *    and groups are the user's, so the kernel resolves the lower path and searches the auth toks
- *    with the user's rights, never root's. Only around the mount(2) call itself.
+ * Which ids asUser gives the user (see docs/security.md, "credentials"). In both modes the real
+ * and saved uid stay 0: a user can signal a process only when her uid matches its real or saved
+ * uid (kill(2)), so she can never kill or stop the root agent at a point of her choosing.
+ *  - 'files' (default): effective and fs ids (and groups) are the user's. Files are opened,
+ *    created and checked with the user's rights; keys are added, searched and unlinked as hers
+ *    (by the serial of her keyring: unlock.possessUserKeyring).
+ *  - 'mount': the effective uid stays 0 (mount(2) needs CAP_SYS_ADMIN), the fs ids and groups are
+ *    the user's, so the kernel resolves the lower path and searches the auth toks with the user's
+ *    rights, never root's. Only around the mount(2) call itself. (ecryptfs_check_dev_ruid, which
+ *    compares the lower directory's owner with the REAL uid, is therefore not used: the agent
+ *    checks the owner on the opened directory and on the new mount instead, src/private-mount.ts.)
  */
-export type AsUserMode = 'files' | 'keyring' | 'mount';
+export type AsUserMode = 'files' | 'mount';
 
 export interface AsUserOptions {
   mode?: AsUserMode;
@@ -132,7 +132,7 @@ export function asUser<T>(user: Principal, fn: () => T, opts: AsUserOptions = {}
     throw new AgentError('NO_SUCH_USER', `invalid ids for ${user.name}`);
   }
   if (user.uid === 0 && !opts.allowRoot) throw new AgentError('PERMISSION', 'refusing to switch to uid 0 as a user');
-  if (mode !== 'mount' && user.uid !== 0) {
+  if (mode === 'files' && user.uid !== 0) {
     // A process that already is this user entirely (the CLI run by the user) just runs fn, so the
     // same use-cases serve root acting for a user and the user's own unprivileged commands.
     const ids = n.getresuid();
@@ -149,13 +149,8 @@ export function asUser<T>(user: Principal, fn: () => T, opts: AsUserOptions = {}
     if (!isAllRoot(saved.uid)) call('credentials', 'become root', (x) => x.setresuid(0, 0, 0));
     call('credentials', 'setgroups', (x) => x.setgroups(groups));
     if (mode === 'mount') {
-      call('credentials', 'setresgid', (x) => x.setresgid(user.gid, 0, 0));
-      call('credentials', 'setresuid', (x) => x.setresuid(user.uid, 0, 0));
-      // per thread (mount(2) runs on this one); the restore's setresuid resets them everywhere
+      // per thread (mount(2) runs on this one); undone with setfsuid(0) below
       setFsIds(user);
-    } else if (mode === 'keyring') {
-      call('credentials', 'setresgid', (x) => x.setresgid(user.gid, user.gid, 0));
-      call('credentials', 'setresuid', (x) => x.setresuid(user.uid, user.uid, 0));
     } else {
       call('credentials', 'setresgid', (x) => x.setresgid(0, user.gid, 0));
       call('credentials', 'setresuid', (x) => x.setresuid(0, user.uid, 0));

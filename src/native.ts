@@ -57,6 +57,9 @@ export interface NativeAddon {
   /** per thread; returns the previous fsuid (the kernel reports no error: read it back) */
   setfsuid(fsuid: number): number;
   setfsgid(fsgid: number): number;
+  /** Serial of the user keyring of uid (created when missing), asked by a CLONE_VM|CLONE_VFORK
+   * child with the user's ids: this process never takes the user's real uid. */
+  userKeyringId(uid: number, gid: number): number;
   // ---- BEGIN fd-relative file operations (migrate-home, issue 13; used through src/fs-at.ts)
   // Paths and names: Buffer (raw bytes) or string, no NUL. dirfd: an fd or AT_FDCWD (-100).
   // Failures throw like every call here (errno, code, syscall); none retries or falls back.

@@ -10,12 +10,13 @@
  *  2. ~/.Private is opened as the user (safe-path.openLowerDir): the user's own directory, on a
  *     disk-like filesystem (never procfs);
  *  3. the auth toks it will use are checked to be the user's own (unlock.checkKeysAreUsers);
- *  4. mount(2) runs with the real uid of the user (ecryptfs_check_dev_ruid), euid 0, and the
- *     user's fs ids: the kernel resolves ~/.Private and searches the keys with the user's rights.
- *     The source stays the path `$HOME/.Private`, as mount.ecryptfs_private passes it, because
- *     umount.ecryptfs_private and `mount` listings compare that string;
+ *  4. mount(2) runs with root's real and effective uid (the user can never signal the agent) and
+ *     the user's fs ids: the kernel resolves ~/.Private and searches the keys with the user's
+ *     rights. The source stays the path `$HOME/.Private`, as mount.ecryptfs_private passes it,
+ *     because umount.ecryptfs_private and `mount` listings compare that string;
  *  5. afterwards the new mount at that directory must show the inode of the directory opened in
- *     step 2 and be owned by the user; otherwise it is detached at once.
+ *     step 2 and be owned by the user; otherwise it is detached at once. (This is the check
+ *     ecryptfs_check_dev_ruid makes against the real uid; with the real uid root's it is made here.)
  * Unmounting: the mount at the mount point is reached the same way (as the user, through fds)
  * and is unmounted only when it is this user's private directory: an eCryptfs mount whose source
  * is the user's ~/.Private, whose key sig is in Private.sig, whose root the user owns, and whose
@@ -134,7 +135,7 @@ export function mountPrivate(ring: UserKeyring, setup: PrivateSetup): MountOutco
     try {
       checkKeysAreUsers(ring, setupSigs(setup));
       const before = new Set(readMountInfo().map((m) => m.mountId));
-      const opts: Parameters<typeof mountEcryptfs>[2] = { sigs: [setup.fekSig], cipher: 'aes', keyBytes: 16, unlinkSigs: true, checkDevRuid: true };
+      const opts: Parameters<typeof mountEcryptfs>[2] = { sigs: [setup.fekSig], cipher: 'aes', keyBytes: 16, unlinkSigs: true, checkDevRuid: false };
       if (setup.fnekSig !== undefined) opts.fnekSig = setup.fnekSig;
       asUser(user, () => mountEcryptfs(setup.lower, `/proc/self/fd/${upper.fd}`, opts), { mode: 'mount' });
       verifyNewMount(user, setup, upper.parentFd, upper.name, fstatSync(lower.fd).ino, before);

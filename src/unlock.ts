@@ -8,7 +8,8 @@
 import { deriveMountKeys, type MountKeys } from './auth-tok';
 import { asUser } from './credentials';
 import { AgentError } from './errors';
-import { describeKey, insertAuthTok, possessUserKeyring as linkUserKeyringIntoProcess, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
+import { describeKey, insertAuthTok, KEY_SPEC, linkKey, possessUserKeyring as linkUserKeyringIntoProcess, removeAuthTok, searchUserKey, setKeyTimeout } from './keyring';
+import { call, native } from './native';
 import type { PrivateSetup, UserRef } from './private-setup';
 import { setupSigs } from './private-setup';
 import { readSmallFile, removeStaleTemps, writeFileAtomic } from './secure-file';
@@ -27,14 +28,20 @@ export interface UserKeyring {
 }
 
 /**
- * Links the user's keyring (@u of the user, resolved by the real uid: the only step that runs
- * with the user's real uid) into this process's own keyring and returns it. Without that link
- * this root process does not *possess* the user's keys: setting an expiry or unlinking by id
- * would be refused (the default key permission gives the owner only "view"), and mount(2)'s
- * request_key would not find the auth toks. Affects this process only. See docs/keyring.md.
+ * Links the user's keyring (@u) into this process's own keyring and returns it. Without that link
+ * this root process does not *possess* the user's keys: setting an expiry or unlinking by id would
+ * be refused (the default key permission gives the owner only "view"), and mount(2)'s request_key
+ * would not find the auth toks. Affects this process only. See docs/keyring.md.
+ * Root acting for a user never takes her real uid for this (KEY_SPEC_USER_KEYRING is chosen by
+ * the real uid): a short child with her ids names the keyring's serial (native.userKeyringId),
+ * and the link is made with her effective ids, as its owner.
  */
 export function possessUserKeyring(owner: UserRef): UserKeyring {
-  return asUser(owner, () => ({ owner, id: linkUserKeyringIntoProcess() }), { mode: 'keyring' });
+  const ids = native().getresuid();
+  if (ids.ruid === owner.uid && ids.euid === owner.uid) return { owner, id: linkUserKeyringIntoProcess() }; // the user herself
+  const id = call('keyring', `the keyring of ${owner.name}`, (n) => n.userKeyringId(owner.uid, owner.gid));
+  asUser(owner, () => linkKey(id, KEY_SPEC.PROCESS));
+  return { owner, id };
 }
 
 export interface KeyLoadResult {

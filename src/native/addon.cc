@@ -15,7 +15,9 @@
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -605,6 +607,55 @@ Napi::Value SetFsGid(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(setfsgid(id))));
 }
 
+// The serial of a user's keyring (@u, created when missing), without this process ever taking the
+// user's real uid: KEY_SPEC_USER_KEYRING is chosen by the real uid, and a root agent whose real
+// uid were the user's could be signalled (killed, stopped) by that user. A child made with
+// clone(CLONE_VM|CLONE_VFORK) takes the user's ids and asks; it shares our memory, so it runs raw
+// system calls only and _exits, while the calling thread waits. The user can only kill that
+// child (then: an error here, nothing changed).
+struct KeyringIdArgs {
+  uid_t uid;
+  gid_t gid;
+  long serial;
+  int err;
+};
+
+int KeyringIdChild(void* p) {
+  KeyringIdArgs* a = static_cast<KeyringIdArgs*>(p);
+  if (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setresgid, a->gid, a->gid, a->gid) != 0 ||
+      syscall(SYS_setresuid, a->uid, a->uid, a->uid) != 0) {
+    a->err = errno;
+    syscall(SYS_exit, 1);
+  }
+  long id = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 1);
+  a->serial = id;
+  a->err = id < 0 ? errno : 0;
+  syscall(SYS_exit, 0);
+  return 0;
+}
+
+Napi::Value UserKeyringId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t uid, gid;
+  if (!ArgId(info, 0, "uid", false, &uid) || !ArgId(info, 1, "gid", false, &gid)) return env.Null();
+  const size_t stack_len = 64 * 1024;
+  void* stack = mmap(nullptr, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return ThrowErrno(env, "mmap", errno);
+  KeyringIdArgs args{uid, gid, -1, EIO};
+  // no exit signal (libuv's SIGCHLD handler knows only its own children): reaped with __WALL
+  pid_t pid = clone(KeyringIdChild, static_cast<char*>(stack) + stack_len, CLONE_VM | CLONE_VFORK, &args);
+  int clone_errno = errno;
+  if (pid > 0) {
+    int status;
+    while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
+    }
+  }
+  munmap(stack, stack_len);
+  if (pid < 0) return ThrowErrno(env, "clone", clone_errno);
+  if (args.serial < 0) return ThrowErrno(env, "keyctl_get_keyring_ID", args.err != 0 ? args.err : EIO);
+  return Napi::Number::New(env, static_cast<double>(args.serial));
+}
+
 // ------------------------------------------------------------------- KDF
 // eCryptfs key derivation hot loop: buf = SHA512(first), then rounds-1 times
 // buf = SHA512(buf). Intermediate digests are cleansed.
@@ -1012,6 +1063,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"setpriority", SetPriority},
       {"setfsuid", SetFsUid},
       {"setfsgid", SetFsGid},
+      {"userKeyringId", UserKeyringId},
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   RegisterFdAt(env, exports);  // fd-relative file operations (block above)

@@ -46,7 +46,7 @@ export function asUserKeyctl(u: TestUser, script: string): { status: number; std
 
 /**
  * Runs `body` (JS source; may use k=keyring, c=credentials, n=native addon, m=mount,
- * T(fn) → value or {err: errno|code}) in a fresh node under `keyctl session -`;
+ * T(fn) → value or {err: errno|code}, asFullUser(user, fn)) in a fresh node under `keyctl session -`;
  * the value of the last `out(x)` call is returned (JSON).
  */
 export function inSession<R = unknown>(body: string, args: string[] = []): R {
@@ -56,6 +56,13 @@ export function inSession<R = unknown>(body: string, args: string[] = []): R {
     const m = require(${JSON.stringify(join(DIST_SRC, 'mount.js'))});
     const n = require(${JSON.stringify(join(DIST_SRC, 'native.js'))}).native();
     const T = (f) => { try { const v = f(); return v === undefined ? null : v; } catch (e) { return { err: typeof e.errno === 'string' ? e.errno : e.code, code: e.code }; } };
+    // the user's real and effective ids (the agent never takes the real one: tests of what the
+    // kernel does for the user herself); saved uid 0, so root comes back afterwards
+    const asFullUser = (user, fn) => {
+      const groups = n.getgroups();
+      n.setgroups(n.getgrouplist(user.name, user.gid)); n.setresgid(user.gid, user.gid, 0); n.setresuid(user.uid, user.uid, 0);
+      try { return fn(); } finally { n.setresuid(0, 0, 0); n.setgroups(groups); n.setresgid(0, 0, 0); }
+    };
     let result;
     const out = (x) => { result = x; };
     const argv = process.argv.slice(1);

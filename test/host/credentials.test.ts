@@ -71,13 +71,7 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
     assert.match(r.stderr, /Operation not permitted/);
   });
 
-  test("'keyring' mode: real ids are the user's too (KEY_SPEC_USER_KEYRING resolves by the real uid)", () => {
-    const r = asUser(lookupUser(u.name), () => currentCredentials(), { mode: 'keyring' });
-    assert.deepEqual(r.uid, { ruid: u.uid, euid: u.uid, suid: 0 });
-    assert.deepEqual(r.gid, { rgid: u.gid, egid: u.gid, sgid: 0 });
-  });
-
-  test("'mount' mode: real and fs ids are the user's, the effective uid stays 0 with CAP_SYS_ADMIN; files are reached with the user's rights", () => {
+  test("'mount' mode: the fs ids are the user's, real and effective uid stay 0 with CAP_SYS_ADMIN; files are reached with the user's rights", () => {
     const before = readFileSync('/proc/self/status', 'utf8');
     const r = asUser(
       lookupUser(u.name),
@@ -98,9 +92,9 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
       },
       { mode: 'mount' },
     );
-    assert.deepEqual(r.creds.uid, { ruid: u.uid, euid: 0, suid: 0 });
-    assert.deepEqual(r.creds.gid, { rgid: u.gid, egid: 0, sgid: 0 });
-    assert.equal(r.uidLine?.replace(/\s+/g, ' '), `${u.uid} 0 0 ${u.uid}`);
+    assert.deepEqual(r.creds.uid, { ruid: 0, euid: 0, suid: 0 });
+    assert.deepEqual(r.creds.gid, { rgid: 0, egid: 0, sgid: 0 });
+    assert.equal(r.uidLine?.replace(/\s+/g, ' '), `0 0 0 ${u.uid}`);
     assert.ok(r.denied, "root's 0700 directory is closed to the user's fs ids");
     assert.ok((r.capEff & (1n << 21n)) !== 0n, 'CAP_SYS_ADMIN (mount) stays effective');
     assert.ok((r.capEff & (1n << 1n)) === 0n, 'CAP_DAC_OVERRIDE is dropped with the fs ids');
@@ -125,7 +119,7 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
       const inner = asUser(user, () => currentCredentials().uid, { mode: 'mount' });
       return { inner, outer: currentCredentials().uid };
     });
-    assert.deepEqual(nested.inner, { ruid: u.uid, euid: 0, suid: 0 });
+    assert.deepEqual(nested.inner, { ruid: 0, euid: 0, suid: 0 });
     assert.deepEqual(nested.outer, { ruid: 0, euid: u.uid, suid: 0 });
     assert.deepEqual(currentCredentials(), { uid: { ruid: 0, euid: 0, suid: 0 }, gid: { rgid: 0, egid: 0, sgid: 0 }, groups: native().getgroups() });
   });

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AgentError } from '../../src/errors';
 import { insertAuthTok, isSig, KEY_SPEC } from '../../src/keyring';
-import { asUserKeyctl, createUser, deleteUser, fakeAuthTok, inSession, procKeysAs, randomSig, sh, type TestUser } from '../helpers/host-native';
+import { join } from 'node:path';
+import { asUserKeyctl, createUser, deleteUser, DIST_SRC, fakeAuthTok, inSession, procKeysAs, randomSig, sh, type TestUser } from '../helpers/host-native';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -28,8 +29,8 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const tok = fakeAuthTok(sig);
     const r = inSession<{ id: number; added: boolean; ring: string }>(
       `const [name, sig, hex] = argv; const user = c.lookupUser(name);
-       c.asUser(user, () => { const x = k.insertAuthTok(sig, Buffer.from(hex, 'hex'));
-         out({ ...x, ring: n.keyctlDescribe(k.getKeyringId(k.KEY_SPEC.USER, false)) }); }, { mode: 'keyring' });`,
+       asFullUser(user, () => { const x = k.insertAuthTok(sig, Buffer.from(hex, 'hex'));
+         out({ ...x, ring: n.keyctlDescribe(k.getKeyringId(k.KEY_SPEC.USER, false)) }); });`,
       [u.name, sig, tok.toString('hex')],
     );
     assert.equal(r.added, true);
@@ -40,26 +41,27 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     // keyctl (another implementation) finds it by sig and unlinks it; then we no longer find it
     assert.equal(asUserKeyctl(u, `keyctl search @u user ${sig}`).stdout.trim(), String(r.id));
     assert.equal(asUserKeyctl(u, `keyctl unlink ${r.id} @u`).status, 0);
-    const after = inSession(`const user = c.lookupUser(argv[0]); c.asUser(user, () => out(k.searchUserKey(argv[1], k.KEY_SPEC.USER)), { mode: 'keyring' });`, [u.name, sig]);
+    const after = inSession(`const user = c.lookupUser(argv[0]); asFullUser(user, () => out(k.searchUserKey(argv[1], k.KEY_SPEC.USER)));`, [u.name, sig]);
     assert.equal(after, null);
   });
 
-  test("K2 @u resolves by the REAL uid; new keys are owned by the fsuid ('mount' mode: real and fs ids the user's, euid 0 → the user's key)", () => {
+  test("K2 @u is chosen by the REAL uid: the full user's is _uid.UID; in 'mount' mode (real uid 0, fs ids the user's) it is root's _uid.0; new keys are owned by the fsuid", () => {
     const sig = randomSig();
-    const r = inSession<{ ring: string; owner: string; rootRing: string }>(
+    const r = inSession<{ ring: string; owner: string; mountRing: string; rootRing: string }>(
       `const [name, sig, hex] = argv; const user = c.lookupUser(name);
-       c.asUser(user, () => {
+       asFullUser(user, () => {
          const id = k.addUserKey(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER);
-         out({ ring: k.describeKey(k.KEY_SPEC.USER).description, owner: n.keyctlDescribe(id),
-               rootRing: '' });
-       }, { mode: 'mount' });
+         out({ ring: k.describeKey(k.KEY_SPEC.USER).description, owner: n.keyctlDescribe(id), mountRing: '', rootRing: '' });
+       });
+       const inMount = c.asUser(user, () => n.keyctlGetKeyringId(k.KEY_SPEC.USER, false), { mode: 'mount' });
+       result.mountRing = inMount === n.keyctlGetKeyringId(k.KEY_SPEC.USER, false) ? '_uid.0' : 'another keyring';
        result.rootRing = k.describeKey(k.KEY_SPEC.USER).description;`,
       [u.name, sig, fakeAuthTok(sig).toString('hex')],
     );
     assert.equal(r.ring, `_uid.${u.uid}`);
     assert.equal(r.owner, `user;${u.uid};${u.gid};3f010000;${sig}`);
+    assert.equal(r.mountRing, '_uid.0', "'mount' mode never names the user's keyring by @u: mount(2) finds the keys through our process keyring");
     assert.equal(r.rootRing, '_uid.0');
-    // the kernel agrees: the key sits in the user's @u, owned by the user (fsuid), not by root
     assert.match(asUserKeyctl(u, 'keyctl show @u').stdout, new RegExp(`\\s${u.uid}\\s+${u.gid}\\s+\\\\_ user: ${sig}`));
     assert.equal(asUserKeyctl(u, `keyctl unlink $(keyctl search @u user ${sig}) @u`).status, 0);
   });
@@ -67,7 +69,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
   test('K3 request_key from the user sees @u only through a session keyring that links it (pam_keyinit)', () => {
     const sig = randomSig();
     const r = inSession<{ id: number }>(
-      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'))), { mode: 'keyring' });`,
+      `const [name, sig, hex] = argv; asFullUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'))));`,
       [u.name, sig, fakeAuthTok(sig).toString('hex')],
     );
     const bare = sh(`runuser -u ${u.name} -- keyctl session - keyctl request user ${sig}`);
@@ -81,7 +83,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const sig = randomSig();
     const r = inSession<{ list: number[]; read0: Err; link0: Err; readAfter: number; listAfter: number[]; uring: number; timeout0: Err }>(
       `const [name, sig, hex] = argv; const user = c.lookupUser(name);
-       c.asUser(user, () => {
+       asFullUser(user, () => {
          const { id } = k.insertAuthTok(sig, Buffer.from(hex, 'hex'));
          k.joinSessionKeyring();
          const r = { list: k.listKeyring(k.KEY_SPEC.SESSION), read0: T(() => k.readKey(id)), link0: T(() => k.linkKey(id, k.KEY_SPEC.SESSION)),
@@ -90,7 +92,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
          r.readAfter = k.readKey(id).length; r.listAfter = k.listKeyring(k.KEY_SPEC.SESSION); r.uring = k.getKeyringId(k.KEY_SPEC.USER, false);
          k.unlinkKey(id, k.KEY_SPEC.USER);
          out(r);
-       }, { mode: 'keyring' });`,
+       });`,
       [u.name, sig, fakeAuthTok(sig).toString('hex')],
     );
     assert.deepEqual(r.list, []);
@@ -106,18 +108,18 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const sig = randomSig();
     const r = inSession<{ a: { id: number; added: boolean }; b: { id: number; added: boolean }; plain: number }>(
       `const [name, sig, h1, h2, h3] = argv; const user = c.lookupUser(name);
-       c.asUser(user, () => {
+       asFullUser(user, () => {
          const a = k.insertAuthTok(sig, Buffer.from(h1, 'hex'));
          const b = k.insertAuthTok(sig, Buffer.from(h2, 'hex'));
          out({ a, b, plain: 0 });
-       }, { mode: 'keyring' });`,
+       });`,
       [u.name, sig, fakeAuthTok(sig, 1).toString('hex'), fakeAuthTok(sig, 2).toString('hex')],
     );
     assert.deepEqual([r.a.added, r.b.added, r.b.id], [true, false, r.a.id]);
     assert.equal(procKeysAs(u, sig).length, 1);
     assert.equal(asUserKeyctl(u, `keyctl pipe ${r.a.id} | od -An -v -tx1 -j648 -N1 | tr -d " \\n"`).stdout, '01'); // first payload kept
     const plain = inSession<number>(
-      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.addUserKey(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER)), { mode: 'keyring' });`,
+      `const [name, sig, hex] = argv; asFullUser(c.lookupUser(name), () => out(k.addUserKey(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER)));`,
       [u.name, sig, fakeAuthTok(sig, 3).toString('hex')],
     );
     assert.equal(plain, r.a.id, 'add_key over an existing key of the same type+description returns the same serial');
@@ -130,7 +132,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const sig = randomSig();
     const hex = fakeAuthTok(sig).toString('hex');
     const a = inSession<{ id: number; added: boolean }>(
-      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER, { timeoutSeconds: 4 })), { mode: 'keyring' });`,
+      `const [name, sig, hex] = argv; asFullUser(c.lookupUser(name), () => out(k.insertAuthTok(sig, Buffer.from(hex, 'hex'), k.KEY_SPEC.USER, { timeoutSeconds: 4 })));`,
       [u.name, sig, hex],
     );
     assert.equal(a.added, true);
@@ -139,13 +141,13 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     // between the insert and reading /proc/keys
     await new Promise((res) => setTimeout(res, 4600));
     const r = inSession<{ raw: Err; search: number | null; clear: Err; list: number[]; insert: { id: number; added: boolean } }>(
-      `const [name, sig, hex] = argv; c.asUser(c.lookupUser(name), () => {
+      `const [name, sig, hex] = argv; asFullUser(c.lookupUser(name), () => {
          k.possessUserKeyring();
          const r = { raw: T(() => n.keyctlSearch(k.KEY_SPEC.USER, 'user', sig)), search: k.searchUserKey(sig, k.KEY_SPEC.USER),
                      clear: T(() => k.setKeyTimeout(${a.id}, 0)), list: k.listKeyring(k.KEY_SPEC.USER) };
          r.insert = k.insertAuthTok(sig, Buffer.from(hex, 'hex'));
          out(r);
-       }, { mode: 'keyring' });`,
+       });`,
       [u.name, sig, hex],
     );
     assert.equal(r.raw.err, 'EKEYEXPIRED');
@@ -156,10 +158,10 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     assert.match(procKeysAs(u, sig)[0] ?? '', /^\S+ \S+\s+\d+ perm /, 'the update reset the expiry');
     // timeout then timeout 0 (the auth → open_session plan) leaves a permanent key
     const b = inSession<{ before: string; after: string }>(
-      `const [name, sig] = argv; c.asUser(c.lookupUser(name), () => { k.possessUserKeyring(); const id = k.searchUserKey(sig, k.KEY_SPEC.USER);
+      `const [name, sig] = argv; asFullUser(c.lookupUser(name), () => { k.possessUserKeyring(); const id = k.searchUserKey(sig, k.KEY_SPEC.USER);
          k.setKeyTimeout(id, 300); const before = require('fs').readFileSync('/proc/keys', 'utf8').split('\\n').find((l) => l.includes(sig));
          k.setKeyTimeout(id, 0); const after = require('fs').readFileSync('/proc/keys', 'utf8').split('\\n').find((l) => l.includes(sig));
-         k.removeAuthTok(sig); out({ before, after }); }, { mode: 'keyring' });`,
+         k.removeAuthTok(sig); out({ before, after }); });`,
       [u.name, sig],
     );
     assert.match(b.before, /^\S+ \S+\s+\d+\s+(4m|5m) /);
@@ -170,14 +172,14 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const sig = randomSig();
     const r = inSession<{ before: Err; pOwner: string; root: number; rootRead: number; eff: number; unlinked: Err }>(
       `const [name, sig, hex] = argv; const user = c.lookupUser(name); const r = {};
-       let id; c.asUser(user, () => { id = k.insertAuthTok(sig, Buffer.from(hex, 'hex')).id; }, { mode: 'keyring' });
+       let id; asFullUser(user, () => { id = k.insertAuthTok(sig, Buffer.from(hex, 'hex')).id; });
        r.before = T(() => n.keyctlSearch(k.KEY_SPEC.PROCESS, 'user', sig));
-       c.asUser(user, () => { k.possessUserKeyring(); }, { mode: 'keyring' });
+       asFullUser(user, () => { k.possessUserKeyring(); });
        r.pOwner = n.keyctlDescribe(k.KEY_SPEC.PROCESS);
        r.root = n.keyctlSearch(k.KEY_SPEC.PROCESS, 'user', sig);
        r.rootRead = k.readKey(id).length;
        c.asUser(user, () => { r.eff = n.keyctlSearch(k.KEY_SPEC.PROCESS, 'user', sig); }, { mode: 'mount' });
-       c.asUser(user, () => k.removeAuthTok(sig), { mode: 'keyring' });
+       asFullUser(user, () => k.removeAuthTok(sig));
        r.unlinked = T(() => n.keyctlSearch(k.KEY_SPEC.PROCESS, 'user', sig));
        out(r);`,
       [u.name, sig, fakeAuthTok(sig).toString('hex')],
@@ -198,9 +200,9 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const theirs = asUserKeyctl(u, 'keyctl pipe $(keyctl search @u user 2eb5a49ebe845786) | od -An -v -tx1 | tr -d " \\n"').stdout;
     assert.equal(theirs.length, 1480);
     const r = inSession<{ hex: string; list: { id: number; sig: string; uid: number }[]; removed: boolean; again: boolean }>(
-      `const user = c.lookupUser(argv[0]); c.asUser(user, () => { k.possessUserKeyring();
+      `const user = c.lookupUser(argv[0]); asFullUser(user, () => { k.possessUserKeyring();
          const id = k.searchUserKey('2eb5a49ebe845786', k.KEY_SPEC.USER);
-         out({ hex: k.readKey(id).toString('hex'), list: k.listAuthToks(), removed: k.removeAuthTok('2eb5a49ebe845786'), again: k.removeAuthTok('2eb5a49ebe845786') }); }, { mode: 'keyring' });`,
+         out({ hex: k.readKey(id).toString('hex'), list: k.listAuthToks(), removed: k.removeAuthTok('2eb5a49ebe845786'), again: k.removeAuthTok('2eb5a49ebe845786') }); });`,
       [u.name],
     );
     assert.equal(r.hex, theirs);
@@ -235,7 +237,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     assert.equal(procKeysAs(u, sig).length, 0);
     const missing = inSession<Err>(`out(T(() => c.lookupUser('eat_nobody_here')));`);
     assert.equal(missing.code, 'NO_SUCH_USER');
-    const root = inSession<Err>(`out(T(() => c.asUser(c.lookupUser('root'), () => k.insertAuthTok(argv[0], Buffer.alloc(740)), { mode: 'keyring' })));`, [sig]);
+    const root = inSession<Err>(`out(T(() => c.asUser(c.lookupUser('root'), () => k.insertAuthTok(argv[0], Buffer.alloc(740)))));`, [sig]);
     assert.equal(root.code, 'PERMISSION');
     assert.ok(isSig('0123456789ABCDEF') && !isSig('0123456789abcdeg') && !isSig(' 0123456789abcdef'));
   });
@@ -244,7 +246,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const sig = randomSig();
     const r = inSession<{ special: Err; ring: string; id: number; owner: string; found: number }>(
       `const [name, sig, hex] = argv; const user = c.lookupUser(name);
-       const uring = c.asUser(user, () => k.possessUserKeyring(), { mode: 'keyring' });
+       const uring = require(${JSON.stringify(join(DIST_SRC, 'unlock.js'))}).possessUserKeyring(user).id;
        c.asUser(user, () => {
          const special = T(() => k.searchUserKey(sig, k.KEY_SPEC.USER));
          const { id } = k.insertAuthTok(sig, Buffer.from(hex, 'hex'), uring);
@@ -265,7 +267,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
       const sig = randomSig();
       const r = inSession<{ filled: number; ins: Err; found: number | null; last: Err }>(
         `const [name, sig, hex] = argv; const user = c.lookupUser(name);
-         c.asUser(user, () => {
+         asFullUser(user, () => {
            let filled = 0, last;
            for (const size of [4000, 500, 50, 1]) {
              for (;;) { last = T(() => k.addUserKey('fill-' + size + '-' + filled, Buffer.alloc(size, 1), k.KEY_SPEC.USER)); if (last && last.err) break; filled++; }
@@ -274,7 +276,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
            const found = k.searchUserKey(sig, k.KEY_SPEC.USER);
            require('child_process').execFileSync('keyctl', ['clear', '@u']);
            out({ filled, ins, found, last });
-         }, { mode: 'keyring' });`,
+         });`,
         [q.name, sig, fakeAuthTok(sig).toString('hex')],
       );
       assert.ok(r.filled > 0);
