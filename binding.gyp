@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "ecryptfs_native",
-      "sources": ["src/native/addon.cc"],
+      "sources": ["src/os/native/addon.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2", "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2"],

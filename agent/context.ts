@@ -1,12 +1,15 @@
 /**
  * What every phase handler gets: the parsed request, the user and their setup (null when the
- * user has no eCryptfs private directory), the logger and the session store.
+ * user has no eCryptfs private directory), their keyring (open/close only), the logger and the
+ * session store; and the reply helpers. A handler calls one use-case of src/actions/login.ts and
+ * renders its outcome.
  */
-import type { LazyAgentLog } from '../src/log';
-import type { AgentReply, AgentRequest } from '../src/protocol';
-import type { PrivateSetup, UserRef } from '../src/private-setup';
-import type { SessionStore } from '../src/session';
-import type { UserKeyring } from '../src/unlock';
+import type { LazyAgentLog } from '../src/os/log';
+import type { AgentReply, AgentRequest } from '../src/formats/protocol';
+import type { PrivateSetup } from '../src/actions/private-setup';
+import type { UserRef } from '../src/os/credentials';
+import type { SessionStore } from '../src/actions/session';
+import type { UserKeyring } from '../src/actions/keys';
 
 export interface PhaseContext {
   req: AgentRequest;
@@ -19,19 +22,6 @@ export interface PhaseContext {
 }
 
 export type PhaseHandler = (ctx: PhaseContext) => AgentReply;
-
-/**
- * Runs fn under the user's lock (SessionStore.withUserLock), with winston loaded before the wait:
- * the phase logs its outcome under the lock, and loading winston there (a large part of a phase
- * under emulation) would make every other login of the user queue behind it.
- */
-export function underUserLock<T>(ctx: PhaseContext, fn: () => T): T {
-  ctx.log.load();
-  return ctx.store.withUserLock(ctx.user.uid, fn);
-}
-
-/** PAM services whose sessions are not user logins (see docs/sessions.md). */
-export const UNCOUNTED_SERVICES: ReadonlySet<string> = new Set(['systemd-user']);
 
 export function ignore(info: string[] = [], error: string[] = []): AgentReply {
   return { result: 'ignore', info, error };

@@ -6,16 +6,16 @@
  * any failure becomes `result=ignore` plus a line for the user and one for the log.
  */
 import { readSync, writeSync } from 'node:fs';
-import { asUser, hardenProcess, isValidUsername, lookupUser, resetInheritedState, type UserInfo } from '../src/credentials';
+import { asUser, hardenProcess, isValidUsername, lookupUser, resetInheritedState, type UserInfo } from '../src/os/credentials';
 import { AgentError } from '../src/errors';
-import { useNativeKdf } from '../src/kdf-native';
-import { joinSessionKeyring } from '../src/keyring';
-import { createLazyLogger, type LazyAgentLog } from '../src/log';
-import { loadPrivateSetup } from '../src/private-setup';
-import { allocSecret } from '../src/secret-memory';
-import { MAX_REQUEST_BYTES, parseRequest, renderReply, wipeRequest, type AgentReply, type AgentRequest } from '../src/protocol';
-import { SessionStore } from '../src/session';
-import { possessUserKeyring } from '../src/unlock';
+import { useNativeKdf } from '../src/os/kdf-native';
+import { joinSessionKeyring } from '../src/os/keyring';
+import { createLazyLogger, type LazyAgentLog } from '../src/os/log';
+import { loadPrivateSetup } from '../src/actions/private-setup';
+import { allocSecret } from '../src/formats/secret-memory';
+import { MAX_REQUEST_BYTES, parseRequest, renderReply, wipeRequest, type AgentReply, type AgentRequest } from '../src/formats/protocol';
+import { SessionStore } from '../src/actions/session';
+import { possessUserKeyring } from '../src/actions/keys';
 import { ignore, type PhaseContext, type PhaseHandler } from './context';
 import { handleChauthtok } from './phases/chauthtok';
 import { handleCloseSession } from './phases/close-session';
@@ -107,7 +107,8 @@ function main(): number {
     }
     const store = new SessionStore();
     const setup = asUser(user, () => loadPrivateSetup(user));
-    const ring = setup ? possessUserKeyring(user) : null;
+    // the keyring is needed for the session phases only (a re-wrap touches no key)
+    const ring = setup && req.phase !== 'chauthtok' ? possessUserKeyring(user) : null;
     const ctx: PhaseContext = { req, user, setup, ring, log, store };
     if (!setup) log.debug('no eCryptfs private directory set up', { user: user.name, phase: req.phase });
     reply(HANDLERS[req.phase as Exclude<AgentRequest['phase'], 'auth'>](ctx));

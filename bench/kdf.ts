@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { native } from '../src/native';
+import { native } from '../src/os/native';
 
 const ROUNDS = 65536;
 const RUNS = Math.max(3, Number(process.argv[2] ?? 15));

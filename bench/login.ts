@@ -36,7 +36,7 @@ function timeMs(cmd: string, args: string[], input?: Buffer | string): number {
 /** A close_session request for `nobody` (no private directory: the agent has nothing to do, and logs nothing). */
 function noSetupRequest(): Buffer {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const proto = require('../src/protocol') as typeof import('../src/protocol');
+  const proto = require('../src/formats/protocol') as typeof import('../src/formats/protocol');
   return proto.renderRequest({ phase: 'close_session', user: 'nobody', service: 'eat-bench', tty: '', rhost: '', ruser: '', pamPid: process.pid, session: '', unwrap: true, debug: false, silent: false });
 }
 
@@ -86,12 +86,12 @@ export function benchRss(): string[] {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const users = require('../test/helpers/users') as typeof import('../test/helpers/users');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const proto = require('../src/protocol') as typeof import('../src/protocol');
+    const proto = require('../src/formats/protocol') as typeof import('../src/formats/protocol');
     const u = users.createUser('eatbench');
     try {
       users.setupPrivateWithUtils(u);
       const req = (phase: 'auth' | 'open_session', authtok?: Buffer) => {
-        const r: import('../src/protocol').AgentRequest = { phase, user: u.name, service: 'eat-bench', tty: '', rhost: '', ruser: '', pamPid: process.pid, session: '', unwrap: true, debug: false, silent: false };
+        const r: import('../src/formats/protocol').AgentRequest = { phase, user: u.name, service: 'eat-bench', tty: '', rhost: '', ruser: '', pamPid: process.pid, session: '', unwrap: true, debug: false, silent: false };
         if (authtok) r.authtok = authtok;
         return proto.renderRequest(r);
       };

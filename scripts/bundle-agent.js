@@ -11,8 +11,8 @@
 //
 // esbuild only links here: it reads tsc's JavaScript, not the TypeScript, so the code that runs
 // is tsc's, module by module, in the order Node would run it; nothing is minified. The native
-// addon stays a file of its own: src/native.ts requires it by a path computed from __dirname,
-// which esbuild leaves alone, and dist/agent/ is as deep as dist/src/, so that path is the same.
+// addon stays a file of its own: src/os/native.ts requires it by a path computed from __dirname,
+// which esbuild leaves alone; src/os/native.ts looks for it at the depth of either file.
 'use strict';
 const { chmodSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');

@@ -68,8 +68,8 @@ export SOURCE_DATE_EPOCH
 install -D -m 644 build/Release/pam_ecryptfs_agent.so "$ROOT/usr/lib/$MA/security/pam_ecryptfs_agent.so"
 
 # --- agent + library: compiled JavaScript only (no tests, benchmarks, maps), same layout as
-# the tree, because dist/src/native.js (and the agent bundle) load the addon from
-# ../../build/Release/. The agent is the one bundled file; dist/src is the CLI's.
+# the tree, because dist/src/os/native.js (and the agent bundle) load the addon from
+# build/Release/ next to dist/. The agent is the one bundled file; dist/src is the CLI's.
 install -D -m 644 dist/agent/main.js "$LIB/dist/agent/main.js"
 (cd dist && find src -type f -name '*.js') | while read -r f; do
 	install -D -m 644 "dist/$f" "$LIB/dist/$f"

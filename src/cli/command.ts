@@ -1,8 +1,8 @@
 /** Shared shapes for CLI command groups (each group exports a list of Command). */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { type PassphraseReader, createStdinPassphraseReader } from '../passphrase-input';
-import { escapeControls } from '../text';
+import { type PassphraseReader, createStdinPassphraseReader } from '../os/passphrase-input';
+import { escapeControls } from '../formats/text';
 
 export interface CliIO {
   /** Writes to stdout / stderr (no newline added). stdout gets the text as given (it may be a

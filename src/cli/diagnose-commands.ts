@@ -2,11 +2,12 @@
  * `status` and `doctor`: read-only. Facts are gathered by src/status.ts; doctor's rules are the
  * pure functions of src/doctor.ts.
  */
-import { escapeControls, escapeJsonControls } from '../text';
-import { lookupUser, lookupUid, type UserInfo } from '../credentials';
+import { escapeControls, escapeJsonControls } from '../formats/text';
+import { lookupUser, lookupUid, type UserInfo } from '../os/credentials';
 import { AgentError } from '../errors';
-import { doctorExitCode, evaluateDoctor, renderFindings, renderFindingsJson } from '../doctor';
-import { gatherDoctorFacts, gatherStatus, renderStatus } from '../status';
+import { doctorExitCode, evaluateDoctor, renderFindings, renderFindingsJson } from '../formats/doctor';
+import { gatherStatus, renderStatus } from '../actions/status';
+import { gatherDoctorFacts } from '../actions/doctor-facts';
 import type { CliIO, Command } from './command';
 import { NO_POSITIONALS, parseCommandLine } from './args';
 

@@ -3,8 +3,9 @@
  * auth toks, with what the kernel's mounts say about each sig.
  */
 import { isAgentError } from '../errors';
-import { listAuthToks, possessUserKeyring, removeAuthTok } from '../keyring';
-import { ecryptfsMounts, sigsOfMount } from '../mount';
+import { listAuthToks, possessUserKeyring, removeAuthTok } from '../os/keyring';
+import { ecryptfsMounts } from '../os/mount';
+import { sigsOfMount } from '../formats/mountinfo';
 import type { CliIO, Command } from './command';
 
 const EXIT_CODES = `Exit status:

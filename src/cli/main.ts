@@ -3,7 +3,7 @@
  * its own leading options; everything from the first positional argument on is
  * passed verbatim (so passphrase arguments that start with '-' work, as in the C tools).
  */
-import { useNativeKdf } from '../kdf-native';
+import { useNativeKdf } from '../os/kdf-native';
 import { parseArgs } from 'node:util';
 import { isAgentError } from '../errors';
 import { type CliIO, type Command, processIO } from './command';

@@ -3,13 +3,13 @@
  * Everything that can be refused is refused before the passphrase is asked for and before
  * anything changes; the run itself is serialised per user (a lock next to its journal).
  */
-import { hardenProcess, isValidUsername, lookupUser } from '../credentials';
+import { hardenProcess, isValidUsername, lookupUser } from '../os/credentials';
 import { AgentError, isAgentError } from '../errors';
-import { withFileLock } from '../lock';
-import { describeExpiry, LOCKED_EXPIRY, preflightMigration, migrateHome, releaseLeftAccountLock, type MigrateOptions, type MigrateResult, type MigrationPlan } from '../migrate-home';
-import { MigrateState, phaseAtLeast } from '../migrate-journal';
-import { decideFnek } from '../setup';
-import { checkLoginPassword } from '../status';
+import { withFileLock } from '../os/lock';
+import { describeExpiry, LOCKED_EXPIRY, preflightMigration, migrateHome, releaseLeftAccountLock, type MigrateOptions, type MigrateResult, type MigrationPlan } from '../actions/migrate-home';
+import { MigrateState, phaseAtLeast } from '../actions/migrate-journal';
+import { decideFnek } from '../actions/setup';
+import { checkLoginPassword } from '../os/credentials';
 import type { CliIO, Command } from './command';
 import { NO_POSITIONALS, parseCommandLine, usage } from './args';
 import { fail, isInteractive, readSecret } from './private-commands';

@@ -4,8 +4,8 @@
  * src/ciphers.ts. The terminal, the kernel's ciphers and "am I root" come in as dependencies so
  * tests can drive the command with scripted answers.
  */
-import { hardenProcess } from '../credentials';
-import { type KernelCiphers, CIPHERS, describeCipher, systemKernelCiphers } from '../ciphers';
+import { hardenProcess } from '../os/credentials';
+import { type KernelCiphers, CIPHERS, describeCipher, systemKernelCiphers } from '../os/ciphers';
 import { AgentError, type ErrorCode, isAgentError } from '../errors';
 import {
   checkFnekKeyPresent,
@@ -22,11 +22,11 @@ import {
   renderOptionsAnnouncement,
   runMountDialog,
   unmountManually,
-} from '../manual-mount';
-import { renderEcryptfsOptions } from '../mount';
-import { readEcryptfsrcSalt } from '../private-setup';
-import { appendToSigCache, isSigCached, sigCachePath } from '../sig-cache';
-import { processesUsingMount, renderHolders } from '../status';
+} from '../actions/manual-mount';
+import { renderEcryptfsOptions } from '../formats/mountinfo';
+import { readEcryptfsrcSalt } from '../actions/private-setup';
+import { appendToSigCache, isSigCached, sigCachePath } from '../actions/sig-cache';
+import { processesUsingMount, renderHolders } from '../os/processes';
 import { type CliIO, type Command, invokingUser } from './command';
 import { parseCommandLine, usage } from './args';
 

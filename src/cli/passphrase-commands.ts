@@ -7,12 +7,12 @@
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { AgentError, isAgentError } from '../errors';
-import { deriveMountKeys } from '../auth-tok';
-import { MAX_PASSPHRASE_BYTES } from '../kdf';
-import { insertAuthTok } from '../keyring';
-import { readEcryptfsrcSalt } from '../private-setup';
-import { fileExists, readSmallFile, writeFileAtomic } from '../secure-file';
-import { unwrapPassphrase, wrapPassphrase } from '../wrapped-passphrase';
+import { deriveMountKeys } from '../formats/auth-tok';
+import { MAX_PASSPHRASE_BYTES } from '../formats/kdf';
+import { insertAuthTok } from '../os/keyring';
+import { readEcryptfsrcSalt } from '../actions/private-setup';
+import { fileExists, readSmallFile, writeFileAtomic } from '../os/secure-file';
+import { unwrapPassphrase, wrapPassphrase } from '../formats/wrapped-passphrase';
 import { type CliIO, type Command, invokingUser } from './command';
 
 // ecryptfs-utils' user-visible messages (src/include/ecryptfs.h).

@@ -1,11 +1,11 @@
 /**
  * `setup-private`, `unlock`, `lock`: the manual path, a second thin front-end over the same
- * use-cases the PAM agent uses (src/setup.ts, src/unlock.ts, src/private-mount.ts).
+ * use-cases the PAM agent uses (src/actions/login.ts for unlock and lock, src/actions/setup.ts).
  *
  * Privilege model (no new setuid binary):
- *  - as root with `-u USER`: everything is done here, keys as the user (asUser), mount(2) with
- *    our own safe mountPrivate (real uid = user, euid 0, O_NOFOLLOW walk, fs-type whitelist),
- *    serialised with the PAM agent by the per-user lock in /run/ecryptfs-agent;
+ *  - as root with `-u USER`: the use-cases a login runs (keys as the user, the mount through
+ *    fds opened without following links, docs/security.md), serialised with the PAM agent by
+ *    the per-user lock in /run/ecryptfs-agent;
  *  - as the user: the keys are loaded as the user (works unprivileged); mount(2) needs root, so
  *    the mount is done by the installed setuid `mount.ecryptfs_private` of ecryptfs-utils
  *    (interop: it reads the same Private.sig/Private.mnt and finds the keys we put in @u) and
@@ -22,18 +22,20 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { asUser, hardenProcess, lookupUid, lookupUser, type UserInfo } from '../credentials';
+import { asUser, hardenProcess, lookupUid, lookupUser, type UserInfo } from '../os/credentials';
 import { AgentError, isAgentError } from '../errors';
-import { joinSessionKeyring, KEY_SPEC, linkKey } from '../keyring';
-import { sigsNotInUse } from '../mount';
-import { loadExtraMounts, mountConfiguredExtras, unmountRecordedExtras, type ExtraMountResult, type ExtraUnmountResult } from '../extra-mounts-io';
-import type { ExtraMountProblem } from '../extra-mounts';
-import { examinePrivateMount, mountPrivate, sigsNoLongerMounted, unmountPrivate } from '../private-mount';
-import { loadPrivateSetup, setupSigs, type PrivateSetup } from '../private-setup';
-import { SessionStore } from '../session';
-import { checkSetupPossible, decideFnek, newMountPassphrase, setupPrivate } from '../setup';
-import { checkLoginPassword, processesUsingMount, renderHolders } from '../status';
-import { forgetKeys, keysPresent, loadKeysFromWrapped, possessUserKeyring } from '../unlock';
+import { joinSessionKeyring, KEY_SPEC, linkKey } from '../os/keyring';
+import { sigsNotInUse } from '../os/mount';
+import { loadExtraMounts, type ExtraMountResult, type ExtraUnmountResult } from '../actions/extra-mounts';
+import type { ExtraMountProblem } from '../formats/extra-mount-entries';
+import { lockPrivate, type LoginScope, type PreparedKeys, prepareKeys, releaseKeys, takeBackKeys, unlockExtras, unlockPrivate } from '../actions/login';
+import { examinePrivateMount } from '../actions/private-mount';
+import { loadPrivateSetup, setupSigs, type PrivateSetup } from '../actions/private-setup';
+import { SessionStore } from '../actions/session';
+import { checkSetupPossible, decideFnek, newMountPassphrase, setupPrivate } from '../actions/setup';
+import { checkLoginPassword } from '../os/credentials';
+import { processesUsingMount, renderHolders } from '../os/processes';
+import { forgetKeys, insertDerivedKeys, keysPresent, possessUserKeyring } from '../actions/keys';
 import { NO_POSITIONALS, type OptSpec, parseCommandLine } from './args';
 import type { CliIO, Command } from './command';
 
@@ -275,88 +277,115 @@ export const unlockCommand: Command = {
   async run({ positionals: args }, io) {
     const p = parseCommandLine(io, UNLOCK_HELP, args, { username: { type: 'string', short: 'u' } }, NO_POSITIONALS);
     if (typeof p === 'number') return p;
-    let pw: Buffer | null = null;
+    let prepared: PreparedKeys | null = null;
     try {
       hardenProcess();
       const t = resolveTarget(p.values.username as string | undefined);
       const setup = loadSetupOf(t);
-      const where = tilde(t, setup.upper);
+      const scope: LoginScope = { user: t.user, setup, ring: possessUserKeyring(t.user), store: new SessionStore() };
       const there = examinePrivateMount(t.user, setup);
       if (there.state === 'foreign') {
-        throw new AgentError('NOT_YOURS', `${where} already has a mount that is not ${t.user.name}'s private directory (${there.why}); nothing changed`);
+        throw new AgentError('NOT_YOURS', `${tilde(t, setup.upper)} already has a mount that is not ${t.user.name}'s private directory (${there.why}); nothing changed`);
       }
-      if (there.state === 'ours') {
-        io.out(`${where} is already unlocked (mounted).\n`);
-        if (!t.root) return 0;
-        const ring = possessUserKeyring(t.user);
-        const store = new SessionStore();
-        reportExtras(io, t, store.withUserLock(t.user.uid, () => mountConfiguredExtras(ring, setup, store)));
-        return 0;
-      }
-      const ring = possessUserKeyring(t.user);
-      let added: string[] = [];
-      if (keysPresent(ring, setup).missing.length > 0) {
-        const what = setup.wrappingIndependent ? 'wrapping passphrase' : 'login passphrase';
-        pw = await readSecret(io, `Enter your ${what} [${t.user.name}]`, isInteractive());
-        if (pw === null || pw.length === 0) throw new AgentError('USAGE', `no ${what} given; nothing changed`, { hint: `Type the ${what} (stdin: one line)` });
-        try {
-          added = loadKeysFromWrapped(ring, setup, pw).added;
-        } catch (e) {
-          if (isAgentError(e, 'WRONG_PASSWORD')) {
-            throw new AgentError('WRONG_PASSWORD', `wrong ${what}: it does not unwrap ${tilde(t, setup.wrappedPassphrasePath)}; nothing changed`, {
-              hint: setup.wrappingIndependent ? 'Type the wrapping passphrase you chose at setup-private -w' : 'If your password was changed by root or another tool, rewrap with the old one: ecryptfs-agent rewrap-passphrase ~/.ecryptfs/wrapped-passphrase',
-            });
-          }
-          throw e;
-        } finally {
-          pw.fill(0);
-        }
-      }
-      const takeBack = (): void => {
-        const unused = new Set(sigsNoLongerMounted(setup));
-        forgetKeys(ring, added.filter((s) => unused.has(s)));
-      };
-      let extras: ReturnType<typeof mountConfiguredExtras> | undefined;
-      if (t.root) {
-        const store = new SessionStore();
-        try {
-          extras = store.withUserLock(t.user.uid, () => {
-            mountPrivate(ring, setup);
-            return mountConfiguredExtras(ring, setup, store);
-          });
-        } catch (e) {
-          takeBack();
-          throw e;
-        }
-      } else {
-        if (!helperUsable(MOUNT_HELPER)) {
-          io.err(
-            `ecryptfs-agent unlock: the keys are in your keyring, but mounting needs privileges and ${MOUNT_HELPER} (setuid, from ecryptfs-utils) is not usable here.\n` +
-              `Mount it with:  sudo ecryptfs-agent unlock -u ${t.user.name}   (or install ecryptfs-utils; or log in again with your password)\n`,
-          );
-          return 1;
-        }
-        // The helper's mount(2) finds the keys by request_key from ITS keyrings: give it (our
-        // child) a session keyring that links @u, without touching the caller's own session.
-        joinSessionKeyring();
-        linkKey(KEY_SPEC.USER, KEY_SPEC.SESSION);
-        const r = runHelper(MOUNT_HELPER, [], t.user.home);
-        if (!r.ok || examinePrivateMount(t.user, setup).state !== 'ours') {
-          takeBack();
-          throw new AgentError('MOUNT', `${MOUNT_HELPER} did not mount ${where}${r.output ? `: ${r.output}` : ''}`);
-        }
-      }
-      io.out(`${where} is unlocked (${tilde(t, setup.lower)} mounted).\nLock it with: ecryptfs-agent lock${t.root ? ` -u ${t.user.name}` : ''}${setup.autoUmount ? ' (the end of the last login session also locks it)' : ''}\n`);
-      if (extras === undefined) noteExtrasNeedRoot(io, t, 'unlock');
-      else reportExtras(io, t, extras); // ~/Private is unlocked: a failing extra mount is said, not the exit status
-      return 0;
+      // Asked only when a key is missing; derived here, before the user's lock is taken.
+      if (there.state === 'none' && keysPresent(scope.ring, setup).missing.length > 0) prepared = await keysFromWrappingPassphrase(io, t, setup);
+      return t.root ? unlockAsRoot(io, t, scope, prepared) : unlockAsUser(io, t, scope, prepared);
     } catch (e) {
       return fail(io, 'unlock', e);
     } finally {
-      pw?.fill(0);
+      releaseKeys(prepared);
     }
   },
 };
+
+/** Asks for the passphrase that wraps the mount passphrase and derives the keys; a wrong one says what to try. */
+async function keysFromWrappingPassphrase(io: CliIO, t: Target, setup: PrivateSetup): Promise<PreparedKeys> {
+  const what = setup.wrappingIndependent ? 'wrapping passphrase' : 'login passphrase';
+  const pw = await readSecret(io, `Enter your ${what} [${t.user.name}]`, isInteractive());
+  let prepared: PreparedKeys;
+  try {
+    prepared = prepareKeys(t.user, setup, pw ?? undefined, 'wrapping-passphrase');
+  } finally {
+    pw?.fill(0);
+  }
+  if ('absent' in prepared) throw new AgentError('USAGE', `no ${what} given; nothing changed`, { hint: `Type the ${what} (stdin: one line)` });
+  if ('error' in prepared && prepared.error.code === 'WRONG_PASSWORD') {
+    throw new AgentError('WRONG_PASSWORD', `wrong ${what}: it does not unwrap ${tilde(t, setup.wrappedPassphrasePath)}; nothing changed`, {
+      hint: setup.wrappingIndependent ? 'Type the wrapping passphrase you chose at setup-private -w' : 'If your password was changed by root or another tool, rewrap with the old one: ecryptfs-agent rewrap-passphrase ~/.ecryptfs/wrapped-passphrase',
+    });
+  }
+  if ('error' in prepared) throw prepared.error;
+  return prepared;
+}
+
+function saidUnlocked(io: CliIO, t: Target, setup: PrivateSetup): void {
+  io.out(
+    `${tilde(t, setup.upper)} is unlocked (${tilde(t, setup.lower)} mounted).\nLock it with: ecryptfs-agent lock${t.root ? ` -u ${t.user.name}` : ''}` +
+      `${setup.autoUmount ? ' (the end of the last login session also locks it)' : ''}\n`,
+  );
+}
+
+/** As root: the same use-cases as a login (actions/login), under the user's lock. */
+function unlockAsRoot(io: CliIO, t: Target, scope: LoginScope, prepared: PreparedKeys | null): number {
+  const { setup } = scope;
+  const r = scope.store.withUserLock(t.user.uid, () => {
+    const priv = unlockPrivate(scope, () => prepared ?? { absent: 'no-password' });
+    if (priv.kind !== 'mounted' && priv.kind !== 'already-mounted') {
+      if (priv.kind === 'mount-failed') takeBackKeys(scope, priv.keysAdded);
+      return { priv };
+    }
+    const extras = unlockExtras(scope);
+    return { priv, extras };
+  });
+  const { priv } = r;
+  switch (priv.kind) {
+    case 'locked':
+      // the keys were there when we looked, and a logout took them before the lock was ours
+      throw priv.error ?? new AgentError('KEY_NOT_FOUND', `the keys of ${tilde(t, setup.upper)} left the keyring meanwhile (a logout locked it?); nothing changed`, { hint: 'Run the unlock again' });
+    case 'not-yours':
+    case 'mount-failed':
+      throw priv.error;
+    case 'already-mounted':
+      io.out(`${tilde(t, setup.upper)} is already unlocked (mounted).\n`);
+      break;
+    case 'mounted':
+      saidUnlocked(io, t, setup);
+      break;
+  }
+  // ~/Private is unlocked: a failing extra mount is said, not the exit status
+  if (r.extras) reportExtras(io, t, r.extras);
+  return 0;
+}
+
+/** As the user: the keys go in here, the mount is made by the setuid helper of ecryptfs-utils. */
+function unlockAsUser(io: CliIO, t: Target, scope: LoginScope, prepared: PreparedKeys | null): number {
+  const { setup, ring } = scope;
+  const where = tilde(t, setup.upper);
+  if (examinePrivateMount(t.user, setup).state === 'ours') {
+    io.out(`${where} is already unlocked (mounted).\n`);
+    return 0;
+  }
+  const added = prepared !== null && 'keys' in prepared ? insertDerivedKeys(ring, prepared.keys).added : [];
+  if (!helperUsable(MOUNT_HELPER)) {
+    io.err(
+      `ecryptfs-agent unlock: the keys are in your keyring, but mounting needs privileges and ${MOUNT_HELPER} (setuid, from ecryptfs-utils) is not usable here.\n` +
+        `Mount it with:  sudo ecryptfs-agent unlock -u ${t.user.name}   (or install ecryptfs-utils; or log in again with your password)\n`,
+    );
+    return 1;
+  }
+  // The helper's mount(2) finds the keys by request_key from ITS keyrings: give it (our
+  // child) a session keyring that links @u, without touching the caller's own session.
+  joinSessionKeyring();
+  linkKey(KEY_SPEC.USER, KEY_SPEC.SESSION);
+  const r = runHelper(MOUNT_HELPER, [], t.user.home);
+  if (!r.ok || examinePrivateMount(t.user, setup).state !== 'ours') {
+    takeBackKeys(scope, added);
+    throw new AgentError('MOUNT', `${MOUNT_HELPER} did not mount ${where}${r.output ? `: ${r.output}` : ''}`);
+  }
+  saidUnlocked(io, t, setup);
+  noteExtrasNeedRoot(io, t, 'unlock');
+  return 0;
+}
 
 // ------------------------------------------------------------------ lock
 
@@ -389,66 +418,70 @@ export const lockCommand: Command = {
       const t = resolveTarget(p.values.username as string | undefined);
       const setup = loadSetupOf(t);
       const where = tilde(t, setup.upper);
-      // Extra mounts first, in reverse order of mounting (as root: the helpers know only ~/Private).
-      let extraSigs: string[] = [];
-      let extrasOk = true;
-      if (t.root) {
-        const store = new SessionStore();
-        const r = store.withUserLock(t.user.uid, () => unmountRecordedExtras(t.user, store, { lazyWhenBusy: force }));
-        extraSigs = r.sigs;
-        extrasOk = reportExtras(io, t, r);
-      } else {
-        noteExtrasNeedRoot(io, t, 'lock');
-      }
-      const unusedSigs = (): string[] => sigsNotInUse([...setupSigs(setup), ...extraSigs]);
-      const ring = possessUserKeyring(t.user);
+      const scope: LoginScope = { user: t.user, setup, ring: possessUserKeyring(t.user), store: new SessionStore() };
       const there = examinePrivateMount(t.user, setup);
       if (there.state === 'foreign') {
         throw new AgentError('NOT_YOURS', `refusing to lock ${where}: the mount there is not ${t.user.name}'s private directory (${there.why}); nothing changed`);
       }
-      if (there.state === 'none') {
-        const removed = forgetKeys(ring, unusedSigs());
-        io.out(`${where} is not mounted${removed.length ? `; removed its keys ${removed.join(', ')}` : ''}.\n`);
-        return extrasOk ? 0 : 1;
-      }
-      const { holders, uninspected } = processesUsingMount(there.entry);
-      if (holders.length > 0 && !force) {
+      // Who uses it, before anything is unmounted: a refusal changes nothing.
+      const users = there.state === 'ours' ? processesUsingMount(there.entry) : { holders: [], uninspected: 0 };
+      if (users.holders.length > 0 && !force) {
         io.err(
-          `ecryptfs-agent lock: refusing to lock ${where}: ${holders.length} process(es) use files under it:\n` +
-            renderHolders(setup.upper, holders) +
+          `ecryptfs-agent lock: refusing to lock ${where}: ${users.holders.length} process(es) use files under it:\n` +
+            renderHolders(setup.upper, users.holders) +
             `Close them (or leave the directory), then try again; or use --force to detach it lazily.\n`,
         );
         return 1;
       }
-      let lazy = false;
-      if (t.root) {
-        const store = new SessionStore();
-        store.withUserLock(t.user.uid, () => {
-          lazy = unmountPrivate(t.user, setup, { lazyWhenBusy: force }).lazy;
-        });
-      } else {
-        if (!helperUsable(UMOUNT_HELPER)) {
-          io.err(`ecryptfs-agent lock: unmounting needs privileges and ${UMOUNT_HELPER} (setuid, from ecryptfs-utils) is not usable here.\nLock it with:  sudo ecryptfs-agent lock -u ${t.user.name}\n`);
-          return 1;
-        }
-        const r = runHelper(UMOUNT_HELPER, ['-f'], t.user.home);
-        if (examinePrivateMount(t.user, setup).state !== 'none') throw new AgentError('MOUNT', `${UMOUNT_HELPER} did not unmount ${where}${r.output ? `: ${r.output}` : ''}`);
-        lazy = holders.length > 0;
-      }
-      const removed = forgetKeys(ring, unusedSigs());
-      io.out(
-        `${where} is locked${lazy ? ' (detached lazily: processes that still hold files keep them until they close them)' : ''}` +
-          `${removed.length ? `; removed keys ${removed.join(', ')}` : ''}.\n` +
-          (uninspected > 0 && !t.root ? `note: ${uninspected} process(es) of other users could not be inspected.\n` : ''),
-      );
-      return extrasOk ? 0 : 1;
+      if (t.root) return lockAsRoot(io, t, scope, force);
+      return lockAsUser(io, t, scope, { mounted: there.state === 'ours', holders: users.holders.length, uninspected: users.uninspected });
     } catch (e) {
-      if (isAgentError(e, 'UNMOUNT_BUSY')) {
-        return fail(io, 'lock', new AgentError('UNMOUNT_BUSY', `${e.message}: something started using it; nothing changed`, { hint: 'Close the programs using it, or use --force' }));
-      }
       return fail(io, 'lock', e);
     }
   },
 };
+
+function saidLocked(io: CliIO, t: Target, setup: PrivateSetup, r: { unmounted: boolean; lazy: boolean; keysRemoved: string[] }): void {
+  const where = tilde(t, setup.upper);
+  const keys = r.keysRemoved.join(', ');
+  if (!r.unmounted) io.out(`${where} is not mounted${keys ? `; removed its keys ${keys}` : ''}.\n`);
+  else io.out(`${where} is locked${r.lazy ? ' (detached lazily: processes that still hold files keep them until they close them)' : ''}${keys ? `; removed keys ${keys}` : ''}.\n`);
+}
+
+/** As root: the same use-case as the last logout (actions/login lockPrivate), busy mounts lazily only with --force. */
+function lockAsRoot(io: CliIO, t: Target, scope: LoginScope, force: boolean): number {
+  const r = scope.store.withUserLock(t.user.uid, () => lockPrivate(scope, { lazyWhenBusy: force }));
+  let ok = reportExtras(io, t, { results: r.extras });
+  if (r.extrasError) {
+    io.err(`extra mounts: ${r.extrasError.message}\nhint: ${r.extrasError.hint}\n`);
+    ok = false;
+  }
+  if ('error' in r.private) {
+    const e = r.private.error;
+    if (e.code === 'UNMOUNT_BUSY') throw new AgentError('UNMOUNT_BUSY', `${e.message}: something started using it; nothing changed`, { hint: 'Close the programs using it, or use --force' });
+    throw e;
+  }
+  saidLocked(io, t, scope.setup, { ...r.private, keysRemoved: r.keysRemoved });
+  return ok ? 0 : 1;
+}
+
+/** As the user: the unmount is made by the setuid helper of ecryptfs-utils, the keys are taken out here. */
+function lockAsUser(io: CliIO, t: Target, scope: LoginScope, seen: { mounted: boolean; holders: number; uninspected: number }): number {
+  const { setup, ring } = scope;
+  const where = tilde(t, setup.upper);
+  noteExtrasNeedRoot(io, t, 'lock');
+  if (seen.mounted) {
+    if (!helperUsable(UMOUNT_HELPER)) {
+      io.err(`ecryptfs-agent lock: unmounting needs privileges and ${UMOUNT_HELPER} (setuid, from ecryptfs-utils) is not usable here.\nLock it with:  sudo ecryptfs-agent lock -u ${t.user.name}\n`);
+      return 1;
+    }
+    const r = runHelper(UMOUNT_HELPER, ['-f'], t.user.home);
+    if (examinePrivateMount(t.user, setup).state !== 'none') throw new AgentError('MOUNT', `${UMOUNT_HELPER} did not unmount ${where}${r.output ? `: ${r.output}` : ''}`);
+  }
+  const keysRemoved = forgetKeys(ring, sigsNotInUse(setupSigs(setup)));
+  saidLocked(io, t, setup, { unmounted: seen.mounted, lazy: seen.mounted && seen.holders > 0, keysRemoved });
+  if (seen.uninspected > 0) io.out(`note: ${seen.uninspected} process(es) of other users could not be inspected.\n`);
+  return 0;
+}
 
 export const privateCommands: readonly Command[] = [setupPrivateCommand, unlockCommand, lockCommand];

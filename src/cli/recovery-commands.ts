@@ -3,9 +3,9 @@
  * copied from another disk; `recover --unmount` cleans up): thin front-end over src/recovery.ts.
  * Secrets come only from the terminal (echo off) or one stdin line each, never from argv.
  */
-import { hardenProcess, asUser } from '../credentials';
+import { hardenProcess, asUser } from '../os/credentials';
 import { AgentError, isAgentError } from '../errors';
-import { loadPrivateSetup } from '../private-setup';
+import { loadPrivateSetup } from '../actions/private-setup';
 import {
   findRecoveredMount,
   locateRecoverySource,
@@ -14,8 +14,8 @@ import {
   type RecoveryResult,
   revealMountPassphrase,
   unmountRecovered,
-} from '../recovery';
-import { processesUsingMount, renderHolders } from '../status';
+} from '../actions/recovery';
+import { processesUsingMount, renderHolders } from '../os/processes';
 import type { CliIO, Command } from './command';
 import { arityProblem, NO_POSITIONALS, parseCommandLine, usage } from './args';
 import { fail, resolveTarget } from './private-commands';

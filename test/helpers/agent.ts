@@ -1,7 +1,7 @@
 /** Runs the compiled session agent the way the PAM shim does: request on stdin, reply on stdout. */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { renderRequest, type AgentRequest } from '../../src/protocol';
+import { renderRequest, type AgentRequest } from '../../src/formats/protocol';
 
 export const REPO = join(__dirname, '..', '..', '..');
 export const AGENT = join(REPO, 'dist', 'agent', 'main.js');

@@ -51,10 +51,10 @@ export function asUserKeyctl(u: TestUser, script: string): { status: number; std
  */
 export function inSession<R = unknown>(body: string, args: string[] = []): R {
   const prelude = `
-    const k = require(${JSON.stringify(join(DIST_SRC, 'keyring.js'))});
-    const c = require(${JSON.stringify(join(DIST_SRC, 'credentials.js'))});
-    const m = require(${JSON.stringify(join(DIST_SRC, 'mount.js'))});
-    const n = require(${JSON.stringify(join(DIST_SRC, 'native.js'))}).native();
+    const k = require(${JSON.stringify(join(DIST_SRC, 'os', 'keyring.js'))});
+    const c = require(${JSON.stringify(join(DIST_SRC, 'os', 'credentials.js'))});
+    const m = require(${JSON.stringify(join(DIST_SRC, 'os', 'mount.js'))});
+    const n = require(${JSON.stringify(join(DIST_SRC, 'os', 'native.js'))}).native();
     const T = (f) => { try { const v = f(); return v === undefined ? null : v; } catch (e) { return { err: typeof e.errno === 'string' ? e.errno : e.code, code: e.code }; } };
     // the user's real and effective ids (the agent never takes the real one: tests of what the
     // kernel does for the user herself); saved uid 0, so root comes back afterwards

@@ -6,7 +6,7 @@
  * among themselves. The runner's own process (not a test file) takes nothing.
  */
 import { openSync } from 'node:fs';
-import { native } from '../../src/native';
+import { native } from '../../src/os/native';
 
 const LOCK_EX = 2;
 export const HOST_SUITE_LOCK = '/run/lock/ecryptfs-agent-host-tests.lock';

@@ -9,7 +9,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ADDON_PATH } from '../../src/native';
+import { ADDON_PATH } from '../../src/os/native';
 import { AGENT, parseReply } from '../helpers/agent';
 
 test('dist/agent/main.js is the bundle, with a fixed first line for the packaging to replace', () => {

@@ -11,9 +11,9 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { unwrapPassphrase, wrapPassphrase, wrapPassphraseV1, parseWrapped } from '../../src/wrapped-passphrase';
-import { buildPasswordAuthTok } from '../../src/auth-tok';
-import { DEFAULT_SALT, FNEK_SALT } from '../../src/kdf';
+import { unwrapPassphrase, wrapPassphrase, wrapPassphraseV1, parseWrapped } from '../../src/formats/wrapped-passphrase';
+import { buildPasswordAuthTok } from '../../src/formats/auth-tok';
+import { DEFAULT_SALT, FNEK_SALT } from '../../src/formats/kdf';
 
 const AGENT = join(__dirname, '..', '..', '..', 'bin', 'ecryptfs-agent');
 const TOOLS = {

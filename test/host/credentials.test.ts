@@ -4,9 +4,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { asUser, currentCredentials, isValidUsername, lookupUid, lookupUser } from '../../src/credentials';
+import { asUser, currentCredentials, isValidUsername, lookupUid, lookupUser } from '../../src/os/credentials';
 import { AgentError } from '../../src/errors';
-import { native } from '../../src/native';
+import { native } from '../../src/os/native';
 import { createUser, deleteUser, DIST_SRC, inSession, mustSh, sh, type TestUser } from '../helpers/host-native';
 
 const isRoot = process.getuid?.() === 0;
@@ -142,7 +142,7 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
     const script = join(dir, 'reset.js');
     writeFileSync(
       script,
-      `const c = require(${JSON.stringify(join(DIST_SRC, 'credentials.js'))});
+      `const c = require(${JSON.stringify(join(DIST_SRC, 'os', 'credentials.js'))});
       const fs = require('fs');
       const limit = (text, name) => text.split('\\n').find((l) => l.startsWith(name)).replace(/\\s+/g, ' ');
       const before = limit(fs.readFileSync('/proc/self/limits', 'utf8'), 'Max file size');
@@ -182,7 +182,7 @@ describe('credentials (root)', { skip: !isRoot && 'needs root' }, () => {
 
   test('hardenProcess: secrets from then on live in locked pages of their own (VmLck), wiped when collected', () => {
     const r = inSession<{ before: number; after: number; errno: number; len: number; again: number }>(`
-      const s = require(${JSON.stringify(join(DIST_SRC, 'secret-memory.js'))});
+      const s = require(${JSON.stringify(join(DIST_SRC, 'formats', 'secret-memory.js'))});
       const vmlck = () => Number(/^VmLck:\\s*(\\d+)/m.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]);
       const before = vmlck();
       c.hardenProcess();

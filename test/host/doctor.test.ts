@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import type { Finding } from '../../src/doctor';
-import { gatherDoctorFacts, gatherKernelFacts, gatherPamStacks } from '../../src/status';
+import type { Finding } from '../../src/formats/doctor';
+import { gatherDoctorFacts, gatherKernelFacts, gatherPamStacks } from '../../src/actions/doctor-facts';
 import { REPO } from '../helpers/agent';
 import { asUserRun, createUser, deleteUser, setupPrivateWithUtils } from '../helpers/users';
 

@@ -19,8 +19,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { renderRequest, type AgentRequest } from '../../src/protocol';
-import { wrapPassphrase } from '../../src/wrapped-passphrase';
+import { renderRequest, type AgentRequest } from '../../src/formats/protocol';
+import { wrapPassphrase } from '../../src/formats/wrapped-passphrase';
 import { AGENT, parseReply, type ParsedReply } from '../helpers/agent';
 import { SyslogCapture } from '../helpers/syslog';
 import { createUser, deleteUser, setupPrivateWithUtils, userKeys, type TestUser, type UtilsSetup } from '../helpers/users';

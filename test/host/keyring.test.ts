@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AgentError } from '../../src/errors';
-import { insertAuthTok, isSig, KEY_SPEC } from '../../src/keyring';
+import { isSig } from '../../src/formats/auth-tok';
+import { insertAuthTok, KEY_SPEC } from '../../src/os/keyring';
 import { join } from 'node:path';
 import { asUserKeyctl, createUser, deleteUser, DIST_SRC, fakeAuthTok, inSession, procKeysAs, randomSig, sh, type TestUser } from '../helpers/host-native';
 
@@ -246,7 +247,7 @@ describe('keyring on the real kernel', { skip: !isRoot && 'needs root' }, () => 
     const sig = randomSig();
     const r = inSession<{ special: Err; ring: string; id: number; owner: string; found: number }>(
       `const [name, sig, hex] = argv; const user = c.lookupUser(name);
-       const uring = require(${JSON.stringify(join(DIST_SRC, 'unlock.js'))}).possessUserKeyring(user).id;
+       const uring = require(${JSON.stringify(join(DIST_SRC, 'actions', 'keys.js'))}).possessUserKeyring(user).id;
        c.asUser(user, () => {
          const special = T(() => k.searchUserKey(sig, k.KEY_SPEC.USER));
          const { id } = k.insertAuthTok(sig, Buffer.from(hex, 'hex'), uring);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AgentError } from '../../src/errors';
-import { withFileLock } from '../../src/lock';
+import { withFileLock } from '../../src/os/lock';
 
 const isRoot = process.getuid?.() === 0;
 const code = (c: string) => (e: unknown) => e instanceof AgentError && e.code === c;

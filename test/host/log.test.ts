@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { isSecretName, REDACTED, renderLine } from '../../src/log';
+import { isSecretName, REDACTED, renderLine } from '../../src/formats/log-line';
 
 test('secret-named fields are redacted; lines are key=value', () => {
   for (const k of ['passphrase', 'password', 'newPassword', 'authtok', 'key', 'mount_key', 'keyId', 'payload', 'wrappingPassphrase', 'secret'])
@@ -38,7 +38,7 @@ test('syslog transport: authpriv PRI <85> notice / <83> error, secrets never rea
     let buf = '';
     listener.stdout!.on('data', (d) => (buf += d));
     await new Promise<void>((res) => listener.stdout!.once('data', () => res()));
-    const logMod = join(__dirname, '..', '..', 'src', 'log.js');
+    const logMod = join(__dirname, '..', '..', 'src', 'os', 'log.js');
     const child = spawnSync(process.execPath, ['-e', `
       const log = require(${JSON.stringify(logMod)}).createLogger({ ident: 'ecryptfs-agent', debug: false, stderr: false });
       log.notice('', { user: 'alice', phase: 'open_session', outcome: 'mounted', passphrase: 'hunter2' });

@@ -11,11 +11,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { buildPasswordAuthTok } from '../../src/auth-tok';
-import { DEFAULT_SALT } from '../../src/kdf';
-import { describeKey, KEY_SPEC, listKeyring } from '../../src/keyring';
-import { findMountsAt } from '../../src/mount';
-import { sigCachePath } from '../../src/sig-cache';
+import { buildPasswordAuthTok } from '../../src/formats/auth-tok';
+import { DEFAULT_SALT } from '../../src/formats/kdf';
+import { describeKey, KEY_SPEC, listKeyring } from '../../src/os/keyring';
+import { findMountsAt } from '../../src/os/mount';
+import { sigCachePath } from '../../src/actions/sig-cache';
 import { REPO } from '../helpers/agent';
 import { createUser, deleteUser } from '../helpers/users';
 

@@ -15,15 +15,15 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { buildPasswordAuthTok } from '../../src/auth-tok';
-import { systemKernelCiphers } from '../../src/ciphers';
+import { buildPasswordAuthTok } from '../../src/formats/auth-tok';
+import { systemKernelCiphers } from '../../src/os/ciphers';
 import type { CliIO } from '../../src/cli/command';
 import { createMountCommand } from '../../src/cli/mount-commands';
-import { DEFAULT_SALT } from '../../src/kdf';
-import { describeKey, insertAuthTok, KEY_SPEC, listKeyring, possessUserKeyring, unlinkKey } from '../../src/keyring';
-import { findMountsAt } from '../../src/mount';
-import type { PassphraseReader } from '../../src/passphrase-input';
-import { appendToSigCache, isSigCached, sigCachePath } from '../../src/sig-cache';
+import { DEFAULT_SALT } from '../../src/formats/kdf';
+import { describeKey, insertAuthTok, KEY_SPEC, listKeyring, possessUserKeyring, unlinkKey } from '../../src/os/keyring';
+import { findMountsAt } from '../../src/os/mount';
+import type { PassphraseReader } from '../../src/os/passphrase-input';
+import { appendToSigCache, isSigCached, sigCachePath } from '../../src/actions/sig-cache';
 
 const base = mkdtempSync(join(tmpdir(), 'eat-sigcache-'));
 const lower = join(base, 'lower');

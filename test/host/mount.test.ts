@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AgentError } from '../../src/errors';
-import { findMountsAt, mountEcryptfs, mountRaw, MS, readMountInfo, unmount } from '../../src/mount';
+import { findMountsAt, mountEcryptfs, mountRaw, readMountInfo, unmount } from '../../src/os/mount';
+import { MS } from '../../src/formats/mountinfo';
 
 const isRoot = process.getuid?.() === 0;
 const code = (c: string) => (e: unknown) => e instanceof AgentError && e.code === c;

@@ -56,7 +56,7 @@ test('files are where the PAM module, the agent and the CLI look for them, with 
     [`./usr/lib/${MULTIARCH}/security/pam_ecryptfs_agent.so`]: '-rw-r--r--',
     [`${LIB}/dist/agent/main.js`]: '-rwxr-xr-x',
     [`${LIB}/dist/src/cli/main.js`]: '-rw-r--r--',
-    [`${LIB}/dist/src/native.js`]: '-rw-r--r--',
+    [`${LIB}/dist/src/os/native.js`]: '-rw-r--r--',
     [`${LIB}/build/Release/ecryptfs_native.node`]: '-rw-r--r--',
     [`${LIB}/node_modules/winston/package.json`]: '-rw-r--r--',
     [`${LIB}/bin/ecryptfs-agent`]: '-rwxr-xr-x',

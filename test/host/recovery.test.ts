@@ -12,9 +12,9 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { lookupUser } from '../../src/credentials';
-import { useNativeKdf } from '../../src/kdf-native';
-import { newMountPassphrase, setupPrivate } from '../../src/setup';
+import { lookupUser } from '../../src/os/credentials';
+import { useNativeKdf } from '../../src/os/kdf-native';
+import { newMountPassphrase, setupPrivate } from '../../src/actions/setup';
 import { REPO } from '../helpers/agent';
 import { asUserRun, createUser, deleteUser, setupPrivateWithUtils, type TestUser } from '../helpers/users';
 

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { renderRequest, type AgentRequest } from '../../src/protocol';
+import { renderRequest, type AgentRequest } from '../../src/formats/protocol';
 import { AGENT, REPO, parseReply } from '../helpers/agent';
 import { SyslogCapture } from '../helpers/syslog';
 import { createUser, deleteUser, setupPrivateWithUtils, type TestUser, type UtilsSetup } from '../helpers/users';

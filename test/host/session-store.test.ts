@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseLastLogin, SessionStore, type SessionRecord } from '../../src/session';
+import { parseLastLogin, SessionStore, type SessionRecord } from '../../src/actions/session';
 
 const rec = (id: string, pid: number, start: string): SessionRecord => ({ id, pid, start, service: 's', tty: '', rhost: '', opened: '' });
 

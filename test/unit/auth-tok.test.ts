@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AUTH_TOK_SIZE, buildPasswordAuthTok, deriveMountKeys, parseAuthTok } from '../../src/auth-tok';
-import { DEFAULT_SALT, FNEK_SALT } from '../../src/kdf';
+import { AUTH_TOK_SIZE, buildPasswordAuthTok, deriveMountKeys, parseAuthTok } from '../../src/formats/auth-tok';
+import { DEFAULT_SALT, FNEK_SALT } from '../../src/formats/kdf';
 import { isAgentError } from '../../src/errors';
 
 const KEY = 'e4e6eac3631766d57505c42104d8544b0c852b1a9f93ff257ee2377b11ca3865063ee6edd99c9a5eab2632fbbb51ca262bad6e5d5782f2315ed96dfcafdd56d1';

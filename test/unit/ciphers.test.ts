@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CIPHERS, checkKeyBytes, cipherByName, describeCipher, findKernelCipher, keyBytesOffered, parseProcCrypto } from '../../src/ciphers';
+import { CIPHERS, checkKeyBytes, cipherByName, describeCipher, findKernelCipher, keyBytesOffered, parseProcCrypto } from '../../src/os/ciphers';
 import { isAgentError } from '../../src/errors';
 
 // Records as Debian 12's kernel (6.1.0-56, in the VM) lists them after modprobe crypto-blowfish etc.,

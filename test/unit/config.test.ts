@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAliasConf, parseEcryptfsrcSalt, parsePrivateMnt, parsePrivateSig, renderPrivateSig } from '../../src/config';
+import { parseAliasConf, parseEcryptfsrcSalt, parsePrivateMnt, parsePrivateSig, renderPrivateSig } from '../../src/formats/config';
 import { isAgentError, type ErrorCode } from '../../src/errors';
 
 const b = (s: string | Buffer): Buffer => (Buffer.isBuffer(s) ? s : Buffer.from(s, 'latin1'));

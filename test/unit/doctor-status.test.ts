@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseCommandOptions } from '../../src/cli/args';
-import { renderStatus, type StatusReport } from '../../src/status';
+import { renderStatus, type StatusReport } from '../../src/actions/status';
 
 const base: StatusReport = {
   user: 'alice',

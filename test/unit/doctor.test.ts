@@ -18,7 +18,7 @@ import {
   renderFindings,
   renderFindingsJson,
   type UserFacts,
-} from '../../src/doctor';
+} from '../../src/formats/doctor';
 
 const byId = (fs: Finding[], id: string): Finding => {
   const f = fs.find((x) => x.id === id);

@@ -16,10 +16,11 @@ import {
   type ExtraMountEntry,
   type ExtraMountFacts,
   type ParsedExtraMounts,
-} from '../../src/extra-mounts';
-import { parseMountInfo, renderEcryptfsOptions, sigsNotInUse } from '../../src/mount';
-import { parseExtraMountRecords, type ExtraMountRecord } from '../../src/session';
-import { renderStatus, type StatusReport } from '../../src/status';
+} from '../../src/formats/extra-mount-entries';
+import { sigsNotInUse } from '../../src/os/mount';
+import { parseMountInfo, renderEcryptfsOptions } from '../../src/formats/mountinfo';
+import { parseExtraMountRecords, type ExtraMountRecord } from '../../src/formats/extra-mount-entries';
+import { renderStatus, type StatusReport } from '../../src/actions/status';
 
 const ALICE = { name: 'alice', home: '/home/alice' };
 const S1 = '0123456789abcdef';

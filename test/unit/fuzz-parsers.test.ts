@@ -9,13 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseAliasConf, parseEcryptfsrcSalt, parsePrivateMnt, parsePrivateSig } from '../../src/config';
+import { parseAliasConf, parseEcryptfsrcSalt, parsePrivateMnt, parsePrivateSig } from '../../src/formats/config';
 import { AgentError, type ErrorCode } from '../../src/errors';
-import { getKdfImplementation, setKdfImplementation } from '../../src/kdf';
-import { useNativeKdf } from '../../src/kdf-native';
-import { parseMountInfo, unescapeMountField } from '../../src/mount';
-import { MAX_PAM_PID, MAX_REQUEST_BYTES, parseRequest, renderRequest, type AgentRequest, type Phase } from '../../src/protocol';
-import { parseWrapped, unwrapPassphrase, wrapPassphrase, wrapPassphraseV1 } from '../../src/wrapped-passphrase';
+import { getKdfImplementation, setKdfImplementation } from '../../src/formats/kdf';
+import { useNativeKdf } from '../../src/os/kdf-native';
+import { parseMountInfo, unescapeMountField } from '../../src/formats/mountinfo';
+import { MAX_PAM_PID, MAX_REQUEST_BYTES, parseRequest, renderRequest, type AgentRequest, type Phase } from '../../src/formats/protocol';
+import { parseWrapped, unwrapPassphrase, wrapPassphrase, wrapPassphraseV1 } from '../../src/formats/wrapped-passphrase';
 
 /**
  * fast-check 4's typings import `pure-rand/types/…` subpath exports, which this repo's

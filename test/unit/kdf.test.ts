@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
   DEFAULT_SALT, FNEK_SALT, KDF_ROUNDS, deriveKey, getKdfImplementation, setKdfImplementation, sha512IterateJs, sigOfKey,
-} from '../../src/kdf';
+} from '../../src/formats/kdf';
 import { isAgentError } from '../../src/errors';
 
 const TESTPASS_KEY =

@@ -8,9 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import winston from 'winston';
-import { SYSLOG_LEVELS } from '../../src/log';
+import { SYSLOG_LEVELS } from '../../src/formats/log-line';
 
-const LOG = join(__dirname, '..', '..', 'src', 'log.js');
+const LOG = join(__dirname, '..', '..', 'src', 'os', 'log.js');
 
 /** Runs `body` with `log` = createLazyLogger(opts); prints whether winston got loaded. */
 function run(opts: object, body: string): { stderr: string; winstonLoaded: boolean } {

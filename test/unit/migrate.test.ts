@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isAgentError, type ErrorCode } from '../../src/errors';
-import { checkName, kindOfMode, parentAndName, skippedXattr, splitNs, splitRel } from '../../src/fs-at';
-import { checkHomePath, describeExpiry, homeLayout, homeLinks, isWorkDirName, originalName, shadowExpiry, SPACE_MARGIN_BYTES, spaceNeeded } from '../../src/migrate-home';
-import { type DoneRecord, formatDoneRecord, type MigrateJournal, parseDoneLog, parseJournal, phaseAtLeast, renderJournal } from '../../src/migrate-journal';
-import { countEntries, displayRel, doneRecordMatches, estimateEncryptedBytes, namesTooLong, type TreeEntry } from '../../src/migrate-tree';
+import { checkName, kindOfMode, parentAndName, skippedXattr, splitNs, splitRel } from '../../src/os/fs-at';
+import { checkHomePath, describeExpiry, homeLayout, homeLinks, isWorkDirName, originalName, shadowExpiry, SPACE_MARGIN_BYTES, spaceNeeded } from '../../src/actions/migrate-home';
+import { type DoneRecord, formatDoneRecord, type MigrateJournal, parseDoneLog, parseJournal, phaseAtLeast, renderJournal } from '../../src/actions/migrate-journal';
+import { countEntries, displayRel, doneRecordMatches, estimateEncryptedBytes, namesTooLong, type TreeEntry } from '../../src/actions/migrate-tree';
 
 const fails = (code: ErrorCode, re?: RegExp) => (e: unknown): boolean => {
   assert.ok(isAgentError(e), String(e));

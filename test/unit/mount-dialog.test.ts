@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildPasswordAuthTok } from '../../src/auth-tok';
-import { CIPHERS, type KernelCipher, type KernelCiphers, cipherByName } from '../../src/ciphers';
+import { buildPasswordAuthTok } from '../../src/formats/auth-tok';
+import { CIPHERS, type KernelCipher, type KernelCiphers, cipherByName } from '../../src/os/ciphers';
 import { AgentError, isAgentError } from '../../src/errors';
-import { DEFAULT_SALT } from '../../src/kdf';
-import { decideAboutNewSig, type GivenChoices, type Prompter, runMountDialog } from '../../src/manual-mount';
+import { DEFAULT_SALT } from '../../src/formats/kdf';
+import { decideAboutNewSig, type GivenChoices, type Prompter, runMountDialog } from '../../src/actions/manual-mount';
 
 const PW = 'secret3';
 // Printed by the reference helper in the VM for "secret3" (default salt).

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { givenChoicesFromFlags } from '../../src/cli/mount-commands';
 import { isAgentError } from '../../src/errors';
-import { checkGivenChoices, manualMountOptions, missingChoiceFlags, renderOptionsAnnouncement } from '../../src/manual-mount';
-import { parseMountInfo, renderEcryptfsOptions, sigsNotInUse } from '../../src/mount';
+import { checkGivenChoices, manualMountOptions, missingChoiceFlags, renderOptionsAnnouncement } from '../../src/actions/manual-mount';
+import { sigsNotInUse } from '../../src/os/mount';
+import { parseMountInfo, renderEcryptfsOptions } from '../../src/formats/mountinfo';
 
 const S = 'a1a5358798c8f119';
 const F = '0123456789abcdef';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AgentError } from '../../src/errors';
-import { renderEcryptfsOptions } from '../../src/mount';
+import { renderEcryptfsOptions } from '../../src/formats/mountinfo';
 
 const S = '2eb5a49ebe845786';
 const F = '054ad0eaff33ed88';

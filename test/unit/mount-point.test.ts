@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isAgentError } from '../../src/errors';
-import { APPROVED_FS_TYPES, checkMountPointSyntax } from '../../src/private-mount';
+import { APPROVED_FS_TYPES, checkMountPointSyntax } from '../../src/formats/paths';
 
 test('mount point syntax: absolute and normal only', () => {
   checkMountPointSyntax('/home/alice/Private');

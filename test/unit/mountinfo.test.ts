@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AgentError } from '../../src/errors';
-import { ecryptfsMounts, findMountsAt, parseEcryptfsSigs, parseMountInfo, sigsOfMount, unescapeMountField } from '../../src/mount';
+import { ecryptfsMounts, findMountsAt } from '../../src/os/mount';
+import { parseEcryptfsSigs, parseMountInfo, sigsOfMount, unescapeMountField } from '../../src/formats/mountinfo';
 
 const TEXT = [
   '22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro',

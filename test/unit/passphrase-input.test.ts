@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
-import { FdLineSource, type LineSource, TOO_LONG_MESSAGE, createPassphraseReader, passphraseFromLine } from '../../src/passphrase-input';
+import { FdLineSource, type LineSource, TOO_LONG_MESSAGE, createPassphraseReader, passphraseFromLine } from '../../src/os/passphrase-input';
 import { isAgentError } from '../../src/errors';
 
 const line = (s: string): Buffer | null => passphraseFromLine(Buffer.from(s, 'latin1'));

@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { isAgentError } from '../../src/errors';
-import { DEFAULT_SALT } from '../../src/kdf';
-import { readEcryptfsrcSalt } from '../../src/private-setup';
+import { DEFAULT_SALT } from '../../src/formats/kdf';
+import { readEcryptfsrcSalt } from '../../src/actions/private-setup';
 
 let home: string;
 // gid: a group the test's files do not have, so group write is not the owner's private group's

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isAgentError } from '../../src/errors';
-import { parseRequest, renderReply, renderRequest, type AgentRequest } from '../../src/protocol';
+import { parseRequest, renderReply, renderRequest, type AgentRequest } from '../../src/formats/protocol';
 
 const base: AgentRequest = {
   phase: 'auth',

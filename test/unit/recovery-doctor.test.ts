@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { checkKernel, ecryptfsModuleInDep, type KernelFacts } from '../../src/doctor';
-import { gatherKernelFacts } from '../../src/status';
+import { checkKernel, ecryptfsModuleInDep, type KernelFacts } from '../../src/formats/doctor';
+import { gatherKernelFacts } from '../../src/actions/doctor-facts';
 
 const DEP = [
   'kernel/fs/mbcache.ko:',

@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'node:test';
-import { deriveMountKeys } from '../../src/auth-tok';
-import { DEFAULT_SALT } from '../../src/kdf';
-import { decodeLowerName, FNEK_NAME_PREFIX, fnekSigOfLowerName, MAGIC_ECRYPTFS_MARKER, parseLowerFileHeader } from '../../src/lower-format';
+import { deriveMountKeys } from '../../src/formats/auth-tok';
+import { DEFAULT_SALT } from '../../src/formats/kdf';
+import { decodeLowerName, FNEK_NAME_PREFIX, fnekSigOfLowerName, MAGIC_ECRYPTFS_MARKER, parseLowerFileHeader } from '../../src/formats/lower-format';
 
 interface Fixture {
   name: string;

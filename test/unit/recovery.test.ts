@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isAgentError } from '../../src/errors';
-import { checkRecoveryKey, type LowerEvidence } from '../../src/recovery';
+import { checkRecoveryKey, type LowerEvidence } from '../../src/actions/recovery';
 
 const fnek = { mountPassphrase: 'fixture-mount-passphrase-0123456789', fekSig: '489f3d10121e8ba8', fnekSig: '540ea8e6a2a94091' };
 const header = { path: '/c/.Private/f', keySigs: [fnek.fekSig] };

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { fileExists, readSmallFile, removeStaleTemps, writeFileAtomic } from '../../src/secure-file';
+import { fileExists, readSmallFile, removeStaleTemps, writeFileAtomic } from '../../src/os/secure-file';
 import { isAgentError, type ErrorCode } from '../../src/errors';
 
 let dir: string;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseProcStatStart, parseSessions, processStart, pruneDead, type SessionRecord } from '../../src/session';
+import { parseProcStatStart, parseSessions, processStart, pruneDead, type SessionRecord } from '../../src/actions/session';
 
 test('start time is field 22 even when comm holds spaces and parentheses', () => {
   const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));

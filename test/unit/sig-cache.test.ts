@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isAgentError } from '../../src/errors';
-import { appendToSigCache, isSigCached, newSigWarning, readSigCache, sigCacheHas, sigCachePath, sigCacheRecord } from '../../src/sig-cache';
+import { appendToSigCache, isSigCached, newSigWarning, readSigCache, sigCacheHas, sigCachePath, sigCacheRecord } from '../../src/actions/sig-cache';
 
 const A = 'a1a5358798c8f119';
 const B = '17a35eb90f383c7c';

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseWrapped, unwrapPassphrase, wrapPassphrase, wrapPassphraseV1 } from '../../src/wrapped-passphrase';
+import { parseWrapped, unwrapPassphrase, wrapPassphrase, wrapPassphraseV1 } from '../../src/formats/wrapped-passphrase';
 import { isAgentError, type ErrorCode } from '../../src/errors';
 import { createCipheriv } from 'node:crypto';
-import { DEFAULT_SALT, deriveKey } from '../../src/kdf';
+import { DEFAULT_SALT, deriveKey } from '../../src/formats/kdf';
 
 const A = Buffer.from(
   '3a02072c8d614eb2a49c3737626235623439383834396537613183ef23d95d0faf425adb75ad321f56ad9d3b4748115ca12217989cb61294d712',
