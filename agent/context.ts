@@ -10,6 +10,7 @@ import type { PrivateSetup } from '../src/actions/private-setup';
 import type { UserRef } from '../src/os/credentials';
 import type { SessionStore } from '../src/actions/session';
 import type { UserKeyring } from '../src/actions/keys';
+import { UNCOUNTED_SERVICES } from '../src/actions/login';
 
 export interface PhaseContext {
   req: AgentRequest;
@@ -36,4 +37,11 @@ export function success(info: string[] = [], error: string[] = [], session?: str
 /** `~/Private` rather than `/home/alice/Private` in messages to the user. */
 export function tildePath(user: UserRef, path: string): string {
   return path === user.home ? '~' : path.startsWith(user.home + '/') ? '~' + path.slice(user.home.length) : path;
+}
+
+/** The reply to a session of a service that is not a user login (docs/sessions.md), else null. */
+export function notALogin(ctx: PhaseContext, phase: 'open_session' | 'close_session'): AgentReply | null {
+  if (!UNCOUNTED_SERVICES.has(ctx.req.service)) return null;
+  ctx.log.debug('session of the systemd user manager: not counted', { user: ctx.user.name, phase, service: ctx.req.service });
+  return ignore();
 }

@@ -7,7 +7,7 @@
  */
 import { readSync, writeSync } from 'node:fs';
 import { asUser, hardenProcess, isValidUsername, lookupUser, resetInheritedState, type UserInfo } from '../src/os/credentials';
-import { AgentError } from '../src/errors';
+import { AgentError, asAgentError } from '../src/errors';
 import { useNativeKdf } from '../src/os/kdf-native';
 import { joinSessionKeyring } from '../src/os/keyring';
 import { createLazyLogger, type LazyAgentLog } from '../src/os/log';
@@ -113,7 +113,7 @@ function main(): number {
     if (!setup) log.debug('no eCryptfs private directory set up', { user: user.name, phase: req.phase });
     reply(HANDLERS[req.phase as Exclude<AgentRequest['phase'], 'auth'>](ctx));
   } catch (e) {
-    const err = e instanceof AgentError ? e : new AgentError('IO', (e as Error).message ?? String(e));
+    const err = asAgentError(e);
     // close_session has no one left to tell; an incomplete setup is said at open_session
     const quiet = err.code === 'NO_SUCH_USER' || (err.code === 'SETUP_INCOMPLETE' && req?.phase !== 'open_session');
     (quiet ? log.debug : log.error)(err.message, {

@@ -1,5 +1,5 @@
 /**
- * Login-path figures (issue 9): agent start-up, agent peak RSS (host), and login latency in the
+ * Login-path figures: agent start-up, agent peak RSS (host), and login latency in the
  * VM: authenticate / open_session / close_session in one PAM handle (test/fixtures/vm/pam-hold.c
  * times each call: ours keeps the password from auth for open_session, so the phases must share a
  * handle) for (a) pam_unix alone, (b) + the reference pam_ecryptfs.so (ecryptfs-utils 111) and
@@ -35,7 +35,6 @@ function timeMs(cmd: string, args: string[], input?: Buffer | string): number {
 
 /** A close_session request for `nobody` (no private directory: the agent has nothing to do, and logs nothing). */
 function noSetupRequest(): Buffer {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const proto = require('../src/formats/protocol') as typeof import('../src/formats/protocol');
   return proto.renderRequest({ phase: 'close_session', user: 'nobody', service: 'eat-bench', tty: '', rhost: '', ruser: '', pamPid: process.pid, session: '', unwrap: true, debug: false, silent: false });
 }
@@ -83,9 +82,7 @@ export function benchRss(): string[] {
   ];
   if (process.getuid?.() === 0 && existsSync('/usr/bin/ecryptfs-wrap-passphrase') && existsSync('/usr/bin/time')) {
     // The test helpers (compiled next to this file) make a throwaway user with the reference tools.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const users = require('../test/helpers/users') as typeof import('../test/helpers/users');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const proto = require('../src/formats/protocol') as typeof import('../src/formats/protocol');
     const u = users.createUser('eatbench');
     try {
@@ -220,9 +217,7 @@ export function vmTables(output: string, accel: string, bootMs: number): string[
 }
 
 export async function benchVm(runs: number): Promise<string[]> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const vm = require('../test/vm/vm') as typeof import('../test/vm/vm');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const checks = require('../test/vm/checks') as typeof import('../test/vm/checks');
   const r = await vm.runInVm({ script: vmScript(runs, checks.buildPamHold()), mode: 'fast', timeoutMs: 15 * 60_000 });
   const warnings = r.output.split('\n').filter((l) => /^BENCH-(WARN|ERROR)/.test(l));

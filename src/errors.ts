@@ -113,6 +113,20 @@ export class AgentError extends Error {
   }
 }
 
+/** errno name of a failed system call (native, Node fs, or kept in an AgentError), if any. */
+export function errnoOf(e: unknown): string | undefined {
+  if (e instanceof AgentError) return e.errno;
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Anything thrown, as an AgentError: itself when it is one, else `code` with its message. */
+export function asAgentError(e: unknown, code: ErrorCode = 'IO'): AgentError {
+  if (e instanceof AgentError) return e;
+  const errno = errnoOf(e);
+  return new AgentError(code, (e as Error)?.message ?? String(e), { cause: e, ...(errno === undefined ? {} : { errno }) });
+}
+
 export function hintFor(code: ErrorCode): string {
   return HINTS[code];
 }

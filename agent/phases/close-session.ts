@@ -5,9 +5,9 @@
  * lines for the user. Only mounts that are the user's own are ever unmounted
  * (docs/security.md): another user's mount named by a hostile Private.mnt is left alone, said so.
  */
-import { closeLoginSession, type LockOutcome, UNCOUNTED_SERVICES } from '../../src/actions/login';
+import { closeLoginSession, type LockOutcome } from '../../src/actions/login';
 import type { AgentReply } from '../../src/formats/protocol';
-import { ignore, success, tildePath, type PhaseContext } from '../context';
+import { ignore, notALogin, success, tildePath, type PhaseContext } from '../context';
 
 type Base = Record<string, string | number>;
 
@@ -37,10 +37,8 @@ function renderExtras(ctx: PhaseContext, base: Base, lock: LockOutcome): string[
 
 export function handleCloseSession(ctx: PhaseContext): AgentReply {
   const { req, user, setup, ring, log, store } = ctx;
-  if (UNCOUNTED_SERVICES.has(req.service)) {
-    log.debug('session of the systemd user manager: not counted', { user: user.name, phase: 'close_session', service: req.service });
-    return ignore();
-  }
+  const skip = notALogin(ctx, 'close_session');
+  if (skip) return skip;
   if (!setup || !ring) return ignore();
   log.load(); // before the user's lock, as open_session does
   const o = closeLoginSession({ user, setup, ring, store }, { id: req.session, pid: req.pamPid });

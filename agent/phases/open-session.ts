@@ -4,10 +4,9 @@
  * the lines the user sees. The login itself always proceeds, and a failing extra mount never
  * affects ~/Private.
  */
-import { type ExtrasOutcome, openLoginSession, UNCOUNTED_SERVICES, type UnlockOutcome } from '../../src/actions/login';
-import { removeKilledRewrapTemps } from '../../src/actions/keys';
+import { type ExtrasOutcome, openLoginSession, type UnlockOutcome } from '../../src/actions/login';
 import type { AgentReply } from '../../src/formats/protocol';
-import { ignore, success, tildePath, type PhaseContext } from '../context';
+import { ignore, notALogin, success, tildePath, type PhaseContext } from '../context';
 
 interface Said {
   info: string[];
@@ -113,19 +112,14 @@ function renderExtras(ctx: PhaseContext, base: Base, privateMounted: boolean, ou
 
 export function handleOpenSession(ctx: PhaseContext): AgentReply {
   const { req, user, setup, ring, log, store } = ctx;
-  if (UNCOUNTED_SERVICES.has(req.service)) {
-    log.debug('session of the systemd user manager: not counted', { user: user.name, phase: 'open_session', service: req.service });
-    return ignore();
-  }
+  const skip = notALogin(ctx, 'open_session');
+  if (skip) return skip;
   if (!setup || !ring) return ignore();
-  if (setup.hasWrappedPassphrase) {
-    const removed = removeKilledRewrapTemps(user, setup);
-    if (removed.length > 0) log.notice('removed the temp file of a re-wrap that was killed before its rename', { user: user.name, phase: 'open_session', removed: removed.join(',') });
-  }
   // winston before the user's lock: other logins of the user would wait while it loads
   log.load();
   const o = openLoginSession({ user, setup, ring, store }, { pid: req.pamPid, service: req.service, tty: req.tty, rhost: req.rhost }, req.authtok, req.unwrap ? 'login-password' : 'mount-passphrase');
   const base = { user: user.name, phase: 'open_session', sessions: o.live, pruned: o.pruned, service: req.service };
+  if (o.rewrapTempsRemoved.length > 0) log.notice('removed the temp file of a re-wrap that was killed before its rename', { ...base, removed: o.rewrapTempsRemoved.join(',') });
   if (o.kind === 'counted') {
     log.info('session counted; no auto-mount', { ...base, outcome: 'counted' });
     return success([], [], o.record.id);

@@ -12,7 +12,7 @@
 import { closeSync, fstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { asUser } from '../os/credentials';
-import { AgentError, isAgentError } from '../errors';
+import { AgentError, asAgentError, isAgentError } from '../errors';
 import {
   checkRecordedMount,
   EXTRA_MOUNTS_FILE,
@@ -190,7 +190,7 @@ export function mountExtras(ring: UserKeyring, setup: PrivateSetup | null, store
     try {
       made = mountExtra(ring, entry);
     } catch (e) {
-      const error = e instanceof AgentError ? e : new AgentError('MOUNT', (e as Error).message);
+      const error = asAgentError(e, 'MOUNT');
       return { entry, outcome: 'failed', error };
     }
     const sigs = extraMountSigs(entry);
@@ -245,7 +245,7 @@ export function unmountRecordedExtras(user: UserRef, store: SessionStore, opts: 
       results.push({ record, outcome: 'unmounted', lazy });
     } catch (e) {
       failed.add(record);
-      results.push({ record, outcome: 'failed', error: e instanceof AgentError ? e : new AgentError('MOUNT', (e as Error).message) });
+      results.push({ record, outcome: 'failed', error: asAgentError(e, 'MOUNT') });
     }
   }
   store.saveExtraMounts(user.uid, recorded.filter((r) => failed.has(r)));

@@ -10,14 +10,14 @@
  * the mounts or the session records runs under it.
  */
 import type { MountKeys } from '../formats/auth-tok';
-import { AgentError } from '../errors';
+import { AgentError, asAgentError } from '../errors';
 import type { LoginOutcome } from './session';
 import { copySecret } from '../formats/secret-memory';
 import type { UserRef } from '../os/credentials';
 import { sigsNotInUse } from '../os/mount';
 import { mountConfiguredExtras, unmountRecordedExtras, type ExtraMountResult, type ExtraUnmountResult } from './extra-mounts';
 import type { ExtraMountProblem } from '../formats/extra-mount-entries';
-import { deriveCheckedMountKeys, forgetKeys, insertDerivedKeys, keepKeys, keysPresent, rewrapForNewPassword, unwrapMountPassphrase, wipeMountKeys, type UserKeyring } from './keys';
+import { deriveCheckedMountKeys, forgetKeys, insertDerivedKeys, keepKeys, keysPresent, removeKilledRewrapTemps, rewrapForNewPassword, unwrapMountPassphrase, wipeMountKeys, type UserKeyring } from './keys';
 import { examinePrivateMount, mountPrivate, unmountPrivate, type UnmountOutcome } from './private-mount';
 import { type PrivateSetup, setupSigs } from './private-setup';
 import type { SessionRecord, SessionStore } from './session';
@@ -32,11 +32,6 @@ export interface LoginScope {
 
 /** PAM services whose sessions are not user logins (see docs/sessions.md). */
 export const UNCOUNTED_SERVICES: ReadonlySet<string> = new Set(['systemd-user']);
-
-/** Turns anything thrown into an AgentError (code for what is not one already). */
-export function asAgentError(e: unknown, code: 'IO' | 'MOUNT' = 'IO'): AgentError {
-  return e instanceof AgentError ? e : new AgentError(code, (e as Error)?.message ?? String(e));
-}
 
 // ------------------------------------------------------------------ keys from a password
 
@@ -190,7 +185,10 @@ export interface SessionOpener {
 
 export type ExtrasOutcome = { results: ExtraMountResult[]; problems: ExtraMountProblem[] } | { error: AgentError };
 
-export type OpenSessionOutcome =
+export type OpenSessionOutcome = {
+  /** temp files of a re-wrap killed before its rename, removed (the wrapped file itself is whole) */
+  rewrapTempsRemoved: string[];
+} & (
   | { kind: 'counted'; record: SessionRecord; live: number; pruned: number }
   | {
       kind: 'unlocked-or-not';
@@ -201,7 +199,8 @@ export type OpenSessionOutcome =
       extras: ExtrasOutcome;
       /** keys this login added that no mount uses, taken back */
       keysTakenBack: string[];
-    };
+    }
+);
 
 /**
  * A login's open_session: counts the session first (an agent killed later never leaves the count
@@ -211,6 +210,7 @@ export type OpenSessionOutcome =
  */
 export function openLoginSession(scope: LoginScope, opener: SessionOpener, password: Buffer | undefined, role: PasswordRole): OpenSessionOutcome {
   const { user, setup, store } = scope;
+  const rewrapTempsRemoved = setup.hasWrappedPassphrase ? removeKilledRewrapTemps(user, setup) : [];
   // The KDFs outside the lock, unless the directory is mounted already (a second login).
   let prepared: PreparedKeys | null = null;
   if (setup.autoMount && examinePrivateMount(user, setup).state === 'none') prepared = prepareKeys(user, setup, password, role);
@@ -219,7 +219,7 @@ export function openLoginSession(scope: LoginScope, opener: SessionOpener, passw
       const { record, live, pruned } = store.open(user.uid, opener);
       if (!setup.autoMount) {
         store.recordLastLogin(user.uid, { time: Date.now(), outcome: 'counted', service: opener.service });
-        return { kind: 'counted', record, live: live.length, pruned: pruned.length };
+        return { kind: 'counted', rewrapTempsRemoved, record, live: live.length, pruned: pruned.length };
       }
       // (a logout may have locked the directory since the look above: then derive under the lock)
       const priv = unlockPrivate(scope, () => (prepared ??= prepareKeys(user, setup, password, role)));
@@ -232,7 +232,7 @@ export function openLoginSession(scope: LoginScope, opener: SessionOpener, passw
       }
       // after the extra mounts: a key ~/Private could not use may be shared by one of them
       const keysTakenBack = priv.kind === 'mount-failed' ? takeBackKeys(scope, priv.keysAdded) : [];
-      return { kind: 'unlocked-or-not', record, live: live.length, pruned: pruned.length, private: priv, extras, keysTakenBack };
+      return { kind: 'unlocked-or-not', rewrapTempsRemoved, record, live: live.length, pruned: pruned.length, private: priv, extras, keysTakenBack };
     });
   } finally {
     releaseKeys(prepared);

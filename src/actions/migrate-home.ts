@@ -21,7 +21,7 @@
  * auto-mount is written last: a login during an unfinished migration finds the (empty, read-only)
  * mount point instead of a half-copied home.
  *
- * Root never acts on a path the user can change (issue 13, finding 1): the account is locked for
+ * Root never acts on a path the user can change (docs/security.md): the account is locked for
  * the whole run and the user's processes are refused at every phase; the new home is mounted on a
  * root-only temp dir, never on HOME, while it is filled and verified; and both trees (the original
  * is the user's, and so is the mounted root) are worked on through directory fds only
@@ -59,7 +59,7 @@ import { sigsNoLongerMounted, unmountPrivate } from './private-mount';
 import { openDirSafely } from '../os/safe-path';
 import { LOWER_FS_TYPES } from '../formats/paths';
 import { loadPrivateSetup, type PrivateSetup, setupSigs } from './private-setup';
-import { writeFileAtomic } from '../os/secure-file';
+import { lstatOrNull, writeFileAtomic } from '../os/secure-file';
 import { FLAG_FILE_MODE, newMountPassphrase, type SetupLayout, setupPrivate } from './setup';
 import { type MountHolder, processesUsingTree, renderHolders } from '../os/processes';
 import { checkKeysAreUsers, forgetKeys, insertMountKeys, possessUserKeyring, unwrapMountPassphrase, type UserKeyring } from './keys';
@@ -155,15 +155,6 @@ export function spaceNeeded(estimate: number): number {
 
 function mib(n: number): string {
   return `${(n / MiB).toFixed(n < 10 * MiB ? 1 : 0)} MiB`;
-}
-
-function lstatOrNull(path: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
 }
 
 function defaultSpace(path: string): FsSpace {

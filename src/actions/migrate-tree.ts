@@ -6,7 +6,7 @@
  * Both trees are worked on through directory fds only (src/fs-at.ts): the source is the user's
  * own tree, and the user could rename or swap anything in it while root reads; root never
  * resolves a path inside either tree, never follows a symlink, and makes every change on an fd
- * or with an *at call that does not follow the last name (issue 13, finding 1).
+ * or with an *at call that does not follow the last name (docs/security.md: root acts on objects).
  *
  * The source is only ever read: opened O_RDONLY|O_NOFOLLOW|O_NOATIME (atimes stay as they were),
  * never chmod'ed, chown'ed or written; each directory and file opened must be the one planned
@@ -18,11 +18,10 @@
 import { escapeControls } from '../formats/text';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { AgentError } from '../errors';
+import { AgentError, errnoOf } from '../errors';
 import {
   DirCursor,
   DirHandle,
-  errnoOf,
   kindOfMode,
   parentAndName,
   pinnedChmod,

@@ -32,7 +32,7 @@ import { unmountExactly } from './manual-mount';
 import { openDirNoUserSymlinks } from '../os/safe-path';
 import type { PrivateSetup } from './private-setup';
 import type { UserRef } from '../os/credentials';
-import { readSmallFile } from '../os/secure-file';
+import { lstatOrNull, readSmallFile } from '../os/secure-file';
 import { unwrapMountPassphrase } from './keys';
 import { unwrapPassphrase } from '../formats/wrapped-passphrase';
 
@@ -179,14 +179,6 @@ export interface RecoverySource {
   mountedAt?: string;
   /** things the user should know (ignored files and why) */
   notes: string[];
-}
-
-function lstatOrNull(path: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(path);
-  } catch {
-    return null;
-  }
 }
 
 /**

@@ -9,6 +9,7 @@
  * root-owned directory under /run (not /dev/shm, where logind's RemoveIPC deletes
  * user-owned files), one JSON file per uid, read and written under a per-uid lock.
  */
+import { SESSION_ID_RE } from '../formats/protocol';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,8 +26,6 @@ export const DEFAULT_STATE_DIR = '/run/ecryptfs-agent';
  * session's open or close (seen with 10 concurrent logouts of one user under load).
  */
 export const LOCK_WAIT_MS = 120_000;
-
-const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface SessionRecord {
   id: string;
@@ -182,7 +181,7 @@ export class SessionStore {
    * of logouts cannot leave a count above zero and the directory mounted.
    */
   markClosing(uid: number, id: string): void {
-    if (!SESSION_ID.test(id)) return;
+    if (!SESSION_ID_RE.test(id)) return;
     this.ensureDir();
     writeFileSync(this.closingMarker(uid, id), '', { mode: 0o600 });
   }

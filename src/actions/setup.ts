@@ -28,7 +28,7 @@ import { AgentError } from '../errors';
 import { readMountInfo } from '../os/mount';
 import { readEcryptfsrcSalt } from './private-setup';
 import type { UserRef } from '../os/credentials';
-import { writeFileAtomic } from '../os/secure-file';
+import { lstatOrNull, writeFileAtomic } from '../os/secure-file';
 import { asUser } from '../os/credentials';
 import { wrapPassphrase } from '../formats/wrapped-passphrase';
 
@@ -96,15 +96,6 @@ export interface SetupPrivateResult {
   fnekSig?: string;
   /** files moved aside with --force */
   backups: string[];
-}
-
-function lstatOrNull(path: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new AgentError('IO', `cannot examine ${path}: ${(e as Error).message}`);
-  }
 }
 
 /** Entries that make a directory "non-empty" the way ecryptfs-setup-private counts them. */

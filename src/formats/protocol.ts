@@ -43,6 +43,7 @@ export interface AgentReply {
   session?: string;
 }
 
+/** A session id: what the agent hands out at open_session and the shim gives back at close (also a file name part). */
 export const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 function malformed(why: string): AgentError {

@@ -8,9 +8,7 @@
  * separators (forged lines).
  */
 
-// eslint-disable-next-line no-control-regex
 const UNSAFE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-// eslint-disable-next-line no-control-regex
 const UNSAFE_BUT_NEWLINE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 function escapeOne(c: string): string {
@@ -29,7 +27,6 @@ export function hasControls(s: string): boolean {
   return UNSAFE.test(s);
 }
 
-// eslint-disable-next-line no-control-regex
 const UNSAFE_IN_JSON = /[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** JSON text (JSON.stringify output) with the characters JSON leaves raw written as \uNNNN: still valid JSON. */

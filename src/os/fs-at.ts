@@ -24,8 +24,9 @@
  * fchmodat(AT_SYMLINK_NOFOLLOW) does).
  */
 import * as fs from 'node:fs';
-import { AgentError, isAgentError } from '../errors';
-import { isNativeError, native } from './native';
+import { AgentError, errnoOf, isAgentError } from '../errors';
+import { native } from './native';
+import { lstatOrNull } from './secure-file';
 
 export const RESOLVE = { NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08 } as const;
 export const AT = { FDCWD: -100, SYMLINK_NOFOLLOW: 0x100, REMOVEDIR: 0x200, EMPTY_PATH: 0x1000 } as const;
@@ -74,12 +75,6 @@ export function checkName(name: Buffer | string): Buffer {
     throw new AgentError('UNSAFE_PATH', `"${show(b)}" is not a single file name`);
   }
   return b;
-}
-
-export function errnoOf(e: unknown): string | undefined {
-  if (isNativeError(e)) return e.code;
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 function nativeCall<T>(what: () => string, fn: () => T): T {
@@ -204,16 +199,6 @@ export function writeXattrs(t: XattrTarget, xattrs: Xattrs, display: string): st
 }
 
 // ------------------------------------------------------------------ directory handles
-
-function lstatOrNull(path: Buffer | string): fs.BigIntStats | null {
-  try {
-    return fs.lstatSync(path, { bigint: true });
-  } catch (e) {
-    const c = errnoOf(e);
-    if (c === 'ENOENT') return null;
-    throw e;
-  }
-}
 
 /**
  * An open directory. Everything below it is reached by name components relative to its fd.
@@ -341,7 +326,7 @@ export class DirHandle {
 
   /** lstat of NAME (never follows it), or null when it does not exist. */
   stat(name: Buffer | string): fs.BigIntStats | null {
-    return lstatOrNull(this.procPath(name));
+    return lstatOrNull(this.procPath(name), { bigint: true });
   }
 
   /** fstat of this directory. */

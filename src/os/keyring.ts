@@ -7,9 +7,9 @@
  * are owned by its fsuid: call these inside credentials.asUser() when acting for a user.
  */
 import { endianness } from 'node:os';
-import { AgentError } from '../errors';
+import { AgentError, errnoOf } from '../errors';
 import { AUTH_TOK_SIZE, embeddedSig, isAuthTok, isSig } from '../formats/auth-tok';
-import { call, errnoName, native } from './native';
+import { call, native } from './native';
 
 /** Special keyring ids (linux/keyctl.h KEY_SPEC_*). */
 export const KEY_SPEC = {
@@ -59,7 +59,7 @@ export function searchUserKey(description: string, keyring: number): number | nu
   try {
     return call('keyring', `search for ${description}`, (n) => n.keyctlSearch(keyring, 'user', description, 0));
   } catch (e) {
-    if (MISSING.has(errnoName(e) ?? '')) return null;
+    if (MISSING.has(errnoOf(e) ?? '')) return null;
     throw e;
   }
 }

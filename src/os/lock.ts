@@ -6,8 +6,8 @@
  * needs on polling: each miss is a failed syscall turned into an exception.
  */
 import { closeSync, constants as fsc, fstatSync, openSync } from 'node:fs';
-import { AgentError } from '../errors';
-import { call, errnoName } from './native';
+import { AgentError, errnoOf } from '../errors';
+import { call } from './native';
 
 export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 
@@ -32,7 +32,7 @@ export function withFileLock<T>(path: string, fn: (fd: number) => T, opts: FileL
   try {
     fd = openSync(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600); // libuv adds O_CLOEXEC itself
   } catch (e) {
-    const errno = errnoName(e);
+    const errno = errnoOf(e);
     if (errno === 'ELOOP') throw new AgentError('SYMLINK_REFUSED', `lock file ${path} is a symbolic link`, { errno, cause: e });
     throw new AgentError(errno === 'EACCES' || errno === 'EPERM' ? 'PERMISSION' : 'IO', `cannot open lock file ${path}: ${(e as Error).message}`, { ...(errno ? { errno } : {}), cause: e });
   }
@@ -47,7 +47,7 @@ export function withFileLock<T>(path: string, fn: (fd: number) => T, opts: FileL
         call('system', `flock(${path})`, (n) => n.flock(fd, LOCK.EX | LOCK.NB));
         break;
       } catch (e) {
-        if (errnoName(e) !== 'EWOULDBLOCK' && errnoName(e) !== 'EAGAIN') throw e;
+        if (errnoOf(e) !== 'EWOULDBLOCK' && errnoOf(e) !== 'EAGAIN') throw e;
         const left = deadline - Date.now();
         if (left <= 0) throw new AgentError('LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${path}`, { errno: 'EWOULDBLOCK' });
         sleepMs(Math.min(pause * (0.8 + 0.4 * Math.random()), left));

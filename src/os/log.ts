@@ -13,7 +13,6 @@ import { type LoggerOptions, SYSLOG_LEVELS } from '../formats/log-line';
 
 /** The winston logger for opts; winston is loaded here, not before. */
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { createWinstonLogger } = require('./log-winston') as typeof import('./log-winston');
   return createWinstonLogger(opts);
 }

@@ -5,9 +5,9 @@
  */
 import { lstatSync, readFileSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { AgentError } from '../errors';
+import { AgentError, errnoOf } from '../errors';
 import { type EcryptfsOptions, MNT, MS, type MountInfoEntry, parseMountInfo, renderEcryptfsOptions, sigsOfMount } from '../formats/mountinfo';
-import { call, errnoName } from './native';
+import { call } from './native';
 
 export function mountRaw(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
   const opts = fstype === null ? {} : { fstype };
@@ -28,7 +28,7 @@ export function unmount(target: string, opts: { lazy?: boolean; force?: boolean 
   try {
     call('mount', `unmount ${target}`, (n) => n.umount2(target, flags));
   } catch (e) {
-    const errno = errnoName(e);
+    const errno = errnoOf(e);
     if (errno === 'EBUSY') throw new AgentError('UNMOUNT_BUSY', `${target} is busy`, { errno, cause: e });
     if (errno === 'EINVAL') {
       let link = false;
@@ -48,7 +48,7 @@ export function readMountInfo(pid: number | 'self' = 'self'): MountInfoEntry[] {
   try {
     text = readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
   } catch (e) {
-    throw new AgentError('IO', `cannot read /proc/${pid}/mountinfo: ${(e as Error).message}`, { errno: errnoName(e) ?? 'EIO', cause: e });
+    throw new AgentError('IO', `cannot read /proc/${pid}/mountinfo: ${(e as Error).message}`, { errno: errnoOf(e) ?? 'EIO', cause: e });
   }
   return parseMountInfo(text);
 }

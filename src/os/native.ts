@@ -63,7 +63,7 @@ export interface NativeAddon {
   /** Serial of the user keyring of uid (created when missing), asked by a CLONE_VM|CLONE_VFORK
    * child with the user's ids: this process never takes the user's real uid. */
   userKeyringId(uid: number, gid: number): number;
-  // ---- BEGIN fd-relative file operations (migrate-home, issue 13; used through src/fs-at.ts)
+  // ---- BEGIN fd-relative file operations (migrate-home; used through src/os/fs-at.ts)
   // Paths and names: Buffer (raw bytes) or string, no NUL. dirfd: an fd or AT_FDCWD (-100).
   // Failures throw like every call here (errno, code, syscall); none retries or falls back.
   /** openat2(2) with {flags | O_CLOEXEC, mode (only with O_CREAT), resolve}; ENOSYS before Linux 5.6. */
@@ -108,7 +108,6 @@ let cached: NativeAddon | undefined;
 export function native(): NativeAddon {
   if (cached) return cached;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     cached = require(ADDON_PATH) as NativeAddon;
   } catch (e) {
     throw new AgentError('NATIVE', `cannot load the native addon ${ADDON_PATH}: ${(e as Error).message}`, { cause: e });
@@ -118,13 +117,6 @@ export function native(): NativeAddon {
 
 export function isNativeError(e: unknown): e is NativeError {
   return e instanceof Error && typeof (e as Partial<NativeError>).errno === 'number' && typeof (e as Partial<NativeError>).code === 'string';
-}
-
-/** errno name of a native (or Node fs) error, if any. */
-export function errnoName(e: unknown): string | undefined {
-  if (e instanceof AgentError) return e.errno;
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 export type Concern = 'keyring' | 'mount' | 'credentials' | 'system';

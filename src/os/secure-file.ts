@@ -7,15 +7,10 @@
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { AgentError, ErrorCode } from '../errors';
+import { AgentError, ErrorCode, errnoOf } from '../errors';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && typeof (e as NodeJS.ErrnoException).code === 'string'
-    ? (e as NodeJS.ErrnoException).code
-    : undefined;
-}
 
 /** Maps a failed system call on `path` to a typed error; `action` is e.g. "read". */
 export function fileError(e: unknown, path: string, action: string): AgentError {
@@ -108,6 +103,21 @@ export function readSmallFile(path: string, opts: ReadSmallFileOptions): Buffer 
 }
 
 /** True if something (any type, including a dangling symlink) exists at `path`; symlinks are not followed. */
+/**
+ * lstat (never follows the last name): null when nothing is there (ENOENT); any other failure is
+ * a typed error (fileError), so "cannot look" is never mistaken for "absent".
+ */
+export function lstatOrNull(path: string | Buffer): fs.Stats | null;
+export function lstatOrNull(path: string | Buffer, opts: { bigint: true }): fs.BigIntStats | null;
+export function lstatOrNull(path: string | Buffer, opts?: { bigint: true }): fs.Stats | fs.BigIntStats | null {
+  try {
+    return opts?.bigint ? fs.lstatSync(path, { bigint: true }) : fs.lstatSync(path);
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return null;
+    throw fileError(e, String(path), 'examine');
+  }
+}
+
 export function fileExists(path: string): boolean {
   try {
     fs.lstatSync(path);

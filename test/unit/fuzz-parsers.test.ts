@@ -45,7 +45,6 @@ interface FastCheck {
   integer(o: { min: number; max: number }): Arb<number>;
   nat(max: number): Arb<number>;
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const fc = require('fast-check') as FastCheck;
 
 const SEED = 0x9e3779b9;

@@ -506,7 +506,7 @@ Napi::Value Syslog(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// ------------------------------------------------- process state (issue 13)
+// ------------------------------------------------- process state (what a setuid caller hands down)
 // What a setuid caller (su, passwd) hands down must not steer the agent: limits, priority,
 // memory locking, and the per-thread fs ids used around mount(2).
 
@@ -688,7 +688,7 @@ Napi::Value Sha512Iterate(const Napi::CallbackInfo& info) {
 }  // namespace
 
 // ======================================================================
-// BEGIN fd-relative file operations (migrate-home, issue 13; src/fs-at.ts)
+// BEGIN fd-relative file operations (migrate-home; src/os/fs-at.ts)
 // openat2/openat, mkdirat, symlinkat, linkat, mknodat, unlinkat, fchownat,
 // utimensat, and the extended-attribute calls on fds (f*xattr) and on paths
 // (l*xattr / *xattr, for symlinks and O_PATH fds via /proc/self/fd/N).
