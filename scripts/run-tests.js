@@ -3,7 +3,7 @@
 // Suites: unit (no privileges), host (root: real keyring, pamtester, real PAM stacks),
 // vm (boots Debian's kernel under qemu; see test/vm/README.md). "all" runs the three.
 'use strict';
-const { readdirSync, statSync, existsSync } = require('node:fs');
+const { readdirSync, readFileSync, statSync, existsSync } = require('node:fs');
 const { join } = require('node:path');
 const { spawnSync } = require('node:child_process');
 
@@ -39,22 +39,26 @@ if (!(jobs >= 1)) {
   console.error('run-tests: ECRYPTFS_AGENT_TEST_JOBS must be a positive number');
   process.exit(1);
 }
-// Order (node --test would sort by path; scripts/run-ordered.js keeps this one): the two longest
-// VM files first, side by side, then the others longest first, then the host and unit files
-// (minutes measured in a clean-clone CI run: see test/vm/README.md).
-const VM_MINUTES = {
-  'faults.vm.test.js': 20, 'stress.vm.test.js': 20, 'mount.vm.test.js': 5.3, 'package.vm.test.js': 5.2,
-  'migrate.vm.test.js': 4.3, 'recovery.vm.test.js': 4.1, 'login.vm.test.js': 3.2, 'systemd-login.vm.test.js': 3.2,
-  'private.vm.test.js': 3, 'extra-mounts.vm.test.js': 2.9, 'harness.vm.test.js': 2.4, 'adversary.vm.test.js': 7,
-};
-const minutes = (f) => VM_MINUTES[f.slice(f.lastIndexOf('/') + 1)] ?? 2;
+// Order (node --test would sort by path; scripts/run-ordered.js keeps this one): the VM files
+// longest first, so that the two longest run side by side, then the host and unit files. "Longest"
+// is what the last run measured: run-ordered.js writes each VM file's wall time to
+// test/vm/durations.json after every run (no hand-kept figures). A file with no figure yet goes
+// first: a new suite never ends up alone at the end.
+const DURATIONS = join(root, 'test', 'vm', 'durations.json');
+let measured = {};
+try {
+  measured = JSON.parse(readFileSync(DURATIONS, 'utf8')).seconds ?? {};
+} catch {
+  // no figures yet: every VM file counts as long, in path order
+}
+const seconds = (f) => measured[f.slice(f.lastIndexOf('/') + 1)] ?? Infinity;
 const isVm = (f) => f.includes('/dist/test/vm/');
-const vm = files.filter(isVm).sort((a, b) => minutes(b) - minutes(a));
+const vm = files.filter(isVm).sort((a, b) => seconds(b) - seconds(a));
 const ordered = jobs > 1 ? [...vm, ...files.filter((f) => !isVm(f))] : files;
 const preload = join(root, 'dist', 'test', 'helpers', 'serial-host.js');
 const r = spawnSync(
   process.execPath,
   ['--require', preload, join(__dirname, 'run-ordered.js'), String(jobs), ...ordered],
-  { stdio: 'inherit', cwd: root },
+  { stdio: 'inherit', cwd: root, env: { ...process.env, ECRYPTFS_AGENT_DURATIONS: DURATIONS } },
 );
 process.exit(r.status === null ? 1 : r.status);
