@@ -1,134 +1,39 @@
 #!/usr/bin/env node
 /**
- * The session agent: run by pam_ecryptfs_agent.so (as root, clean environment) once per PAM
- * phase. Reads one request on stdin (docs/protocol.md), does the phase's work through the
- * library in src/, writes one reply on stdout, exits. Never blocks, never throws past here:
- * any failure becomes `result=ignore` plus a line for the user and one for the log.
+ * The session agent's entry points (docs/protocol.md, docs/resident-agent.md), all as root:
+ *  - `pam`: spawned by pam_ecryptfs_agent.so for one PAM phase: request on fd 0, reply on fd 1;
+ *  - `worker`: started ahead of time by the resident agent (agent/master.ts); waits, loaded and
+ *    ready, for one connection on the sockets it inherited, serves it, exits;
+ *  - `reap UID SESSION PID START`: started by the resident agent when the process that opened a
+ *    counted session has died without close_session: that session's close, as PAM would run it.
  */
-import { readSync, writeSync } from 'node:fs';
-import { asUser, hardenProcess, isValidUsername, lookupUser, resetInheritedState, type UserInfo } from '../src/os/credentials';
-import { AgentError, asAgentError } from '../src/errors';
+import { hardenProcess, resetInheritedState } from '../src/os/credentials';
 import { useNativeKdf } from '../src/os/kdf-native';
-import { joinSessionKeyring } from '../src/os/keyring';
-import { createLazyLogger, type LazyAgentLog } from '../src/os/log';
-import { loadPrivateSetup } from '../src/actions/private-setup';
-import { allocSecret } from '../src/formats/secret-memory';
-import { MAX_REQUEST_BYTES, parseRequest, renderReply, wipeRequest, type AgentReply, type AgentRequest } from '../src/formats/protocol';
-import { SessionStore } from '../src/actions/session';
-import { possessUserKeyring } from '../src/actions/keys';
-import { ignore, type PhaseContext, type PhaseHandler } from './context';
-import { handleChauthtok } from './phases/chauthtok';
-import { handleCloseSession } from './phases/close-session';
-import { handleOpenSession } from './phases/open-session';
+import { reapSession } from './reap';
+import { serveRequest } from './serve';
+import { runWorker } from './worker';
 
-/** auth: nothing to do here. The PAM module keeps the password (pam_set_data) for open_session,
- * so only a login PAM accepted loads keys; a module older than that still sends auth: ignored. */
-function handleAuth(log: LazyAgentLog): AgentReply {
-  log.debug('auth: nothing to do (the password is used at open_session)', { phase: 'auth' });
-  return ignore();
-}
+const ENTRIES = new Set(['pam', 'worker', 'reap']);
 
-const HANDLERS: Record<Exclude<AgentRequest['phase'], 'auth'>, PhaseHandler> = {
-  open_session: handleOpenSession,
-  close_session: handleCloseSession,
-  chauthtok: handleChauthtok,
-};
-
-/** The account the request names, or null (quietly ignored): root, names the agent cannot serve. */
-function servedUser(name: string): UserInfo | null {
-  // uid 0 has no private directory of ours, and asUser refuses to act "as root for root"; a name
-  // with characters mount.ecryptfs_private refuses cannot be put in paths and option strings.
-  if (!isValidUsername(name)) return null;
-  const user = lookupUser(name);
-  return user.uid === 0 ? null : user;
-}
-
-function readRequest(): Buffer {
-  const buf = allocSecret(MAX_REQUEST_BYTES + 1);
-  let len = 0;
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(0, buf, len, buf.length - len, null);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN' || (e as NodeJS.ErrnoException).code === 'EINTR') continue;
-      throw e;
-    }
-    if (n === 0) break;
-    len += n;
-    if (len >= buf.length) break;
-  }
-  const out = allocSecret(len);
-  buf.copy(out, 0, 0, len);
-  buf.fill(0);
-  return out;
-}
-
-function reply(r: AgentReply): void {
-  const out = renderReply(r);
-  let off = 0;
-  while (off < out.length) off += writeSync(1, out, off);
-}
-
-function main(): number {
-  if (process.argv[2] !== 'pam') {
-    process.stderr.write('ecryptfs-agent session agent: run by pam_ecryptfs_agent.so only; use the ecryptfs-agent command\n');
+function main(argv: readonly string[]): number {
+  if (!ENTRIES.has(argv[0] ?? '')) {
+    process.stderr.write('ecryptfs-agent session agent: run by pam_ecryptfs_agent.so or ecryptfs-agent.service only; use the ecryptfs-agent command\n');
     return 2;
   }
   // Before any secret is read: full root, limits and priority of our own (not the setuid
-  // caller's), every page locked in RAM, no core dump, no ptrace by the user.
+  // caller's), no core dump, no ptrace by the user.
   const notReset = resetInheritedState();
   hardenProcess();
   useNativeKdf();
-  let req: AgentRequest | undefined;
-  let log = createLazyLogger({ debug: false, stderr: false });
-  try {
-    const raw = readRequest();
-    try {
-      req = parseRequest(raw);
-    } finally {
-      raw.fill(0);
-    }
-    log = createLazyLogger({ debug: req.debug, stderr: false });
-    if (process.geteuid?.() !== 0) throw new AgentError('PERMISSION', 'the agent must run as root (from the PAM module)');
-    if (notReset.length > 0) log.warning('inherited process state not fully reset', { phase: req.phase, problems: notReset.join('; ') });
-    if (req.phase === 'auth') {
-      reply(handleAuth(log));
+  switch (argv[0]) {
+    case 'pam':
+      serveRequest(0, 1, notReset);
       return 0;
-    }
-    // A keyring of our own: the PAM application's session keyring (root's, after `su - alice` run
-    // by root) must not be searched by mount(2) for a user's key sig.
-    joinSessionKeyring();
-    const user = servedUser(req.user);
-    if (user === null) {
-      log.debug('not served: root, or a name the agent cannot use', { phase: req.phase });
-      reply(ignore());
-      return 0;
-    }
-    const store = new SessionStore();
-    const setup = asUser(user, () => loadPrivateSetup(user));
-    // the keyring is needed for the session phases only (a re-wrap touches no key)
-    const ring = setup && req.phase !== 'chauthtok' ? possessUserKeyring(user) : null;
-    const ctx: PhaseContext = { req, user, setup, ring, log, store };
-    if (!setup) log.debug('no eCryptfs private directory set up', { user: user.name, phase: req.phase });
-    reply(HANDLERS[req.phase as Exclude<AgentRequest['phase'], 'auth'>](ctx));
-  } catch (e) {
-    const err = asAgentError(e);
-    // close_session has no one left to tell; an incomplete setup is said at open_session
-    const quiet = err.code === 'NO_SUCH_USER' || (err.code === 'SETUP_INCOMPLETE' && req?.phase !== 'open_session');
-    (quiet ? log.debug : log.error)(err.message, {
-      user: req?.user,
-      phase: req?.phase,
-      outcome: 'failed',
-      code: err.code,
-      fix: err.hint,
-    });
-    const tellUser = !quiet && req !== undefined && req.phase !== 'auth';
-    reply(ignore([], tellUser ? [`ecryptfs-agent: ${err.message}`, `Fix: ${err.hint}`] : []));
-  } finally {
-    if (req) wipeRequest(req);
+    case 'worker':
+      return runWorker(notReset, argv.slice(1));
+    default:
+      return reapSession(argv.slice(1));
   }
-  return 0;
 }
 
-process.exitCode = main();
+process.exitCode = main(process.argv.slice(2));

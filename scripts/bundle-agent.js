@@ -18,30 +18,34 @@ const { chmodSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
 const esbuild = require('esbuild');
 
-const agent = join(__dirname, '..', 'dist', 'agent', 'main.js');
+// The agent (what the PAM shim and the resident agent's workers run) and the resident agent's
+// master (agent/master.ts: a bundle of its own, so it loads only what it uses).
+const entries = ['main.js', 'master.js'].map((f) => join(__dirname, '..', 'dist', 'agent', f));
 // Also how scripts/package.sh and the tests tell a bundled agent (its second line).
 const MARK = '// ecryptfs-agent: bundled by scripts/bundle-agent.js from tsc\'s output';
 
-if (readFileSync(agent, 'utf8').includes(MARK)) {
-  console.error(`bundle-agent: ${agent} is already bundled; run tsc first (npm run build:ts)`);
-  process.exit(1);
+for (const agent of entries) {
+  if (readFileSync(agent, 'utf8').includes(MARK)) {
+    console.error(`bundle-agent: ${agent} is already bundled; run tsc first (npm run build:ts)`);
+    process.exit(1);
+  }
+  const result = esbuild.buildSync({
+    entryPoints: [agent],
+    outfile: agent,
+    allowOverwrite: true,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node18.13', // package.json engines: nothing to down-level from tsc's ES2022
+    banner: { js: MARK }, // after the entry's #! line, which esbuild keeps
+    // winston's @dabh/diagnostics picks its debug build (colour tables, ansi helpers) unless
+    // NODE_ENV is production: a quarter of the agent's start-up under emulation, for output that
+    // is never on. Fixed here, the other branch is not even bundled.
+    define: { 'process.env.NODE_ENV': '"production"' },
+    logLevel: 'warning',
+    metafile: true,
+  });
+  chmodSync(agent, 0o755);
+  const [out] = Object.values(result.metafile.outputs);
+  console.log(`bundle-agent: ${agent} (${Object.keys(result.metafile.inputs).length} modules, ${out.bytes >> 10} KiB)`);
 }
-const result = esbuild.buildSync({
-  entryPoints: [agent],
-  outfile: agent,
-  allowOverwrite: true,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node18.13', // package.json engines: nothing to down-level from tsc's ES2022
-  banner: { js: MARK }, // after the entry's #! line, which esbuild keeps
-  // winston's @dabh/diagnostics picks its debug build (colour tables, ansi helpers) unless
-  // NODE_ENV is production: a quarter of the agent's start-up under emulation, for output that
-  // is never on. Fixed here, the other branch is not even bundled.
-  define: { 'process.env.NODE_ENV': '"production"' },
-  logLevel: 'warning',
-  metafile: true,
-});
-chmodSync(agent, 0o755);
-const [out] = Object.values(result.metafile.outputs);
-console.log(`bundle-agent: ${agent} (${Object.keys(result.metafile.inputs).length} modules, ${out.bytes >> 10} KiB)`);

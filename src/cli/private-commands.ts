@@ -36,6 +36,7 @@ import { checkSetupPossible, decideFnek, newMountPassphrase, setupPrivate } from
 import { checkLoginPassword } from '../os/credentials';
 import { processesUsingMount, renderHolders } from '../os/processes';
 import { forgetKeys, insertDerivedKeys, keysPresent, possessUserKeyring } from '../actions/keys';
+import { askResidentAgent, residentAgentListens } from './resident-client';
 import { NO_POSITIONALS, type OptSpec, parseCommandLine } from './args';
 import type { CliIO, Command } from './command';
 
@@ -51,7 +52,10 @@ export function fail(io: CliIO, cmd: string, e: unknown): number {
 interface Target {
   me: UserInfo;
   user: UserInfo;
+  /** we act with root's privileges (root with -u USER, or the resident agent for its peer) */
   root: boolean;
+  /** who reads the messages: the user (paths as ~/…, commands without -u) or root */
+  speaksTo: 'user' | 'root';
 }
 
 /** Who runs us, and for whom: the user themself, or root with -u USER. */
@@ -65,21 +69,26 @@ export function resolveTarget(name: string | undefined): Target {
     });
   }
   if (!root && user.uid !== me.uid) throw new AgentError('PERMISSION', `only root can act for ${user.name}`, { hint: 'Run it as that user, or as root: sudo ecryptfs-agent ... -u USER' });
-  return { me, user, root };
+  return { me, user, root, speaksTo: root ? 'root' : 'user' };
 }
 
 function loadSetupOf(t: Target): PrivateSetup {
   const setup = asUser(t.user, () => loadPrivateSetup(t.user));
   if (setup === null) {
     throw new AgentError('NOT_FOUND', `${t.user.name} has no private directory set up (no ${t.user.home}/.ecryptfs/Private.sig)`, {
-      hint: `Set one up: ecryptfs-agent setup-private${t.root ? ` -u ${t.user.name}` : ''}`,
+      hint: `Set one up: ecryptfs-agent setup-private${asRoot(t)}`,
     });
   }
   return setup;
 }
 
 function tilde(t: Target, path: string): string {
-  return !t.root && path.startsWith(t.user.home + '/') ? '~' + path.slice(t.user.home.length) : path;
+  return t.speaksTo === 'user' && path.startsWith(t.user.home + '/') ? '~' + path.slice(t.user.home.length) : path;
+}
+
+/** " -u USER" in a command suggested to root; nothing for the user. */
+function asRoot(t: Target): string {
+  return t.speaksTo === 'root' ? ` -u ${t.user.name}` : '';
 }
 
 /** Interactive: prompt (echo off); from a pipe: one line per passphrase, no prompt (like "-" of the C tools). */
@@ -231,7 +240,7 @@ export const setupPrivateCommand: Command = {
           `  file name encryption: ${r.fnekSig ? 'on' : 'off'}; sigs ${r.fekSig}${r.fnekSig ? ` ${r.fnekSig}` : ''}\n` +
           `  unlocked with: ${opts.wrappingIndependent ? 'the wrapping passphrase (ecryptfs-agent unlock)' : 'the login password'}` +
           `${opts.autoMount ? '' : '; not mounted at login (--noautomount)'}${opts.autoUmount ? '' : '; not locked at logout (--noautoumount)'}\n` +
-          `Not mounted now. Unlock it with: ${t.root ? `ecryptfs-agent unlock -u ${t.user.name}` : 'ecryptfs-agent unlock'} (or log in again).\n`,
+          `Not mounted now. Unlock it with: ecryptfs-agent unlock${asRoot(t)} (or log in again).\n`,
       );
       return 0;
     } catch (e) {
@@ -287,8 +296,26 @@ export const unlockCommand: Command = {
       if (there.state === 'foreign') {
         throw new AgentError('NOT_YOURS', `${tilde(t, setup.upper)} already has a mount that is not ${t.user.name}'s private directory (${there.why}); nothing changed`);
       }
-      // Asked only when a key is missing; derived here, before the user's lock is taken.
-      if (there.state === 'none' && keysPresent(scope.ring, setup).missing.length > 0) prepared = await keysFromWrappingPassphrase(io, t, setup);
+      // Asked only when a key is missing.
+      const needKeys = there.state === 'none' && keysPresent(scope.ring, setup).missing.length > 0;
+      if (!t.root && residentAgentListens()) {
+        // the resident agent mounts for us (docs/resident-agent.md): no setuid helper needed
+        const pw = needKeys ? await askPassphrase(io, t, setup) : undefined;
+        try {
+          return await askResidentAgent(io, { op: 'unlock', force: false, ...(pw ? { passphrase: pw } : {}) });
+        } finally {
+          pw?.fill(0);
+        }
+      }
+      // derived here, before the user's lock is taken
+      if (needKeys) {
+        const pw = await askPassphrase(io, t, setup);
+        try {
+          prepared = keysFromPassphrase(t, setup, pw);
+        } finally {
+          pw.fill(0);
+        }
+      }
       return t.root ? unlockAsRoot(io, t, scope, prepared) : unlockAsUser(io, t, scope, prepared);
     } catch (e) {
       return fail(io, 'unlock', e);
@@ -298,16 +325,22 @@ export const unlockCommand: Command = {
   },
 };
 
-/** Asks for the passphrase that wraps the mount passphrase and derives the keys; a wrong one says what to try. */
-async function keysFromWrappingPassphrase(io: CliIO, t: Target, setup: PrivateSetup): Promise<PreparedKeys> {
-  const what = setup.wrappingIndependent ? 'wrapping passphrase' : 'login passphrase';
+function passphraseName(setup: PrivateSetup): string {
+  return setup.wrappingIndependent ? 'wrapping passphrase' : 'login passphrase';
+}
+
+/** The passphrase that wraps the mount passphrase, asked for (prompt on a terminal, else one line of stdin). */
+async function askPassphrase(io: CliIO, t: Target, setup: PrivateSetup): Promise<Buffer> {
+  const what = passphraseName(setup);
   const pw = await readSecret(io, `Enter your ${what} [${t.user.name}]`, isInteractive());
-  let prepared: PreparedKeys;
-  try {
-    prepared = prepareKeys(t.user, setup, pw ?? undefined, 'wrapping-passphrase');
-  } finally {
-    pw?.fill(0);
-  }
+  if (pw === null || pw.length === 0) throw new AgentError('USAGE', `no ${what} given; nothing changed`, { hint: `Type the ${what} (stdin: one line)` });
+  return pw;
+}
+
+/** The keys from the wrapping passphrase (the caller wipes it); a wrong one says what to try. */
+function keysFromPassphrase(t: Target, setup: PrivateSetup, pw: Buffer): PreparedKeys {
+  const what = passphraseName(setup);
+  const prepared = prepareKeys(t.user, setup, pw, 'wrapping-passphrase');
   if ('absent' in prepared) throw new AgentError('USAGE', `no ${what} given; nothing changed`, { hint: `Type the ${what} (stdin: one line)` });
   if ('error' in prepared && prepared.error.code === 'WRONG_PASSWORD') {
     throw new AgentError('WRONG_PASSWORD', `wrong ${what}: it does not unwrap ${tilde(t, setup.wrappedPassphrasePath)}; nothing changed`, {
@@ -320,7 +353,7 @@ async function keysFromWrappingPassphrase(io: CliIO, t: Target, setup: PrivateSe
 
 function saidUnlocked(io: CliIO, t: Target, setup: PrivateSetup): void {
   io.out(
-    `${tilde(t, setup.upper)} is unlocked (${tilde(t, setup.lower)} mounted).\nLock it with: ecryptfs-agent lock${t.root ? ` -u ${t.user.name}` : ''}` +
+    `${tilde(t, setup.upper)} is unlocked (${tilde(t, setup.lower)} mounted).\nLock it with: ecryptfs-agent lock${asRoot(t)}` +
       `${setup.autoUmount ? ' (the end of the last login session also locks it)' : ''}\n`,
   );
 }
@@ -368,8 +401,8 @@ function unlockAsUser(io: CliIO, t: Target, scope: LoginScope, prepared: Prepare
   const added = prepared !== null && 'keys' in prepared ? insertDerivedKeys(ring, prepared.keys).added : [];
   if (!helperUsable(MOUNT_HELPER)) {
     io.err(
-      `ecryptfs-agent unlock: the keys are in your keyring, but mounting needs privileges and ${MOUNT_HELPER} (setuid, from ecryptfs-utils) is not usable here.\n` +
-        `Mount it with:  sudo ecryptfs-agent unlock -u ${t.user.name}   (or install ecryptfs-utils; or log in again with your password)\n`,
+      `ecryptfs-agent unlock: the keys are in your keyring, but mounting needs privileges: the resident agent (ecryptfs-agent.socket) is not running and ${MOUNT_HELPER} (setuid, from ecryptfs-utils) is not usable here.\n` +
+        `Mount it with:  sudo ecryptfs-agent unlock -u ${t.user.name}   (or log in again with your password; or have root start ecryptfs-agent.socket)\n`,
     );
     return 1;
   }
@@ -416,30 +449,41 @@ export const lockCommand: Command = {
     const force = p.values.force === true;
     try {
       const t = resolveTarget(p.values.username as string | undefined);
-      const setup = loadSetupOf(t);
-      const where = tilde(t, setup.upper);
-      const scope: LoginScope = { user: t.user, setup, ring: possessUserKeyring(t.user), store: new SessionStore() };
-      const there = examinePrivateMount(t.user, setup);
-      if (there.state === 'foreign') {
-        throw new AgentError('NOT_YOURS', `refusing to lock ${where}: the mount there is not ${t.user.name}'s private directory (${there.why}); nothing changed`);
-      }
-      // Who uses it, before anything is unmounted: a refusal changes nothing.
-      const users = there.state === 'ours' ? processesUsingMount(there.entry) : { holders: [], uninspected: 0 };
-      if (users.holders.length > 0 && !force) {
-        io.err(
-          `ecryptfs-agent lock: refusing to lock ${where}: ${users.holders.length} process(es) use files under it:\n` +
-            renderHolders(setup.upper, users.holders) +
-            `Close them (or leave the directory), then try again; or use --force to detach it lazily.\n`,
-        );
-        return 1;
-      }
-      if (t.root) return lockAsRoot(io, t, scope, force);
-      return lockAsUser(io, t, scope, { mounted: there.state === 'ours', holders: users.holders.length, uninspected: users.uninspected });
+      // the resident agent unmounts for us (docs/resident-agent.md): no setuid helper needed
+      if (!t.root && residentAgentListens()) return await askResidentAgent(io, { op: 'lock', force });
+      return lockHere(io, t, force);
     } catch (e) {
       return fail(io, 'lock', e);
     }
   },
 };
+
+/** lock, done by this process: as root, or as the user through the setuid helper. */
+function lockHere(io: CliIO, t: Target, force: boolean): number {
+  const setup = loadSetupOf(t);
+  const where = tilde(t, setup.upper);
+  const scope: LoginScope = { user: t.user, setup, ring: possessUserKeyring(t.user), store: new SessionStore() };
+  const there = examinePrivateMount(t.user, setup);
+  if (there.state === 'foreign') {
+    throw new AgentError('NOT_YOURS', `refusing to lock ${where}: the mount there is not ${t.user.name}'s private directory (${there.why}); nothing changed`);
+  }
+  // Who uses it, before anything is unmounted: a refusal changes nothing.
+  const users = there.state === 'ours' ? processesUsingMount(there.entry) : { holders: [], uninspected: 0 };
+  if (users.holders.length > 0 && !force) {
+    // the user asking the resident agent sees their own processes only; others are counted
+    const shown = t.speaksTo === 'user' ? users.holders.filter((h) => h.user === t.user.name) : users.holders;
+    const others = users.holders.length - shown.length;
+    io.err(
+      `ecryptfs-agent lock: refusing to lock ${where}: ${users.holders.length} process(es) use files under it:\n` +
+        (shown.length > 0 ? renderHolders(setup.upper, shown) : '') +
+        (others > 0 ? `(and ${others} process(es) of other users)\n` : '') +
+        `Close them (or leave the directory), then try again; or use --force to detach it lazily.\n`,
+    );
+    return 1;
+  }
+  if (t.root) return lockAsRoot(io, t, scope, force);
+  return lockAsUser(io, t, scope, { mounted: there.state === 'ours', holders: users.holders.length, uninspected: users.uninspected });
+}
 
 function saidLocked(io: CliIO, t: Target, setup: PrivateSetup, r: { unmounted: boolean; lazy: boolean; keysRemoved: string[] }): void {
   const where = tilde(t, setup.upper);
@@ -482,6 +526,37 @@ function lockAsUser(io: CliIO, t: Target, scope: LoginScope, seen: { mounted: bo
   saidLocked(io, t, setup, { unmounted: seen.mounted, lazy: seen.mounted && seen.holders > 0, keysRemoved });
   if (seen.uninspected > 0) io.out(`note: ${seen.uninspected} process(es) of other users could not be inspected.\n`);
   return 0;
+}
+
+// ------------------------------------------------------------------ for the resident agent
+
+/**
+ * What the resident agent does for a user who asked on its user socket (agent/user-request.ts):
+ * the root path of unlock and lock, for exactly the asking user, with messages written for them.
+ * Failures are thrown (the agent counts wrong passphrases); the exit status is returned.
+ */
+export function unlockForUser(io: CliIO, user: UserInfo, passphrase: Buffer | undefined): number {
+  const t: Target = { me: user, user, root: true, speaksTo: 'user' };
+  const setup = loadSetupOf(t);
+  const scope: LoginScope = { user, setup, ring: possessUserKeyring(user), store: new SessionStore() };
+  const there = examinePrivateMount(user, setup);
+  if (there.state === 'foreign') {
+    throw new AgentError('NOT_YOURS', `${tilde(t, setup.upper)} already has a mount that is not ${user.name}'s private directory (${there.why}); nothing changed`);
+  }
+  let prepared: PreparedKeys | null = null;
+  try {
+    if (there.state === 'none' && keysPresent(scope.ring, setup).missing.length > 0) {
+      if (!passphrase) throw new AgentError('USAGE', `no ${passphraseName(setup)} given; nothing changed`, { hint: `Type the ${passphraseName(setup)}` });
+      prepared = keysFromPassphrase(t, setup, passphrase);
+    }
+    return unlockAsRoot(io, t, scope, prepared);
+  } finally {
+    releaseKeys(prepared);
+  }
+}
+
+export function lockForUser(io: CliIO, user: UserInfo, force: boolean): number {
+  return lockHere(io, { me: user, user, root: true, speaksTo: 'user' }, force);
 }
 
 export const privateCommands: readonly Command[] = [setupPrivateCommand, unlockCommand, lockCommand];

@@ -37,7 +37,8 @@ export interface AgentRequest {
 }
 
 export interface AgentReply {
-  result: 'success' | 'ignore';
+  /** spawn: (the resident agent) serve this request with a spawned agent instead (docs/resident-agent.md) */
+  result: 'success' | 'ignore' | 'spawn';
   info: string[];
   error: string[];
   session?: string;
@@ -62,8 +63,14 @@ function shimNumber(text: string, max: number): number | null {
   return n <= max ? n : null;
 }
 
-/** Parses a complete request. Throws AgentError('USAGE') on anything malformed. */
-export function parseRequest(buf: Buffer): AgentRequest {
+/** The lines of a message: `key=value` fields and length-prefixed secrets, up to `end`. */
+interface Message {
+  fields: Map<string, string>;
+  secrets: Map<string, Buffer>;
+}
+
+/** Splits a complete message (header, fields, secrets, end). The caller zeroes the secrets. */
+function parseMessage(buf: Buffer, malformed: (why: string) => AgentError): Message {
   if (buf.length > MAX_REQUEST_BYTES) throw malformed('too long');
   const fields = new Map<string, string>();
   const secrets = new Map<string, Buffer>();
@@ -106,6 +113,17 @@ export function parseRequest(buf: Buffer): AgentRequest {
       fields.set(line.slice(0, eq), line.slice(eq + 1));
     }
     if (!sawEnd) throw malformed('missing end');
+    return { fields, secrets };
+  } catch (e) {
+    for (const v of secrets.values()) v.fill(0);
+    throw e;
+  }
+}
+
+/** Parses a complete request. Throws AgentError('USAGE') on anything malformed. */
+export function parseRequest(buf: Buffer): AgentRequest {
+  const { fields, secrets } = parseMessage(buf, malformed);
+  try {
     const phase = fields.get('phase') ?? '';
     if (!(PHASES as readonly string[]).includes(phase)) throw malformed(`unknown phase "${phase}"`);
     const user = fields.get('user') ?? '';
@@ -133,7 +151,7 @@ export function parseRequest(buf: Buffer): AgentRequest {
     if (oldauthtok) req.oldauthtok = oldauthtok;
     return req;
   } catch (e) {
-    for (const s of secrets.values()) s.fill(0);
+    for (const v of secrets.values()) v.fill(0);
     throw e;
   }
 }
@@ -186,4 +204,75 @@ export function renderRequest(req: AgentRequest): Buffer {
   }
   parts.push(Buffer.from('end\n'));
   return Buffer.concat(parts);
+}
+
+// ------------------------------------------------------------------ a user's own request
+
+/**
+ * What a user may ask the resident agent on its user socket (docs/resident-agent.md): unlock or
+ * lock their OWN private directory; who they are is the socket's peer credentials, never a field.
+ */
+export interface UserRequest {
+  op: 'unlock' | 'lock';
+  /** lock: detach a busy mount lazily */
+  force: boolean;
+  /** unlock: the passphrase that wraps the mount passphrase (absent when the keys are loaded) */
+  passphrase?: Buffer;
+}
+
+/** The answer: what the command prints and its exit status. */
+export interface UserReply {
+  status: number;
+  out: string[];
+  err: string[];
+}
+
+function malformedUser(why: string): AgentError {
+  return new AgentError('USAGE', `malformed request to the resident agent: ${why}`, {
+    hint: 'The ecryptfs-agent command and the resident agent come from different versions; reinstall ecryptfs-agent',
+  });
+}
+
+export function parseUserRequest(buf: Buffer): UserRequest {
+  const { fields, secrets } = parseMessage(buf, malformedUser);
+  const passphrase = secrets.get('passphrase');
+  for (const [name, v] of secrets) if (name !== 'passphrase') v.fill(0);
+  const op = fields.get('op');
+  if (op !== 'unlock' && op !== 'lock') {
+    passphrase?.fill(0);
+    throw malformedUser(`unknown op "${op ?? ''}"`);
+  }
+  const req: UserRequest = { op, force: fields.get('force') === '1' };
+  if (passphrase) req.passphrase = passphrase;
+  return req;
+}
+
+export function renderUserRequest(req: UserRequest): Buffer {
+  const parts: Buffer[] = [Buffer.from(`${PROTOCOL_HEADER}\nop=${req.op}\nforce=${req.force ? 1 : 0}\n`)];
+  if (req.passphrase) parts.push(Buffer.from(`secret passphrase ${req.passphrase.length}\n`), req.passphrase, Buffer.from('\n'));
+  parts.push(Buffer.from('end\n'));
+  return Buffer.concat(parts);
+}
+
+export function renderUserReply(reply: UserReply): Buffer {
+  const lines = [PROTOCOL_HEADER, `status=${reply.status}`];
+  for (const m of reply.out.slice(0, 4 * MAX_MESSAGE_LINES)) lines.push(`out=${oneLine(m)}`);
+  for (const m of reply.err.slice(0, 4 * MAX_MESSAGE_LINES)) lines.push(`err=${oneLine(m)}`);
+  lines.push('end');
+  return Buffer.from(lines.join('\n') + '\n', 'utf8');
+}
+
+export function parseUserReply(buf: Buffer): UserReply {
+  const lines = buf.toString('utf8').split('\n');
+  if (lines[0] !== PROTOCOL_HEADER || !lines.includes('end')) throw malformedUser('bad reply');
+  const reply: UserReply = { status: 1, out: [], err: [] };
+  for (const line of lines.slice(1, lines.indexOf('end'))) {
+    const eq = line.indexOf('=');
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    if (key === 'status' && /^[0-9]$/.test(value)) reply.status = Number(value);
+    else if (key === 'out') reply.out.push(value);
+    else if (key === 'err') reply.err.push(value);
+  }
+  return reply;
 }

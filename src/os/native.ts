@@ -90,6 +90,23 @@ export interface NativeAddon {
   pathGetxattr(path: Buffer | string, name: Buffer | string, nofollow: boolean): Buffer;
   pathSetxattr(path: Buffer | string, name: Buffer | string, value: Buffer, flags: number, nofollow: boolean): void;
   // ---- END fd-relative file operations
+  // ---- service socket and session watch (the resident agent; used through src/os/service.ts)
+  /** A listening AF_UNIX stream socket at path, created with exactly `mode`. */
+  listenUnix(path: string, mode: number, backlog: number): number;
+  /** poll + accept4 on the listening fds; null on timeout (-1: none). */
+  acceptPeer(fds: number[], timeoutMs: number): { fd: number; index: number; pid: number; uid: number; gid: number } | null;
+  /** SO_PEERCRED of a connected unix socket. */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /** SIGKILL this process once the peer of fd has closed its end (a thread of its own waits). */
+  killOnHangup(fd: number): void;
+  /** the reply is out: a hang-up from now on kills nothing */
+  disarmHangupKill(): void;
+  /** prctl(PR_SET_PDEATHSIG); 0 clears it. */
+  setPdeathsig(signal: number): void;
+  pidfdOpen(pid: number): number;
+  /** callback once, on the event loop, when fd is readable; returns an id for unwatch. */
+  watchReadable(fd: number, callback: () => void): number;
+  unwatch(id: number): void;
 }
 
 /** Shape of the errors the addon throws. */

@@ -1022,6 +1022,263 @@ void RegisterFdAt(Napi::Env env, Napi::Object exports) {
 // END fd-relative file operations
 // ======================================================================
 
+
+// ======================================================================
+// BEGIN service socket and session watch (the resident agent; src/os/service.ts)
+// ======================================================================
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <uv.h>
+
+#include <atomic>
+#include <map>
+
+namespace {
+
+// listenUnix(path, mode, backlog): a listening AF_UNIX stream socket bound at path with exactly
+// `mode` (umask set around bind: no window with wider permissions). Used when not socket-activated.
+Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  int32_t mode, backlog;
+  if (!ArgStr(info, 0, "path", &path) || !ArgInt32(info, 1, "mode", &mode) || !ArgInt32(info, 2, "backlog", &backlog)) return env.Null();
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return ThrowType(env, "path: too long for a unix socket");
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, "socket", errno);
+  mode_t old = umask(~(mode_t)mode & 0777);
+  int rc = bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  umask(old);
+  if (rc != 0) {
+    close(fd);
+    return ThrowErrno(env, "bind", err);
+  }
+  if (listen(fd, backlog) != 0) {
+    err = errno;
+    close(fd);
+    return ThrowErrno(env, "listen", err);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// acceptPeer(fds, timeoutMs): waits (poll) until one of the listening sockets has a connection and
+// accepts it (CLOEXEC, blocking). Listening fds are made non-blocking first: several workers wait
+// on the same sockets, and the one that loses the race goes back to waiting. timeoutMs -1: no
+// limit. Returns { fd, index, pid, uid, gid } (the peer's SO_PEERCRED) or null on timeout.
+Napi::Value AcceptPeer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) return ThrowType(env, "fds: expected an array of fds");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  int32_t timeout;
+  if (!ArgInt32(info, 1, "timeoutMs", &timeout)) return env.Null();
+  std::vector<struct pollfd> pfds;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr[i];
+    if (!v.IsNumber()) return ThrowType(env, "fds: expected numbers");
+    int fd = v.As<Napi::Number>().Int32Value();
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return ThrowErrno(env, "fcntl", errno);
+    pfds.push_back({fd, POLLIN, 0});
+  }
+  for (;;) {
+    int n = poll(pfds.data(), pfds.size(), timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ThrowErrno(env, "poll", errno);
+    }
+    if (n == 0) return env.Null();
+    for (size_t i = 0; i < pfds.size(); i++) {
+      if ((pfds[i].revents & POLLIN) == 0) continue;
+      int c = accept4(pfds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) continue;
+        return ThrowErrno(env, "accept4", errno);
+      }
+      struct ucred cred;
+      socklen_t len = sizeof cred;
+      if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        int err = errno;
+        close(c);
+        return ThrowErrno(env, "getsockopt", err);
+      }
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("fd", Napi::Number::New(env, c));
+      o.Set("index", Napi::Number::New(env, static_cast<double>(i)));
+      o.Set("pid", Napi::Number::New(env, cred.pid));
+      o.Set("uid", Napi::Number::New(env, cred.uid));
+      o.Set("gid", Napi::Number::New(env, cred.gid));
+      return o;
+    }
+  }
+}
+
+// peerCred(fd): SO_PEERCRED of a connected unix socket (the client side sees the listener's).
+Napi::Value PeerCred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!ArgInt32(info, 0, "fd", &fd)) return env.Null();
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return ThrowErrno(env, "getsockopt", errno);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", Napi::Number::New(env, cred.pid));
+  o.Set("uid", Napi::Number::New(env, cred.uid));
+  o.Set("gid", Napi::Number::New(env, cred.gid));
+  return o;
+}
+
+std::atomic<bool> g_hangup_kill_armed{true};
+
+void* HangupWatch(void* arg) {
+  int fd = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+  struct pollfd p = {fd, 0, 0};  // POLLHUP and POLLERR are reported without being asked for
+  for (;;) {
+    int n = poll(&p, 1, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL)) == 0) continue;
+    break;
+  }
+  if (g_hangup_kill_armed.load()) kill(getpid(), SIGKILL);
+  return nullptr;
+}
+
+// killOnHangup(fd): a thread of its own waits until the peer of the connected socket fd has closed
+// its end (the PAM module gave up: its timeout), then SIGKILLs this process, as the module kills
+// an agent it spawned. A half-close (shutdown of the peer's writing side) is not a hang-up.
+Napi::Value KillOnHangup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!ArgInt32(info, 0, "fd", &fd)) return env.Null();
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  int rc = pthread_create(&t, &attr, HangupWatch, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return ThrowErrno(env, "pthread_create", rc);
+  return env.Undefined();
+}
+
+// disarmHangupKill(): the reply is written; the peer closing now is the normal end, not a give-up.
+Napi::Value DisarmHangupKill(const Napi::CallbackInfo& info) {
+  g_hangup_kill_armed.store(false);
+  return info.Env().Undefined();
+}
+
+// setPdeathsig(sig): prctl(PR_SET_PDEATHSIG): a worker dies with the master that started it.
+Napi::Value SetPdeathsig(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t sig;
+  if (!ArgInt32(info, 0, "signal", &sig)) return env.Null();
+  if (prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0) return ThrowErrno(env, "prctl", errno);
+  return env.Undefined();
+}
+
+// pidfdOpen(pid): a pidfd (CLOEXEC by the kernel); readable once the process has exited.
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t pid;
+  if (!ArgInt32(info, 0, "pid", &pid)) return env.Null();
+  if (pid <= 0) return ThrowType(env, "pid: expected a positive number");
+  long fd = syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return ThrowErrno(env, "pidfd_open", errno);
+  return Napi::Number::New(env, static_cast<double>(fd));
+}
+
+// Readiness watches on the event loop (uv_poll): the master learns of an exited session process
+// from its pidfd without a timer.
+struct Watch {
+  uv_poll_t handle;
+  Napi::Env env;
+  Napi::FunctionReference callback;
+  int id;
+};
+std::map<int, Watch*> g_watches;
+int g_next_watch = 1;
+
+void FreeWatch(uv_handle_t* h) { delete static_cast<Watch*>(h->data); }
+
+void StopWatch(Watch* w) {
+  g_watches.erase(w->id);
+  uv_poll_stop(&w->handle);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->handle), FreeWatch);
+}
+
+void OnReadable(uv_poll_t* h, int status, int events) {
+  Watch* w = static_cast<Watch*>(h->data);
+  Napi::Env env = w->env;
+  Napi::HandleScope scope(env);
+  Napi::Function cb = w->callback.Value();
+  StopWatch(w);  // one event per watch; the callback may start a new one
+  napi_value global;
+  napi_get_global(env, &global);
+  napi_value result;
+  napi_make_callback(env, nullptr, global, cb, 0, nullptr, &result);
+  (void)status;
+  (void)events;
+}
+
+// watchReadable(fd, callback): calls callback once, on the event loop, when fd becomes readable
+// (or fails). Returns an id for unwatch(id). The fd stays the caller's to close (after unwatch or
+// the callback).
+Napi::Value WatchReadable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!ArgInt32(info, 0, "fd", &fd)) return env.Null();
+  if (info.Length() < 2 || !info[1].IsFunction()) return ThrowType(env, "callback: expected a function");
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return ThrowType(env, "no event loop");
+  Watch* w = new Watch{uv_poll_t{}, env, Napi::Persistent(info[1].As<Napi::Function>()), g_next_watch++};
+  w->handle.data = w;
+  int rc = uv_poll_init(loop, &w->handle, fd);
+  if (rc != 0) {
+    delete w;
+    return ThrowErrno(env, "uv_poll_init", -rc);
+  }
+  rc = uv_poll_start(&w->handle, UV_READABLE, OnReadable);
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->handle), FreeWatch);
+    return ThrowErrno(env, "uv_poll_start", -rc);
+  }
+  g_watches[w->id] = w;
+  return Napi::Number::New(env, w->id);
+}
+
+Napi::Value Unwatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t id;
+  if (!ArgInt32(info, 0, "id", &id)) return env.Null();
+  auto it = g_watches.find(id);
+  if (it != g_watches.end()) StopWatch(it->second);
+  return env.Undefined();
+}
+
+void RegisterService(Napi::Env env, Napi::Object exports) {
+  struct {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  } fns[] = {
+      {"listenUnix", ListenUnix},     {"acceptPeer", AcceptPeer},     {"peerCred", PeerCred},
+      {"killOnHangup", KillOnHangup}, {"disarmHangupKill", DisarmHangupKill}, {"setPdeathsig", SetPdeathsig}, {"pidfdOpen", PidfdOpen},
+      {"watchReadable", WatchReadable}, {"unwatch", Unwatch},
+  };
+  for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+}
+
+}  // namespace
+// ======================================================================
+// END service socket and session watch
+// ======================================================================
+
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -1067,6 +1324,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   };
   for (const auto& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   RegisterFdAt(env, exports);  // fd-relative file operations (block above)
+  RegisterService(env, exports);  // service socket and session watch (block above)
   return exports;
 }
 
