@@ -17,7 +17,7 @@
  *    back); on SIGTERM it stops the spares, lets busy workers finish, then exits.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, closeSync, type FSWatcher, lstatSync, mkdirSync, readdirSync, readFileSync, unlinkSync, watch } from 'node:fs';
+import { chmodSync, closeSync, type FSWatcher, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseSessions, processStart, type SessionRecord } from '../src/actions/session';
@@ -104,6 +104,8 @@ export class Master {
   constructor(
     private readonly opts: MasterOptions,
     private readonly sockets: readonly ListeningSocket[],
+    /** socket files this master bound itself (--listen): removed when it exits */
+    private readonly boundPaths: readonly string[] = [],
   ) {}
 
   start(): void {
@@ -318,6 +320,8 @@ export class Master {
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
+    // no new connection to a master that is going (the PAM module spawns the agent instead)
+    for (const p of this.boundPaths) rmSync(p, { force: true });
     this.clearIdle();
     this.stateWatcher?.close();
     for (const k of [...this.sessions.keys()]) this.unwatch(k);
@@ -334,7 +338,7 @@ export class Master {
 }
 
 /** The sockets bound here (no systemd): DIR 0755 root; agent.sock 0600, user.sock 0666. */
-function bindSockets(dir: string): ListeningSocket[] {
+function bindSockets(dir: string): { sockets: ListeningSocket[]; paths: string[] } {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const st = lstatSync(dir);
   if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) throw new Error(`${dir} must be a root-owned directory that no one else can write`);
@@ -352,7 +356,7 @@ function bindSockets(dir: string): ListeningSocket[] {
     }
     out.push(listenAt(path, kind));
   }
-  return out;
+  return { sockets: out, paths: [PAM_SOCKET_NAME, USER_SOCKET_NAME].map((n) => join(dir, n)) };
 }
 
 function main(argv: readonly string[]): void {
@@ -367,13 +371,14 @@ function main(argv: readonly string[]): void {
     process.stderr.write(`ecryptfs-agent master: ${(e as Error).message}\n`);
     process.exit(2);
   }
-  const sockets = opts.listenDir === null ? socketsFromSystemd() : bindSockets(opts.listenDir);
+  const bound = opts.listenDir === null ? { sockets: socketsFromSystemd(), paths: [] } : bindSockets(opts.listenDir);
+  const { sockets } = bound;
   if (!sockets.some((s) => s.kind === 'pam')) {
     process.stderr.write('ecryptfs-agent master: no PAM socket (not started by ecryptfs-agent.socket; use --listen DIR)\n');
     process.exit(2);
   }
   process.umask(0o022);
-  const master = new Master(opts, sockets);
+  const master = new Master(opts, sockets, bound.paths);
   process.on('SIGTERM', () => master.stop());
   process.on('SIGINT', () => master.stop());
   master.start();

@@ -13,7 +13,7 @@ import { constants } from 'node:os';
 import { lookupUid } from '../src/os/credentials';
 import { createLazyLogger } from '../src/os/log';
 import { acceptPeer, dieWithParent, killWhenPeerHangsUp, type ListeningSocket, peerMayHangUpNow, sharesOurNamespaces } from '../src/os/service';
-import { serveRequest, writeReply } from './serve';
+import { readRequest, serveRequest, writeReply } from './serve';
 import { serveUserRequest } from './user-request';
 
 const STATUS_FD = 3;
@@ -67,6 +67,7 @@ export function runWorker(notReset: readonly string[], args: readonly string[]):
     } else if (!sharesOurNamespaces(peer.pid)) {
       // a login in a container or a unit with private mounts mounts in its own namespace
       log.info('PAM request from another mount or user namespace: told to spawn the agent', { peer_pid: peer.pid });
+      readRequest(peer.fd).fill(0); // read to its end: a reply before that would reset the connection
       writeReply(peer.fd, { result: 'spawn', info: [], error: [] });
     } else {
       serveRequest(peer.fd, peer.fd, notReset);

@@ -39,7 +39,8 @@ export function deleteUser(u: TestUser): void {
   spawnSync('pkill', ['-KILL', '-u', u.name]);
   clearUserKeyring(u);
   spawnSync('userdel', ['-r', '-f', u.name], { stdio: 'ignore' });
-  spawnSync('rm', ['-f', `/run/ecryptfs-agent/${u.uid}.sessions`, `/run/ecryptfs-agent/${u.uid}.auth`, `/run/ecryptfs-agent/${u.uid}.lock`]);
+  // everything the agent keeps for the uid (sessions, lock, last login, unlock failures …): uids are recycled
+  spawnSync('sh', ['-c', `rm -f /run/ecryptfs-agent/${u.uid}.*`]);
 }
 
 /** Runs a command as the user with their groups, without PAM. */
