@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The resident agent's master (docs/resident-agent.md), run by ecryptfs-agent.service on the
  * sockets of ecryptfs-agent.socket / ecryptfs-agent-user.socket (or, without systemd, on sockets

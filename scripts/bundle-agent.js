@@ -26,8 +26,8 @@ const MARK = '// ecryptfs-agent: bundled by scripts/bundle-agent.js from tsc\'s 
 
 for (const agent of entries) {
   if (readFileSync(agent, 'utf8').includes(MARK)) {
-    console.error(`bundle-agent: ${agent} is already bundled; run tsc first (npm run build:ts)`);
-    process.exit(1);
+    console.error(`bundle-agent: ${agent} is already bundled (tsc writes it anew: npm run build:ts)`);
+    continue;
   }
   const result = esbuild.buildSync({
     entryPoints: [agent],

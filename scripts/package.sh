@@ -30,8 +30,9 @@ for f in build/Release/pam_ecryptfs_agent.so build/Release/ecryptfs_native.node 
 done
 # The agent ships as one file (scripts/bundle-agent.js): bundle tsc's output if a plain tsc
 # run left it unbundled, so that the tests after this run what the package holds.
-if ! grep -qx "// ecryptfs-agent: bundled by scripts/bundle-agent.js from tsc's output" dist/agent/main.js; then
-	echo "package: dist/agent/main.js is not bundled; running scripts/bundle-agent.js" >&2
+MARK="// ecryptfs-agent: bundled by scripts/bundle-agent.js from tsc's output"
+if ! grep -qx "$MARK" dist/agent/main.js || ! grep -qx "$MARK" dist/agent/master.js; then
+	echo "package: the agent is not bundled; running scripts/bundle-agent.js" >&2
 	node scripts/bundle-agent.js >&2
 fi
 
@@ -71,6 +72,11 @@ install -D -m 644 build/Release/pam_ecryptfs_agent.so "$ROOT/usr/lib/$MA/securit
 # the tree, because dist/src/os/native.js (and the agent bundle) load the addon from
 # build/Release/ next to dist/. The agent is the one bundled file; dist/src is the CLI's.
 install -D -m 644 dist/agent/main.js "$LIB/dist/agent/main.js"
+# the resident agent's master: run as `node master.js` by ecryptfs-agent.service
+install -D -m 644 dist/agent/master.js "$LIB/dist/agent/master.js"
+for unit in ecryptfs-agent.socket ecryptfs-agent-user.socket ecryptfs-agent.service; do
+	install -D -m 644 "packaging/systemd/$unit" "$ROOT/lib/systemd/system/$unit"
+done
 (cd dist && find src -type f -name '*.js') | while read -r f; do
 	install -D -m 644 "dist/$f" "$LIB/dist/$f"
 done
@@ -145,7 +151,7 @@ install -m 755 packaging/postinst packaging/prerm packaging/postrm "$ROOT/DEBIAN
 		"debian/$PKG/usr/lib/$PKG/build/Release/ecryptfs_native.node"
 	dpkg-gencontrol -p"$PKG" -P"debian/$PKG" -v"$VERSION" -Tdebian/substvars -fdebian/files
 )
-(cd "$ROOT" && find usr -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) > "$ROOT/DEBIAN/md5sums"
+(cd "$ROOT" && find lib usr -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) > "$ROOT/DEBIAN/md5sums"
 chmod 644 "$ROOT/DEBIAN/md5sums" "$ROOT/DEBIAN/control"
 
 mkdir -p "$OUT"

@@ -55,6 +55,10 @@ test('files are where the PAM module, the agent and the CLI look for them, with 
   const want: Record<string, string> = {
     [`./usr/lib/${MULTIARCH}/security/pam_ecryptfs_agent.so`]: '-rw-r--r--',
     [`${LIB}/dist/agent/main.js`]: '-rwxr-xr-x',
+    [`${LIB}/dist/agent/master.js`]: '-rw-r--r--',
+    './lib/systemd/system/ecryptfs-agent.socket': '-rw-r--r--',
+    './lib/systemd/system/ecryptfs-agent-user.socket': '-rw-r--r--',
+    './lib/systemd/system/ecryptfs-agent.service': '-rw-r--r--',
     [`${LIB}/dist/src/cli/main.js`]: '-rw-r--r--',
     [`${LIB}/dist/src/os/native.js`]: '-rw-r--r--',
     [`${LIB}/build/Release/ecryptfs_native.node`]: '-rw-r--r--',
@@ -145,6 +149,27 @@ test('the unpacked tree runs on its own: CLI, agent library and winston load fro
     if (!require.resolve('winston', { paths: ['${lib}'] }).startsWith('${unpacked}')) throw new Error('winston from outside');`;
   const p = run(process.execPath, ['-e', probe], { NODE_PATH: '' });
   assert.equal(p.status, 0, p.stderr);
+});
+
+test('the resident agent\'s units: the PAM socket root-only, the user socket for all, the master run by node, no mount namespace of its own', () => {
+  const unit = (name: string) => readFileSync(join(unpacked, 'lib/systemd/system', name), 'utf8');
+  const pam = unit('ecryptfs-agent.socket');
+  assert.match(pam, /^ListenStream=\/run\/ecryptfs-agent\/agent\.sock$/m);
+  assert.match(pam, /^SocketMode=0600$/m);
+  assert.match(pam, /^FileDescriptorName=pam$/m);
+  const user = unit('ecryptfs-agent-user.socket');
+  assert.match(user, /^ListenStream=\/run\/ecryptfs-agent\/user\.sock$/m);
+  assert.match(user, /^SocketMode=0666$/m);
+  assert.match(user, /^FileDescriptorName=user$/m);
+  const service = unit('ecryptfs-agent.service');
+  assert.match(service, /^ExecStart=\/usr\/bin\/node \/usr\/lib\/ecryptfs-agent\/dist\/agent\/master\.js$/m);
+  assert.match(service, /^Sockets=ecryptfs-agent\.socket ecryptfs-agent-user\.socket$/m);
+  assert.match(service, /^KillMode=mixed$/m);
+  // the workers must mount where the logins see it
+  assert.doesNotMatch(service, /^(PrivateTmp|ProtectHome|ProtectSystem|PrivateMounts|ReadOnlyPaths|TemporaryFileSystem)=/m);
+  const postinst = execFileSync('dpkg-deb', ['-I', deb, 'postinst'], { encoding: 'utf8' });
+  assert.match(postinst, /deb-systemd-helper enable "\$unit"/);
+  assert.match(postinst, /deb-systemd-invoke try-restart ecryptfs-agent\.service/);
 });
 
 test('lintian: no errors and no warnings', () => {
