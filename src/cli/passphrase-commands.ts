@@ -13,7 +13,8 @@ import { insertAuthTok } from '../os/keyring';
 import { readEcryptfsrcSalt } from '../actions/private-setup';
 import { fileExists, readSmallFile, writeFileAtomic } from '../os/secure-file';
 import { unwrapPassphrase, wrapPassphrase } from '../formats/wrapped-passphrase';
-import { type CliIO, type Command, invokingUser } from './command';
+import { leading } from './args';
+import { type CliIO, type Command, defineCommand, invokingUser } from './command';
 
 // ecryptfs-utils' user-visible messages (src/include/ecryptfs.h).
 export const MSG = {
@@ -132,7 +133,7 @@ const wrapUsage = (io: CliIO, code: number): number => {
   return code;
 };
 
-export const wrapPassphraseCommand: Command = {
+export const wrapPassphraseCommand = defineCommand({
   name: 'wrap-passphrase',
   summary: 'wrap a mount passphrase into a v2 wrapped-passphrase file (ecryptfs-wrap-passphrase)',
   help: `Usage: ecryptfs-agent wrap-passphrase FILE [- | PASSPHRASE WRAPPING_PASSPHRASE]
@@ -145,6 +146,7 @@ format v2 with a random salt), like ecryptfs-wrap-passphrase.
 Passphrases are 1..64 bytes.
 
 ${EXIT_CODES}`,
+  grammar: leading(),
   async run({ positionals: pos }, io) {
     let passphrase: Buffer | null = null;
     let wrapping: Buffer | null = null;
@@ -173,7 +175,7 @@ ${EXIT_CODES}`,
       wipe(passphrase, wrapping);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ unwrap-passphrase
 
@@ -185,7 +187,7 @@ const unwrapUsage = (io: CliIO, code: number): number => {
   return code;
 };
 
-export const unwrapPassphraseCommand: Command = {
+export const unwrapPassphraseCommand = defineCommand({
   name: 'unwrap-passphrase',
   summary: 'print the mount passphrase stored in a wrapped-passphrase file (ecryptfs-unwrap-passphrase)',
   help: `Usage: ecryptfs-agent unwrap-passphrase [FILE [- | WRAPPING_PASSPHRASE]]
@@ -200,6 +202,7 @@ Failure prints "${MSG.unwrap} [-errno]" (-5 wrong passphrase, -2 missing file,
 -22 damaged file, -95 unsupported version).
 
 ${EXIT_CODES}`,
+  grammar: leading(),
   async run({ positionals: pos }, io) {
     const usage = (): number => unwrapUsage(io, 0);
     let wrapping: Buffer | null = null;
@@ -222,7 +225,7 @@ ${EXIT_CODES}`,
       wipe(wrapping);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ rewrap-passphrase
 
@@ -234,7 +237,7 @@ const rewrapUsage = (io: CliIO, code: number): number => {
   return code;
 };
 
-export const rewrapPassphraseCommand: Command = {
+export const rewrapPassphraseCommand = defineCommand({
   name: 'rewrap-passphrase',
   summary: 'change the wrapping passphrase of a wrapped-passphrase file (ecryptfs-rewrap-passphrase)',
   help: `Usage: ecryptfs-agent rewrap-passphrase FILE [- | OLD NEW]
@@ -247,6 +250,7 @@ are upgraded), like ecryptfs-rewrap-passphrase.
   FILE O N    take them from the arguments
 
 ${EXIT_CODES}`,
+  grammar: leading(),
   async run({ positionals: pos }, io) {
     const usage = (): number => rewrapUsage(io, 0);
     let oldPw: Buffer | null = null;
@@ -299,7 +303,7 @@ ${EXIT_CODES}`,
       wipe(oldPw, newPw, again);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ insert-wrapped-passphrase
 
@@ -315,7 +319,7 @@ function insertedLine(sig: string): string {
   return `Inserted auth tok with sig [${sig}] into the user session keyring\n`;
 }
 
-export const insertWrappedPassphraseCommand: Command = {
+export const insertWrappedPassphraseCommand = defineCommand({
   name: 'insert-wrapped-passphrase',
   summary: 'unwrap the mount passphrase and add its keys to the user keyring (ecryptfs-insert-wrapped-passphrase-into-keyring)',
   help: `Usage: ecryptfs-agent insert-wrapped-passphrase [FILE [- | WRAPPING_PASSPHRASE]]
@@ -329,6 +333,7 @@ A key that is already present is left as it is.
   FILE PW     take it from the arguments
 
 ${EXIT_CODES}`,
+  grammar: leading(),
   async run({ positionals: pos }, io) {
     const usage = (): number => insertUsage(io, 0);
     let wrapping: Buffer | null = null;
@@ -364,7 +369,7 @@ ${EXIT_CODES}`,
       wipe(wrapping);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ add-passphrase
 
@@ -384,10 +389,9 @@ export function kernelSupportsFnek(versionFile = SYSFS_ECRYPTFS_VERSION): boolea
   }
 }
 
-export const addPassphraseCommand: Command = {
+export const addPassphraseCommand = defineCommand({
   name: 'add-passphrase',
   summary: 'add the keys of a mount passphrase to the user keyring (ecryptfs-add-passphrase)',
-  booleanOptions: ['fnek'],
   help: `Usage: ecryptfs-agent add-passphrase [--fnek] [-]
 
 Derives the eCryptfs file key from a mount passphrase (salt= of ~/.ecryptfsrc or the
@@ -398,8 +402,9 @@ ecryptfs-add-passphrase; prints one line per key. With --fnek also the filename 
   -           read the passphrase from stdin (one line)
 
 ${EXIT_CODES}`,
+  grammar: leading(['fnek']),
   async run({ positionals: pos, options }, io) {
-    const fnek = options.has('fnek');
+    const fnek = options.fnek === true;
     if (pos.length > 1 || (pos.length === 1 && pos[0] !== '-')) return addUsage(io, 0);
     let passphrase: Buffer | null = null;
     try {
@@ -424,7 +429,7 @@ ${EXIT_CODES}`,
       wipe(passphrase);
     }
   },
-};
+});
 
 export const passphraseCommands: readonly Command[] = [
   wrapPassphraseCommand,
