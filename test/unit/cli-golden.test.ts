@@ -36,6 +36,7 @@ const STRICT_TOO_MANY: Record<string, string[]> = {
 
 /** Usage errors beyond those, all answered before a passphrase, file or the keyring is touched. */
 const OTHER_USAGE: Array<[name: string, argv: string[]]> = [
+  ['status--help-after-option', ['status', '--json', '--help']],
   ['mount--missing-upper', ['mount', 'LOWER']],
   ['mount--contradiction', ['mount', 'LOWER', 'UPPER', '--fnek', '--no-fnek']],
   ['mount--bad-key-bytes', ['mount', 'LOWER', 'UPPER', '--key-bytes', 'sixteen']],
@@ -91,6 +92,8 @@ test('every case has its own golden file', () => {
     [],
     'every command has a --help case',
   );
+  const strictOnes = commands.filter((c) => c.grammar.mode === 'strict').map((c) => c.name);
+  assert.deepEqual(Object.keys(STRICT_TOO_MANY).sort(), strictOnes.sort(), 'every strict command has its usage-error cases');
 });
 
 for (const [name, argv] of CASES) {
