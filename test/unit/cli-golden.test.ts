@@ -53,8 +53,11 @@ const OTHER_USAGE: Array<[name: string, argv: string[]]> = [
   // the ecryptfs-utils compatible usage: on stdout, exit 0 (as the C tools)
   ['wrap-passphrase--no-file', ['wrap-passphrase']],
   ['unwrap-passphrase--too-many', ['unwrap-passphrase', 'FILE', 'PW', 'extra']],
+  ['unwrap-passphrase--no-default-file', ['unwrap-passphrase']],
+  ['unwrap-passphrase--one-character-pw', ['unwrap-passphrase', 'FILE', 'x']],
   ['rewrap-passphrase--no-file', ['rewrap-passphrase']],
   ['insert-wrapped-passphrase--too-many', ['insert-wrapped-passphrase', 'FILE', 'PW', 'extra']],
+  ['insert-wrapped-passphrase--no-default-file', ['insert-wrapped-passphrase']],
   ['add-passphrase--not-dash', ['add-passphrase', '--fnek', 'PASSPHRASE']],
 ];
 
