@@ -88,37 +88,34 @@ function wipe(...bufs: (Buffer | null | undefined)[]): void {
   for (const b of bufs) b?.fill(0);
 }
 
-/** Without a FILE argument the C tools stat() the default file and show usage (exit 0) if it is missing. */
-function defaultFileOrUsage(io: CliIO, usage: () => number): string | number {
+/** Without a FILE argument the C tools stat() the default file, and show the usage (exit 0) if it is missing. */
+function existingDefaultFile(io: CliIO): string | null {
   const file = defaultWrappedFile(io);
-  if (!fileExists(file)) {
-    io.err('stat: No such file or directory\n');
-    return usage();
-  }
-  return file;
+  if (fileExists(file)) return file;
+  io.err('stat: No such file or directory\n');
+  return null;
 }
 
 /**
  * The `[FILE [-|PW]]` arguments of unwrap-passphrase and insert-wrapped-passphrase: the file
  * (default ~/.ecryptfs/wrapped-passphrase) and the wrapping passphrase (prompted, one stdin line,
- * or argv). Returns the usage's exit code instead when the arguments do not fit. ecryptfs-unwrap-
+ * or argv). Null when the arguments do not fit: the caller shows its usage. ecryptfs-unwrap-
  * passphrase also shows its usage for a 1-character PW (`oneCharPwIsUsage`).
  */
 async function fileAndWrapping(
   pos: string[],
   io: CliIO,
-  usage: () => number,
   oneCharPwIsUsage: boolean,
-): Promise<{ file: string; wrapping: Buffer | null } | number> {
+): Promise<{ file: string; wrapping: Buffer | null } | null> {
   if (pos.length === 0 || pos.length === 1) {
-    const file = pos.length === 0 ? defaultFileOrUsage(io, usage) : (pos[0] as string);
-    if (typeof file === 'number') return file;
+    const file = pos.length === 0 ? existingDefaultFile(io) : (pos[0] as string);
+    if (file === null) return null;
     return { file, wrapping: await readPassphrase(io, 'Passphrase') };
   }
-  if (pos.length !== 2) return usage();
+  if (pos.length !== 2) return null;
   const [file, pw] = pos as [string, string];
   if (pw === '-') return { file, wrapping: await readPassphrase(io, undefined) };
-  if (oneCharPwIsUsage && pw.length === 1) return usage();
+  if (oneCharPwIsUsage && pw.length === 1) return null;
   return { file, wrapping: argvPassphrase(pw) };
 }
 
@@ -207,8 +204,8 @@ ${EXIT_CODES}`,
     const usage = (): number => unwrapUsage(io, 0);
     let wrapping: Buffer | null = null;
     try {
-      const args = await fileAndWrapping(pos, io, usage, true);
-      if (typeof args === 'number') return args;
+      const args = await fileAndWrapping(pos, io, true);
+      if (args === null) return usage();
       const file = args.file;
       wrapping = args.wrapping;
       if (wrapping === null) return usage();
@@ -338,8 +335,8 @@ ${EXIT_CODES}`,
     const usage = (): number => insertUsage(io, 0);
     let wrapping: Buffer | null = null;
     try {
-      const args = await fileAndWrapping(pos, io, usage, false);
-      if (typeof args === 'number') return args;
+      const args = await fileAndWrapping(pos, io, false);
+      if (args === null) return usage();
       const file = args.file;
       wrapping = args.wrapping;
       if (wrapping === null) return usage();
