@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { type PassphraseReader, createStdinPassphraseReader } from '../os/passphrase-input';
 import { escapeControls } from '../formats/text';
+import type { Grammar, ParsedArgs } from './args';
 
 export interface CliIO {
   /** Writes to stdout / stderr (no newline added). stdout gets the text as given (it may be a
@@ -14,14 +15,24 @@ export interface CliIO {
   home(): string;
 }
 
-export interface Command {
+/**
+ * A command: its texts, the grammar of its arguments, and what it does with them. main() parses
+ * the arguments by the grammar, once; --help and usage errors are answered there, so run() only
+ * sees a command line its grammar accepts (it may still throw a UsageError, before it acts, for
+ * rules between options that the grammar cannot say).
+ */
+export interface Command<G extends Grammar = Grammar> {
   name: string;
   summary: string;
   /** Full `--help` text, exit codes included. */
   help: string;
-  /** Options recognised before the first positional argument (besides --help/-h). */
-  booleanOptions?: readonly string[];
-  run(args: { positionals: string[]; options: ReadonlySet<string> }, io: CliIO): Promise<number>;
+  grammar: G;
+  run(args: ParsedArgs<G>, io: CliIO): Promise<number>;
+}
+
+/** A command whose run() gets the option types its grammar declares. */
+export function defineCommand<G extends Grammar>(command: Command<G>): Command<G> {
+  return command;
 }
 
 function writeAll(fd: number, data: string | Buffer): void {

@@ -8,8 +8,8 @@ import { AgentError } from '../errors';
 import { doctorExitCode, evaluateDoctor, renderFindings, renderFindingsJson } from '../formats/doctor';
 import { gatherStatus, renderStatus } from '../actions/status';
 import { gatherDoctorFacts } from '../actions/doctor-facts';
-import type { CliIO, Command } from './command';
-import { NO_POSITIONALS, parseCommandLine } from './args';
+import { type CliIO, type Command, defineCommand } from './command';
+import { NO_POSITIONALS, strict } from './args';
 
 function fail(io: CliIO, cmd: string, e: unknown): number {
   const msg = e instanceof AgentError ? `${e.message}\nhint: ${e.hint}` : e instanceof Error ? e.message : String(e);
@@ -39,24 +39,23 @@ Exit status:
   1  failed (no such user, not allowed)
   2  usage error`;
 
-export const statusCommand: Command = {
+export const statusCommand = defineCommand({
   name: 'status',
   summary: 'show the state of a private directory: setup, keys, mount, sessions',
   help: STATUS_HELP,
-  async run({ positionals: args }, io) {
-    const p = parseCommandLine(io, STATUS_HELP, args, { json: { type: 'boolean' } }, { max: 1, tooMany: 'too many arguments' });
-    if (typeof p === 'number') return p;
+  grammar: strict({ json: { type: 'boolean' } }, { max: 1, tooMany: 'too many arguments' }),
+  async run({ positionals, options }, io) {
     try {
-      const { user, root } = whoFor(p.positionals[0]);
+      const { user, root } = whoFor(positionals[0]);
       if (root && user.uid === 0) throw new AgentError('USAGE', 'root has no private directory here: name a user (ecryptfs-agent status USER)');
       const report = gatherStatus(user, { root });
-      io.out(p.values.json === true ? escapeJsonControls(JSON.stringify(report, null, 1)) + '\n' : escapeControls(renderStatus(report), { keepNewlines: true }));
+      io.out(options.json === true ? escapeJsonControls(JSON.stringify(report, null, 1)) + '\n' : escapeControls(renderStatus(report), { keepNewlines: true }));
       return 0;
     } catch (e) {
       return fail(io, 'status', e);
     }
   },
-};
+});
 
 const DOCTOR_HELP = `Usage: ecryptfs-agent doctor [--json] [-u USER]
 
@@ -74,23 +73,22 @@ Exit status:
   1  at least one failure
   2  usage error`;
 
-export const doctorCommand: Command = {
+export const doctorCommand = defineCommand({
   name: 'doctor',
   summary: 'check the kernel, PAM stacks, swap and file modes; say what to fix',
   help: DOCTOR_HELP,
-  async run({ positionals: args }, io) {
-    const p = parseCommandLine(io, DOCTOR_HELP, args, { json: { type: 'boolean' }, username: { type: 'string', short: 'u' } }, NO_POSITIONALS);
-    if (typeof p === 'number') return p;
+  grammar: strict({ json: { type: 'boolean' }, username: { type: 'string', short: 'u' } }, NO_POSITIONALS),
+  async run({ options }, io) {
     try {
-      const { user, root } = whoFor(p.values.username as string | undefined);
+      const { user, root } = whoFor(options.username);
       const facts = gatherDoctorFacts(root && user.uid === 0 ? undefined : user);
       const findings = evaluateDoctor(facts);
-      io.out(p.values.json === true ? escapeJsonControls(renderFindingsJson(findings)) : escapeControls(renderFindings(findings), { keepNewlines: true }));
+      io.out(options.json === true ? escapeJsonControls(renderFindingsJson(findings)) : escapeControls(renderFindings(findings), { keepNewlines: true }));
       return doctorExitCode(findings);
     } catch (e) {
       return fail(io, 'doctor', e);
     }
   },
-};
+});
 
 export const diagnoseCommands: readonly Command[] = [statusCommand, doctorCommand];

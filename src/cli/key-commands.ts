@@ -6,7 +6,8 @@ import { isAgentError } from '../errors';
 import { listAuthToks, possessUserKeyring, removeAuthTok } from '../os/keyring';
 import { ecryptfsMounts } from '../os/mount';
 import { sigsOfMount } from '../formats/mountinfo';
-import type { CliIO, Command } from './command';
+import { leading } from './args';
+import { type CliIO, type Command, defineCommand } from './command';
 
 const EXIT_CODES = `Exit status:
   0  success
@@ -26,7 +27,7 @@ function fail(io: CliIO, e: unknown): number {
   return 1;
 }
 
-export const keysCommand: Command = {
+export const keysCommand = defineCommand({
   name: 'keys',
   summary: 'list the eCryptfs auth toks in your user keyring and the mounts that use them',
   help: `Usage: ecryptfs-agent keys
@@ -36,11 +37,8 @@ is an auth tok) in your user keyring (@u), with the mount points of the eCryptfs
 that use each sig.
 
 ${EXIT_CODES}`,
-  async run({ positionals }, io) {
-    if (positionals.length > 0) {
-      io.err(`${this.help}\n`);
-      return 2;
-    }
+  grammar: leading([], { max: 0, tooMany: null }), // too many: the help says it all
+  async run(_args, io) {
     try {
       possessUserKeyring();
       const toks = listAuthToks();
@@ -59,12 +57,11 @@ ${EXIT_CODES}`,
       return fail(io, e);
     }
   },
-};
+});
 
-export const forgetCommand: Command = {
+export const forgetCommand = defineCommand({
   name: 'forget',
   summary: 'unlink eCryptfs auth toks from your user keyring',
-  booleanOptions: ['force'],
   help: `Usage: ecryptfs-agent forget [--force] [SIG...]
 
 Unlinks the named auth toks from your user keyring (@u); without SIG, every eCryptfs auth
@@ -72,8 +69,9 @@ tok that no mount uses. A sig still used by a mount is kept unless --force is gi
 (unlinking it does not lock the mount; use "ecryptfs-agent lock" or umount for that).
 
 ${EXIT_CODES}`,
+  grammar: leading(['force']),
   async run({ positionals, options }, io) {
-    const force = options.has('force');
+    const force = options.force === true;
     if (positionals.some((s) => !/^[0-9a-fA-F]{16}$/.test(s))) {
       io.err(`ecryptfs-agent: a sig is 16 hexadecimal characters\n${this.help}\n`);
       return 2;
@@ -102,6 +100,6 @@ ${EXIT_CODES}`,
       return fail(io, e);
     }
   },
-};
+});
 
 export const keyCommands: readonly Command[] = [keysCommand, forgetCommand];

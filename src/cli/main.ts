@@ -1,11 +1,12 @@
 /**
- * ecryptfs-agent command line: dispatches to command groups. Each command parses
- * its own leading options; everything from the first positional argument on is
- * passed verbatim (so passphrase arguments that start with '-' work, as in the C tools).
+ * ecryptfs-agent command line: dispatches to command groups. Each command declares the grammar
+ * of its arguments (args.ts: strict, or the ecryptfs-utils compatible "leading options, then
+ * everything verbatim"); main parses by it once, answers --help and usage errors, and runs the
+ * command with what it parsed.
  */
 import { useNativeKdf } from '../os/kdf-native';
-import { parseArgs } from 'node:util';
 import { isAgentError } from '../errors';
+import { type Grammar, parseCommandLine, UsageError } from './args';
 import { type CliIO, type Command, processIO } from './command';
 import { keyCommands } from './key-commands';
 import { passphraseCommands } from './passphrase-commands';
@@ -43,42 +44,6 @@ Exit status:
 `;
 }
 
-interface CommandArgs {
-  help: boolean;
-  options: Set<string>;
-  positionals: string[];
-}
-
-/**
- * Leading options only: parsing stops at the first positional, at '--', or at any
- * option this command does not know (which then counts as a positional).
- */
-export function parseCommandArgs(args: string[], booleanOptions: readonly string[] = []): CommandArgs {
-  const known = new Set(['help', 'h', ...booleanOptions]);
-  const { tokens } = parseArgs({
-    args,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-    options: Object.fromEntries([
-      ['help', { type: 'boolean', short: 'h' }],
-      ...booleanOptions.map((name) => [name, { type: 'boolean' }]),
-    ]) as Record<string, { type: 'boolean'; short?: string }>,
-  });
-  const options = new Set<string>();
-  let help = false;
-  for (const token of tokens ?? []) {
-    if (token.kind === 'option' && known.has(token.name) && token.value === undefined && token.rawName === args[token.index]) {
-      if (token.name === 'help' || token.name === 'h') help = true;
-      else options.add(token.name);
-      continue;
-    }
-    const start = token.kind === 'option-terminator' ? token.index + 1 : token.index;
-    return { help, options, positionals: args.slice(start) };
-  }
-  return { help, options, positionals: [] };
-}
-
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
   useNativeKdf();
   const [name, ...rest] = argv;
@@ -95,17 +60,26 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     io.err(`ecryptfs-agent: unknown command "${name}"\n\n${globalHelp()}`);
     return EXIT_USAGE;
   }
-  const args = parseCommandArgs(rest, command.booleanOptions);
-  if (args.help) {
-    io.out(`${command.help}\n`);
-    return 0;
-  }
+  return runCommand(command, rest, io);
+}
+
+/** Parses a command's arguments by its grammar and runs it; --help and usage errors are answered here. */
+export async function runCommand<G extends Grammar>(command: Command<G>, args: readonly string[], io: CliIO): Promise<number> {
   try {
-    return await command.run({ positionals: args.positionals, options: args.options }, io);
+    const line = parseCommandLine(args, command.grammar);
+    if (line.kind === 'help') {
+      io.out(`${command.help}\n`);
+      return 0;
+    }
+    return await command.run(line.args, io);
   } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(e.reason === null ? `${command.help}\n` : `${e.reason}\n\n${command.help}\n`);
+      return EXIT_USAGE;
+    }
     // Last resort: commands report their expected failures themselves.
     const message = isAgentError(e) ? `${e.message}\nhint: ${e.hint}` : e instanceof Error ? e.message : String(e);
-    io.err(`ecryptfs-agent ${name}: ${message}\n`);
+    io.err(`ecryptfs-agent ${command.name}: ${message}\n`);
     return 1;
   }
 }

@@ -10,8 +10,8 @@ import { describeExpiry, LOCKED_EXPIRY, preflightMigration, migrateHome, release
 import { MigrateState, phaseAtLeast } from '../actions/migrate-journal';
 import { decideFnek } from '../actions/setup';
 import { checkLoginPassword } from '../os/credentials';
-import type { CliIO, Command } from './command';
-import { NO_POSITIONALS, parseCommandLine, usage } from './args';
+import { type CliIO, type Command, defineCommand } from './command';
+import { NO_POSITIONALS, strict, UsageError } from './args';
 import { fail, isInteractive, readSecret } from './private-commands';
 
 const MIGRATE_HELP = `Usage: ecryptfs-agent migrate-home -u USER [--resume] [-w|--wrapping] [-n|--no-fnek]
@@ -117,15 +117,13 @@ function describeResult(plan: MigrationPlan, r: MigrateResult): string {
   return lines.join('\n');
 }
 
-export const migrateHomeCommand: Command = {
+export const migrateHomeCommand = defineCommand({
   name: 'migrate-home',
   summary: "encrypt an existing home directory (ecryptfs-migrate-home compatible; root, user logged out)",
   help: MIGRATE_HELP,
-  async run({ positionals: args }, io: CliIO) {
-    const p = parseCommandLine(io, MIGRATE_HELP, args, MIGRATE_OPTS, NO_POSITIONALS);
-    if (typeof p === 'number') return p;
-    const v = p.values;
-    if (typeof v.user !== 'string') return usage(io, MIGRATE_HELP, 'missing -u USER');
+  grammar: strict(MIGRATE_OPTS, NO_POSITIONALS),
+  async run({ options: v }, io) {
+    if (v.user === undefined) throw new UsageError('missing -u USER');
     let pw: Buffer | null = null;
     let again: Buffer | null = null;
     try {
@@ -194,7 +192,7 @@ export const migrateHomeCommand: Command = {
       again?.fill(0);
     }
   },
-};
+});
 
 /**
  * A run refused before migrateHome started (preflight, no passphrase …) still ends the account

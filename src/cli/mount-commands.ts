@@ -27,8 +27,8 @@ import { renderEcryptfsOptions } from '../formats/mountinfo';
 import { readEcryptfsrcSalt } from '../actions/private-setup';
 import { appendToSigCache, isSigCached, sigCachePath } from '../actions/sig-cache';
 import { processesUsingMount, renderHolders } from '../os/processes';
-import { type CliIO, type Command, invokingUser } from './command';
-import { parseCommandLine, usage } from './args';
+import { type CliIO, type Command, defineCommand, invokingUser } from './command';
+import { type OptionValues, strict, UsageError } from './args';
 
 export interface MountCommandDeps {
   kernel: KernelCiphers;
@@ -142,7 +142,7 @@ const MOUNT_OPTS = {
 } as const;
 
 /** Flags → choices; a string is a usage error. */
-export function givenChoicesFromFlags(v: Record<string, string | boolean | undefined>): GivenChoices | string {
+export function givenChoicesFromFlags(v: OptionValues<typeof MOUNT_OPTS>): GivenChoices | string {
   const given: GivenChoices = {};
   if (v.passthrough && v['no-passthrough']) return '--passthrough and --no-passthrough contradict each other';
   if (v.fnek && v['no-fnek']) return '--fnek and --no-fnek contradict each other';
@@ -160,18 +160,18 @@ export function givenChoicesFromFlags(v: Record<string, string | boolean | undef
   return given;
 }
 
-export function createMountCommand(deps: MountCommandDeps = systemDeps): Command {
-  return {
+const MOUNT_GRAMMAR = strict(MOUNT_OPTS, { min: 2, max: 2, missing: 'LOWER and UPPER are required' });
+
+export function createMountCommand(deps: MountCommandDeps = systemDeps): Command<typeof MOUNT_GRAMMAR> {
+  return defineCommand({
     name: 'mount',
     summary: 'mount LOWER on UPPER with a passphrase, cipher and key size (mount -t ecryptfs dialog; root)',
     help: MOUNT_HELP,
-    async run({ positionals: args }, io) {
-      const p = parseCommandLine(io, MOUNT_HELP, args, MOUNT_OPTS, { min: 2, max: 2, missing: 'LOWER and UPPER are required' });
-      if (typeof p === 'number') return p;
-      const given = givenChoicesFromFlags(p.values);
-      if (typeof given === 'string') return usage(io, MOUNT_HELP, given);
-      const [lowerArg, upperArg] = p.positionals as [string, string];
-      const v = p.values;
+    grammar: MOUNT_GRAMMAR,
+    async run({ positionals, options: v }, io) {
+      const given = givenChoicesFromFlags(v);
+      if (typeof given === 'string') throw new UsageError(given);
+      const [lowerArg, upperArg] = positionals as [string, string];
       let target: ReturnType<typeof openMountTarget> | undefined;
       let authTok: { sig: string; payload: Buffer } | undefined;
       try {
@@ -217,7 +217,7 @@ export function createMountCommand(deps: MountCommandDeps = systemDeps): Command
         if (target) closeMountTarget(target);
       }
     },
-  };
+  });
 }
 
 /** What can be told from the flags and the terminal alone. Without a terminal the passphrase comes from stdin. */
@@ -246,18 +246,19 @@ Exit status:
   1  refused (in use, not an eCryptfs mount, a symbolic link) or failed; nothing changed
   2  usage error`;
 
-export function createUmountCommand(deps: MountCommandDeps = systemDeps): Command {
-  return {
+const UMOUNT_GRAMMAR = strict({ force: { type: 'boolean', short: 'f' } }, { min: 1, max: 1, missing: 'UPPER is required' });
+
+export function createUmountCommand(deps: MountCommandDeps = systemDeps): Command<typeof UMOUNT_GRAMMAR> {
+  return defineCommand({
     name: 'umount',
     summary: 'unmount an eCryptfs mount and unlink keys no other mount uses (root)',
     help: UMOUNT_HELP,
-    async run({ positionals: args }, io) {
-      const p = parseCommandLine(io, UMOUNT_HELP, args, { force: { type: 'boolean', short: 'f' } }, { min: 1, max: 1, missing: 'UPPER is required' });
-      if (typeof p === 'number') return p;
-      const force = p.values.force === true;
+    grammar: UMOUNT_GRAMMAR,
+    async run({ positionals, options }, io) {
+      const force = options.force === true;
       try {
         requireRoot(deps, 'umount');
-        const entry = findEcryptfsMount(p.positionals[0] as string);
+        const entry = findEcryptfsMount(positionals[0] as string);
         const { holders } = processesUsingMount(entry);
         if (holders.length > 0 && !force) {
           io.err(
@@ -282,7 +283,7 @@ export function createUmountCommand(deps: MountCommandDeps = systemDeps): Comman
         return fail(io, 'umount', e);
       }
     },
-  };
+  });
 }
 
 export const mountCommands: readonly Command[] = [createMountCommand(), createUmountCommand()];

@@ -13,7 +13,8 @@ import { insertAuthTok } from '../os/keyring';
 import { readEcryptfsrcSalt } from '../actions/private-setup';
 import { fileExists, readSmallFile, writeFileAtomic } from '../os/secure-file';
 import { unwrapPassphrase, wrapPassphrase } from '../formats/wrapped-passphrase';
-import { type CliIO, type Command, invokingUser } from './command';
+import { leading } from './args';
+import { type CliIO, type Command, defineCommand, invokingUser } from './command';
 
 // ecryptfs-utils' user-visible messages (src/include/ecryptfs.h).
 export const MSG = {
@@ -87,37 +88,34 @@ function wipe(...bufs: (Buffer | null | undefined)[]): void {
   for (const b of bufs) b?.fill(0);
 }
 
-/** Without a FILE argument the C tools stat() the default file and show usage (exit 0) if it is missing. */
-function defaultFileOrUsage(io: CliIO, usage: () => number): string | number {
+/** Without a FILE argument the C tools stat() the default file, and show the usage (exit 0) if it is missing. */
+function existingDefaultFile(io: CliIO): string | null {
   const file = defaultWrappedFile(io);
-  if (!fileExists(file)) {
-    io.err('stat: No such file or directory\n');
-    return usage();
-  }
-  return file;
+  if (fileExists(file)) return file;
+  io.err('stat: No such file or directory\n');
+  return null;
 }
 
 /**
  * The `[FILE [-|PW]]` arguments of unwrap-passphrase and insert-wrapped-passphrase: the file
  * (default ~/.ecryptfs/wrapped-passphrase) and the wrapping passphrase (prompted, one stdin line,
- * or argv). Returns the usage's exit code instead when the arguments do not fit. ecryptfs-unwrap-
+ * or argv). Null when the arguments do not fit: the caller shows its usage. ecryptfs-unwrap-
  * passphrase also shows its usage for a 1-character PW (`oneCharPwIsUsage`).
  */
 async function fileAndWrapping(
   pos: string[],
   io: CliIO,
-  usage: () => number,
   oneCharPwIsUsage: boolean,
-): Promise<{ file: string; wrapping: Buffer | null } | number> {
+): Promise<{ file: string; wrapping: Buffer | null } | null> {
   if (pos.length === 0 || pos.length === 1) {
-    const file = pos.length === 0 ? defaultFileOrUsage(io, usage) : (pos[0] as string);
-    if (typeof file === 'number') return file;
+    const file = pos.length === 0 ? existingDefaultFile(io) : (pos[0] as string);
+    if (file === null) return null;
     return { file, wrapping: await readPassphrase(io, 'Passphrase') };
   }
-  if (pos.length !== 2) return usage();
+  if (pos.length !== 2) return null;
   const [file, pw] = pos as [string, string];
   if (pw === '-') return { file, wrapping: await readPassphrase(io, undefined) };
-  if (oneCharPwIsUsage && pw.length === 1) return usage();
+  if (oneCharPwIsUsage && pw.length === 1) return null;
   return { file, wrapping: argvPassphrase(pw) };
 }
 
@@ -132,7 +130,7 @@ const wrapUsage = (io: CliIO, code: number): number => {
   return code;
 };
 
-export const wrapPassphraseCommand: Command = {
+export const wrapPassphraseCommand = defineCommand({
   name: 'wrap-passphrase',
   summary: 'wrap a mount passphrase into a v2 wrapped-passphrase file (ecryptfs-wrap-passphrase)',
   help: `Usage: ecryptfs-agent wrap-passphrase FILE [- | PASSPHRASE WRAPPING_PASSPHRASE]
@@ -145,6 +143,7 @@ format v2 with a random salt), like ecryptfs-wrap-passphrase.
 Passphrases are 1..64 bytes.
 
 ${EXIT_CODES}`,
+  grammar: leading(),
   async run({ positionals: pos }, io) {
     let passphrase: Buffer | null = null;
     let wrapping: Buffer | null = null;
@@ -173,7 +172,7 @@ ${EXIT_CODES}`,
       wipe(passphrase, wrapping);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ unwrap-passphrase
 
@@ -185,7 +184,7 @@ const unwrapUsage = (io: CliIO, code: number): number => {
   return code;
 };
 
-export const unwrapPassphraseCommand: Command = {
+export const unwrapPassphraseCommand = defineCommand({
   name: 'unwrap-passphrase',
   summary: 'print the mount passphrase stored in a wrapped-passphrase file (ecryptfs-unwrap-passphrase)',
   help: `Usage: ecryptfs-agent unwrap-passphrase [FILE [- | WRAPPING_PASSPHRASE]]
@@ -200,12 +199,13 @@ Failure prints "${MSG.unwrap} [-errno]" (-5 wrong passphrase, -2 missing file,
 -22 damaged file, -95 unsupported version).
 
 ${EXIT_CODES}`,
+  grammar: leading(),
   async run({ positionals: pos }, io) {
     const usage = (): number => unwrapUsage(io, 0);
     let wrapping: Buffer | null = null;
     try {
-      const args = await fileAndWrapping(pos, io, usage, true);
-      if (typeof args === 'number') return args;
+      const args = await fileAndWrapping(pos, io, true);
+      if (args === null) return usage();
       const file = args.file;
       wrapping = args.wrapping;
       if (wrapping === null) return usage();
@@ -222,7 +222,7 @@ ${EXIT_CODES}`,
       wipe(wrapping);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ rewrap-passphrase
 
@@ -234,7 +234,7 @@ const rewrapUsage = (io: CliIO, code: number): number => {
   return code;
 };
 
-export const rewrapPassphraseCommand: Command = {
+export const rewrapPassphraseCommand = defineCommand({
   name: 'rewrap-passphrase',
   summary: 'change the wrapping passphrase of a wrapped-passphrase file (ecryptfs-rewrap-passphrase)',
   help: `Usage: ecryptfs-agent rewrap-passphrase FILE [- | OLD NEW]
@@ -247,6 +247,7 @@ are upgraded), like ecryptfs-rewrap-passphrase.
   FILE O N    take them from the arguments
 
 ${EXIT_CODES}`,
+  grammar: leading(),
   async run({ positionals: pos }, io) {
     const usage = (): number => rewrapUsage(io, 0);
     let oldPw: Buffer | null = null;
@@ -299,7 +300,7 @@ ${EXIT_CODES}`,
       wipe(oldPw, newPw, again);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ insert-wrapped-passphrase
 
@@ -315,7 +316,7 @@ function insertedLine(sig: string): string {
   return `Inserted auth tok with sig [${sig}] into the user session keyring\n`;
 }
 
-export const insertWrappedPassphraseCommand: Command = {
+export const insertWrappedPassphraseCommand = defineCommand({
   name: 'insert-wrapped-passphrase',
   summary: 'unwrap the mount passphrase and add its keys to the user keyring (ecryptfs-insert-wrapped-passphrase-into-keyring)',
   help: `Usage: ecryptfs-agent insert-wrapped-passphrase [FILE [- | WRAPPING_PASSPHRASE]]
@@ -329,12 +330,13 @@ A key that is already present is left as it is.
   FILE PW     take it from the arguments
 
 ${EXIT_CODES}`,
+  grammar: leading(),
   async run({ positionals: pos }, io) {
     const usage = (): number => insertUsage(io, 0);
     let wrapping: Buffer | null = null;
     try {
-      const args = await fileAndWrapping(pos, io, usage, false);
-      if (typeof args === 'number') return args;
+      const args = await fileAndWrapping(pos, io, false);
+      if (args === null) return usage();
       const file = args.file;
       wrapping = args.wrapping;
       if (wrapping === null) return usage();
@@ -364,7 +366,7 @@ ${EXIT_CODES}`,
       wipe(wrapping);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ add-passphrase
 
@@ -384,10 +386,9 @@ export function kernelSupportsFnek(versionFile = SYSFS_ECRYPTFS_VERSION): boolea
   }
 }
 
-export const addPassphraseCommand: Command = {
+export const addPassphraseCommand = defineCommand({
   name: 'add-passphrase',
   summary: 'add the keys of a mount passphrase to the user keyring (ecryptfs-add-passphrase)',
-  booleanOptions: ['fnek'],
   help: `Usage: ecryptfs-agent add-passphrase [--fnek] [-]
 
 Derives the eCryptfs file key from a mount passphrase (salt= of ~/.ecryptfsrc or the
@@ -398,8 +399,9 @@ ecryptfs-add-passphrase; prints one line per key. With --fnek also the filename 
   -           read the passphrase from stdin (one line)
 
 ${EXIT_CODES}`,
+  grammar: leading(['fnek']),
   async run({ positionals: pos, options }, io) {
-    const fnek = options.has('fnek');
+    const fnek = options.fnek === true;
     if (pos.length > 1 || (pos.length === 1 && pos[0] !== '-')) return addUsage(io, 0);
     let passphrase: Buffer | null = null;
     try {
@@ -424,7 +426,7 @@ ${EXIT_CODES}`,
       wipe(passphrase);
     }
   },
-};
+});
 
 export const passphraseCommands: readonly Command[] = [
   wrapPassphraseCommand,

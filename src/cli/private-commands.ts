@@ -37,8 +37,8 @@ import { checkLoginPassword } from '../os/credentials';
 import { processesUsingMount, renderHolders } from '../os/processes';
 import { forgetKeys, insertDerivedKeys, keysPresent, possessUserKeyring } from '../actions/keys';
 import { askResidentAgent, residentAgentListens } from './resident-client';
-import { NO_POSITIONALS, type OptSpec, parseCommandLine } from './args';
-import type { CliIO, Command } from './command';
+import { NO_POSITIONALS, strict } from './args';
+import { type CliIO, type Command, defineCommand } from './command';
 
 export const MOUNT_HELPER = '/sbin/mount.ecryptfs_private';
 export const UMOUNT_HELPER = '/sbin/umount.ecryptfs_private';
@@ -187,7 +187,7 @@ Exit status:
   1  refused or failed (nothing changed)
   2  usage error`;
 
-const SETUP_OPTS: OptSpec = {
+const SETUP_OPTS = {
   username: { type: 'string', short: 'u' },
   'no-fnek': { type: 'boolean', short: 'n' },
   wrapping: { type: 'boolean', short: 'w' },
@@ -195,22 +195,20 @@ const SETUP_OPTS: OptSpec = {
   noautoumount: { type: 'boolean' },
   nopwcheck: { type: 'boolean' },
   force: { type: 'boolean', short: 'f' },
-};
+} as const;
 
-export const setupPrivateCommand: Command = {
+export const setupPrivateCommand = defineCommand({
   name: 'setup-private',
   summary: 'set up an encrypted ~/Private (ecryptfs-setup-private compatible)',
   help: SETUP_HELP,
-  async run({ positionals: args }, io) {
-    const p = parseCommandLine(io, SETUP_HELP, args, SETUP_OPTS, NO_POSITIONALS);
-    if (typeof p === 'number') return p;
-    const v = p.values;
+  grammar: strict(SETUP_OPTS, NO_POSITIONALS),
+  async run({ options: v }, io) {
     let wrapping: Buffer | null = null;
     let again: Buffer | null = null;
     let mountPass: Buffer | null = null;
     try {
       hardenProcess();
-      const t = resolveTarget(v.username as string | undefined);
+      const t = resolveTarget(v.username);
       const fnek = decideFnek(v['no-fnek'] === true);
       const opts = { fnek, wrappingIndependent: v.wrapping === true, autoMount: v.noautomount !== true, autoUmount: v.noautoumount !== true, force: v.force === true };
       checkSetupPossible(t.user, opts); // before asking for anything
@@ -251,7 +249,7 @@ export const setupPrivateCommand: Command = {
       mountPass?.fill(0);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ unlock
 
@@ -279,17 +277,16 @@ Exit status:
   1  not unlocked (wrong passphrase, no setup, no way to mount: the message says why)
   2  usage error`;
 
-export const unlockCommand: Command = {
+export const unlockCommand = defineCommand({
   name: 'unlock',
   summary: 'load the keys and mount ~/Private (after an ssh key login, or with -u USER as root)',
   help: UNLOCK_HELP,
-  async run({ positionals: args }, io) {
-    const p = parseCommandLine(io, UNLOCK_HELP, args, { username: { type: 'string', short: 'u' } }, NO_POSITIONALS);
-    if (typeof p === 'number') return p;
+  grammar: strict({ username: { type: 'string', short: 'u' } }, NO_POSITIONALS),
+  async run({ options }, io) {
     let prepared: PreparedKeys | null = null;
     try {
       hardenProcess();
-      const t = resolveTarget(p.values.username as string | undefined);
+      const t = resolveTarget(options.username);
       const setup = loadSetupOf(t);
       const scope: LoginScope = { user: t.user, setup, ring: possessUserKeyring(t.user), store: new SessionStore() };
       const there = examinePrivateMount(t.user, setup);
@@ -323,7 +320,7 @@ export const unlockCommand: Command = {
       releaseKeys(prepared);
     }
   },
-};
+});
 
 function passphraseName(setup: PrivateSetup): string {
   return setup.wrappingIndependent ? 'wrapping passphrase' : 'login passphrase';
@@ -439,16 +436,15 @@ Exit status:
   1  refused (in use) or failed (also when an extra mount could not be unmounted)
   2  usage error`;
 
-export const lockCommand: Command = {
+export const lockCommand = defineCommand({
   name: 'lock',
   summary: 'unmount ~/Private and forget its keys (refuses while in use, unless --force)',
   help: LOCK_HELP,
-  async run({ positionals: args }, io) {
-    const p = parseCommandLine(io, LOCK_HELP, args, { username: { type: 'string', short: 'u' }, force: { type: 'boolean', short: 'f' } }, NO_POSITIONALS);
-    if (typeof p === 'number') return p;
-    const force = p.values.force === true;
+  grammar: strict({ username: { type: 'string', short: 'u' }, force: { type: 'boolean', short: 'f' } }, NO_POSITIONALS),
+  async run({ options }, io) {
+    const force = options.force === true;
     try {
-      const t = resolveTarget(p.values.username as string | undefined);
+      const t = resolveTarget(options.username);
       // the resident agent unmounts for us (docs/resident-agent.md): no setuid helper needed
       if (!t.root && residentAgentListens()) return await askResidentAgent(io, { op: 'lock', force });
       return lockHere(io, t, force);
@@ -456,7 +452,7 @@ export const lockCommand: Command = {
       return fail(io, 'lock', e);
     }
   },
-};
+});
 
 /** lock, done by this process: as root, or as the user through the setuid helper. */
 function lockHere(io: CliIO, t: Target, force: boolean): number {

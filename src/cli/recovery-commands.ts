@@ -16,8 +16,8 @@ import {
   unmountRecovered,
 } from '../actions/recovery';
 import { processesUsingMount, renderHolders } from '../os/processes';
-import type { CliIO, Command } from './command';
-import { arityProblem, NO_POSITIONALS, parseCommandLine, usage } from './args';
+import { type CliIO, type Command, defineCommand } from './command';
+import { type Arity, checkArity, NO_POSITIONALS, strict, UsageError } from './args';
 import { fail, resolveTarget } from './private-commands';
 
 /** On a terminal: prompt with echo off. From a pipe: one line, no prompt (the "-" mode of the C tools). */
@@ -51,18 +51,17 @@ Exit status:
   1  not shown (wrong passphrase, no setup, damaged file: the message says why)
   2  usage error`;
 
-export const recoveryCommand: Command = {
+export const recoveryCommand = defineCommand({
   name: 'recovery',
   summary: 'show the mount passphrase (checked against Private.sig) to record it offline',
   help: RECOVERY_HELP,
-  async run({ positionals: args }, io) {
-    const p = parseCommandLine(io, RECOVERY_HELP, args, { username: { type: 'string', short: 'u' } }, NO_POSITIONALS);
-    if (typeof p === 'number') return p;
+  grammar: strict({ username: { type: 'string', short: 'u' } }, NO_POSITIONALS),
+  async run({ options }, io) {
     let pw: Buffer | null = null;
     let passphrase: Buffer | null = null;
     try {
       hardenProcess();
-      const t = resolveTarget(p.values.username as string | undefined);
+      const t = resolveTarget(options.username);
       const setup = asUser(t.user, () => loadPrivateSetup(t.user));
       if (setup === null) {
         throw new AgentError('NOT_FOUND', `${t.user.name} has no private directory set up here (no ${t.user.home}/.ecryptfs/Private.sig to check the passphrase against)`, {
@@ -106,7 +105,7 @@ export const recoveryCommand: Command = {
       passphrase?.fill(0);
     }
   },
-};
+});
 
 // ------------------------------------------------------------------ recover
 
@@ -189,28 +188,28 @@ async function unmountCommand(io: CliIO, path: string): Promise<number> {
   }
 }
 
-export const recoverCommand: Command = {
+/** The mount takes one DIR; --unmount MOUNTPOINT takes no positional: run() checks the count once it knows which. */
+const MOUNT_FORM_ARITY: Arity = { min: 1, max: 1, missing: 'missing DIR' };
+
+export const recoverCommand = defineCommand({
   name: 'recover',
   summary: 'as root: mount a .Private copied from another disk (ecryptfs-recover-private); --unmount cleans up',
   help: RECOVER_HELP,
-  async run({ positionals: args }, io) {
-    const p = parseCommandLine(io, RECOVER_HELP, args, RECOVER_OPTS);
-    if (typeof p === 'number') return p;
-    const v = p.values;
+  grammar: strict(RECOVER_OPTS),
+  async run({ positionals, options: v }, io) {
     if (v.unmount !== undefined) {
-      const others = Object.keys(v).filter((k) => k !== 'unmount' && v[k] !== undefined);
-      if (others.length > 0 || p.positionals.length > 0) return usage(io, RECOVER_HELP, '--unmount takes only the mount point');
-      return unmountCommand(io, v.unmount as string);
+      const others = Object.entries(v).filter(([k, value]) => k !== 'unmount' && value !== undefined);
+      if (others.length > 0 || positionals.length > 0) throw new UsageError('--unmount takes only the mount point');
+      return unmountCommand(io, v.unmount);
     }
-    const arity = arityProblem(p.positionals, { min: 1, max: 1, missing: 'missing DIR' });
-    if (arity !== null) return usage(io, RECOVER_HELP, arity);
-    if (v.fnek === true && v['no-fnek'] === true) return usage(io, RECOVER_HELP, '--fnek and --no-fnek exclude each other');
-    if (v['mount-passphrase'] === true && v.wrapped !== undefined) return usage(io, RECOVER_HELP, '--mount-passphrase and --wrapped exclude each other');
+    checkArity(positionals, MOUNT_FORM_ARITY);
+    if (v.fnek === true && v['no-fnek'] === true) throw new UsageError('--fnek and --no-fnek exclude each other');
+    if (v['mount-passphrase'] === true && v.wrapped !== undefined) throw new UsageError('--mount-passphrase and --wrapped exclude each other');
     let secret: Buffer | null = null;
     try {
       hardenProcess();
       requireRoot();
-      const source = locateRecoverySource(p.positionals[0] as string, v.wrapped === undefined ? {} : { wrapped: v.wrapped as string });
+      const source = locateRecoverySource(positionals[0] as string, v.wrapped === undefined ? {} : { wrapped: v.wrapped });
       for (const note of source.notes) io.err(`note: ${note}\n`);
       if (source.mountedAt !== undefined) {
         io.out(`${source.lower} is already mounted on ${source.mountedAt}; nothing changed.\nUnmount it with: ecryptfs-agent recover --unmount ${source.mountedAt}\n`);
@@ -229,7 +228,7 @@ export const recoverCommand: Command = {
       const opts: Parameters<typeof recoverPrivate>[2] = { readOnly: v.rw !== true };
       if (v.fnek === true) opts.fnek = true;
       if (v['no-fnek'] === true) opts.fnek = false;
-      if (v['mount-point'] !== undefined) opts.mountPoint = v['mount-point'] as string;
+      if (v['mount-point'] !== undefined) opts.mountPoint = v['mount-point'];
       const r = recoverPrivate(source, { kind, secret }, opts);
       io.out(
         `Recovered ${r.lower}: mounted ${r.readOnly ? 'read-only' : 'READ-WRITE'} on ${r.mountPoint}\n` +
@@ -245,6 +244,6 @@ export const recoverCommand: Command = {
       secret?.fill(0);
     }
   },
-};
+});
 
 export const recoveryCommands: readonly Command[] = [recoveryCommand, recoverCommand];

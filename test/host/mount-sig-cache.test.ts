@@ -18,6 +18,7 @@ import { after, describe, test } from 'node:test';
 import { buildPasswordAuthTok } from '../../src/formats/auth-tok';
 import { systemKernelCiphers } from '../../src/os/ciphers';
 import type { CliIO } from '../../src/cli/command';
+import { runCommand } from '../../src/cli/main';
 import { createMountCommand } from '../../src/cli/mount-commands';
 import { DEFAULT_SALT } from '../../src/formats/kdf';
 import { describeKey, insertAuthTok, KEY_SPEC, listKeyring, possessUserKeyring, unlinkKey } from '../../src/os/keyring';
@@ -85,7 +86,7 @@ function scriptedIO(home: string, lines: string[]): CliIO & { stdout: () => stri
 async function ourMount(home: string, lines: string[], flags: string[], interactive = false): Promise<{ code: number; stdout: string; stderr: string }> {
   const cmd = createMountCommand({ kernel: systemKernelCiphers(), interactive: () => interactive, isRoot: () => true });
   const io = scriptedIO(home, lines);
-  const code = await cmd.run({ positionals: [lower, upper, ...flags], options: new Set() }, io);
+  const code = await runCommand(cmd, [lower, upper, ...flags], io);
   return { code, stdout: io.stdout(), stderr: io.stderr() };
 }
 

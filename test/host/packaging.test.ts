@@ -143,7 +143,7 @@ test('the unpacked tree runs on its own: CLI, agent library and winston load fro
   assert.match(r.stdout, /^Usage: ecryptfs-agent COMMAND/);
   // log.js needs winston and winston-transport from the bundled node_modules; native.js the addon.
   const lib = join(unpacked, 'usr/lib/ecryptfs-agent/dist/src');
-  const probe = `const l = require('${lib}/log.js'); const n = require('${lib}/native.js');
+  const probe = `const l = require('${lib}/os/log.js'); const n = require('${lib}/os/native.js');
     if (typeof l.createLogger !== 'function') throw new Error('no createLogger');
     if (typeof n.native().getresuid !== 'function') throw new Error('no addon');
     if (!require.resolve('winston', { paths: ['${lib}'] }).startsWith('${unpacked}')) throw new Error('winston from outside');`;
