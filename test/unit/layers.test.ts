@@ -2,7 +2,9 @@
  * The layers of src/ and the one direction of imports (README, "Architecture"), read from the
  * TypeScript sources: formats (pure) import only formats; os (the edges: kernel, files, syslog)
  * imports formats and os; actions (the use-cases) import formats, os and actions; the CLI and the
- * agent import anything in src, src never imports them; errors.ts is shared by all. And no cycles.
+ * agent import anything below them, src never imports them; errors.ts is shared by all. The two
+ * front-ends stay apart, but for one file: the resident agent's user socket runs the CLI's own
+ * unlock and lock for the asking user (agent/user-request.ts). And no cycles.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -59,7 +61,8 @@ test('imports go one way: formats ← os ← actions ← cli, agent', () => {
   for (const f of files) {
     const from = layerOf(f);
     for (const t of importsOf(join(REPO, f))) {
-      if (!ALLOWED[from]?.includes(layerOf(t))) wrong.push(`${f} (${from}) imports ${t} (${layerOf(t)})`);
+      const allowed = ALLOWED[from]?.includes(layerOf(t)) || (f === 'agent/user-request.ts' && layerOf(t) === 'cli');
+      if (!allowed) wrong.push(`${f} (${from}) imports ${t} (${layerOf(t)})`);
     }
   }
   assert.deepEqual(wrong, []);
