@@ -38,6 +38,10 @@ function lines(texts: string[]): string[] {
 
 function runOp(io: CliIO, req: UserRequest, peer: AcceptedPeer, log: AgentLog): number {
   const user = lookupUid(peer.uid);
+  if (req.user !== undefined && req.user !== user.name) {
+    log.warning(`refused: ${user.name} asked to ${req.op} the private directory of another user`, { user: user.name, asked_for: req.user, peer_pid: peer.pid, outcome: 'refused' });
+    throw new AgentError('PERMISSION', `only root can ${req.op} the private directory of ${req.user}`, { hint: `Run it as that user, or as root: sudo ecryptfs-agent ${req.op} -u ${req.user}` });
+  }
   const store = new SessionStore();
   const attempts = new UnlockAttempts(store.dir);
   if (req.op === 'lock') return lockForUser(io, user, req.force);

@@ -58,6 +58,15 @@ interface Target {
   speaksTo: 'user' | 'root';
 }
 
+/**
+ * The name given with -u when a user (not root) names someone else and the resident agent
+ * listens: it refuses and logs who asked; without it resolveTarget refuses here.
+ */
+function askedForAnother(name: string | undefined): string | null {
+  if (name === undefined || process.geteuid?.() === 0 || !residentAgentListens()) return null;
+  return lookupUid(process.getuid?.() ?? -1).name === name ? null : name;
+}
+
 /** Who runs us, and for whom: the user themself, or root with -u USER. */
 export function resolveTarget(name: string | undefined): Target {
   const me = lookupUid(process.getuid?.() ?? -1);
@@ -286,6 +295,9 @@ export const unlockCommand = defineCommand({
     let prepared: PreparedKeys | null = null;
     try {
       hardenProcess();
+      // another user's directory: only root may; the resident agent refuses and logs the attempt
+      const other = askedForAnother(options.username);
+      if (other) return await askResidentAgent(io, { op: 'unlock', force: false, user: other });
       const t = resolveTarget(options.username);
       const setup = loadSetupOf(t);
       const scope: LoginScope = { user: t.user, setup, ring: possessUserKeyring(t.user), store: new SessionStore() };
@@ -444,6 +456,8 @@ export const lockCommand = defineCommand({
   async run({ options }, io) {
     const force = options.force === true;
     try {
+      const other = askedForAnother(options.username);
+      if (other) return await askResidentAgent(io, { op: 'lock', force, user: other });
       const t = resolveTarget(options.username);
       // the resident agent unmounts for us (docs/resident-agent.md): no setuid helper needed
       if (!t.root && residentAgentListens()) return await askResidentAgent(io, { op: 'lock', force });

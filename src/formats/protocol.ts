@@ -214,6 +214,8 @@ export function renderRequest(req: AgentRequest): Buffer {
  */
 export interface UserRequest {
   op: 'unlock' | 'lock';
+  /** whose directory the user named (-u); anyone but themself is refused, and logged */
+  user?: string;
   /** lock: detach a busy mount lazily */
   force: boolean;
   /** unlock: the passphrase that wraps the mount passphrase (absent when the keys are loaded) */
@@ -243,12 +245,15 @@ export function parseUserRequest(buf: Buffer): UserRequest {
     throw malformedUser(`unknown op "${op ?? ''}"`);
   }
   const req: UserRequest = { op, force: fields.get('force') === '1' };
+  const user = fields.get('user');
+  if (user !== undefined && user !== '') req.user = user;
   if (passphrase) req.passphrase = passphrase;
   return req;
 }
 
 export function renderUserRequest(req: UserRequest): Buffer {
-  const parts: Buffer[] = [Buffer.from(`${PROTOCOL_HEADER}\nop=${req.op}\nforce=${req.force ? 1 : 0}\n`)];
+  if (req.user !== undefined && /[\n\0]/.test(req.user)) throw new AgentError('USAGE', 'a user name has no line breaks');
+  const parts: Buffer[] = [Buffer.from(`${PROTOCOL_HEADER}\nop=${req.op}\nforce=${req.force ? 1 : 0}\n${req.user !== undefined ? `user=${req.user}\n` : ''}`)];
   if (req.passphrase) parts.push(Buffer.from(`secret passphrase ${req.passphrase.length}\n`), req.passphrase, Buffer.from('\n'));
   parts.push(Buffer.from('end\n'));
   return Buffer.concat(parts);

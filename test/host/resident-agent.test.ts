@@ -242,6 +242,25 @@ describe('the user socket: a user unlocks and locks their own directory', () => 
     assert.deepEqual(userKeys(u), []);
   });
 
+  test('a user naming another user\'s directory is refused by the agent, and the attempt is logged', async (t) => {
+    const alice = newUser();
+    const bob = newUser();
+    const syslog = new SyslogCapture();
+    const logging = await syslog.start();
+    try {
+      for (const op of ['unlock', 'lock']) {
+        const r = cli(alice, [op, '-u', bob.name], `${alice.password}\n`);
+        assert.equal(r.status, 1, r.stdout);
+        assert.match(r.stderr, new RegExp(`only root can ${op} the private directory of ${bob.name}`));
+      }
+      assert.deepEqual(userKeys(bob), []);
+      if (!logging) return t.diagnostic('no /dev/log listener: the log line is not checked');
+      await waitFor('the log line', () => syslog.msgs.some((m) => m.includes(`refused: ${alice.name} asked to unlock the private directory of another user`) && m.includes(`asked_for=${bob.name}`)), 3000);
+    } finally {
+      syslog.stop();
+    }
+  });
+
   test('root on the user socket is told to act directly', async () => {
     const reply = await exchange(USER_SOCK, Buffer.from('ECRYPTFS-AGENT 1\nop=lock\nforce=0\nend\n'));
     assert.match(reply, /status=1/);
