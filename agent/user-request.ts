@@ -7,6 +7,7 @@
 import { writeSync } from 'node:fs';
 import { AgentError, asAgentError, isAgentError } from '../src/errors';
 import { lookupUid } from '../src/os/credentials';
+import { joinSessionKeyring } from '../src/os/keyring';
 import type { AgentLog } from '../src/os/log';
 import type { AcceptedPeer } from '../src/os/service';
 import { parseUserRequest, renderUserReply, type UserRequest } from '../src/formats/protocol';
@@ -74,6 +75,8 @@ export function serveUserRequest(peer: AcceptedPeer, log: AgentLog): void {
       raw.fill(0);
     }
     if (peer.uid === 0) throw new AgentError('USAGE', 'root acts directly: ecryptfs-agent unlock -u USER (or lock -u USER)');
+    // a keyring of this request's own, not the service's (shared by every worker)
+    joinSessionKeyring();
     status = runOp(io, req, peer, log);
     log.notice(`${req.op} asked by the user`, { uid: peer.uid, pid: peer.pid, outcome: status === 0 ? 'done' : 'refused' });
   } catch (e) {
