@@ -936,7 +936,7 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
         `auth     optional ${modulePath} agent=${agent('agent-ok')}`,
         'account  required pam_permit.so',
         'session  required pam_permit.so',
-        `session  optional ${modulePath} agent=${agent('agent-ok')}`,
+        `session  optional ${modulePath} agent=${agent('agent-ok')} socket=none`,
       ].join('\n') + '\n',
     );
     try {
