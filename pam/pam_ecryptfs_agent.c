@@ -110,8 +110,7 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
 			else if (a[7] == '/')
 				o->socket = a + 7; /* its server's uid is checked (SO_PEERCRED) on every connection */
 			else
-				pam_syslog(pamh, LOG_ERR, "invalid option \"%s\" (an absolute path or none) ignored; using %s",
-				           a, DEFAULT_SOCKET);
+				pam_syslog(pamh, LOG_ERR, "invalid option \"%s\" (an absolute path, or none) ignored", a);
 		} else {
 			pam_syslog(pamh, LOG_ERR, "unknown option \"%s\" ignored", a);
 		}
