@@ -2,10 +2,12 @@
  * pam_ecryptfs_agent.so — thin PAM client for the ecryptfs-agent.
  *
  * Implements docs/protocol.md (version 1) and nothing else: for each hook that needs work
- * it forks, execs the agent with a clean environment and process state and hands it a request
- * on fd 0 (secrets only there, length-prefixed), reads the reply on fd 1 within `timeout=`
- * seconds, and maps it to a PAM return code.  Any failure (unsafe/missing agent, exec
- * failure, crash, timeout, malformed reply) is logged with pam_syslog and ends as the
+ * it first asks the resident agent (a root service's worker on the unix socket `socket=`, whose
+ * server must be root), and when there is none, or it answers result=spawn, forks and execs the
+ * agent with a clean environment and process state.  Either way the agent gets the same request
+ * (secrets only there, length-prefixed; the spawned agent on fd 0), the reply (on fd 1) is read
+ * within `timeout=` seconds and mapped to a PAM return code.  Any failure (unsafe/missing agent,
+ * exec failure, crash, timeout, malformed reply) is logged with pam_syslog and ends as the
  * hook's fallback return: this module never returns an error code, so it can never block
  * a login or a password change, and it never vouches for a password (auth is always
  * PAM_IGNORE).
@@ -34,9 +36,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
@@ -49,6 +53,7 @@
 
 #define PROTO_HEADER "ECRYPTFS-AGENT 1"
 #define DEFAULT_AGENT "/usr/lib/ecryptfs-agent/dist/agent/main.js"
+#define DEFAULT_SOCKET "/run/ecryptfs-agent/agent.sock"
 #define DEFAULT_TIMEOUT 5U
 #define MAX_TIMEOUT 300U
 #define SESSION_DATA_KEY "ecryptfs_agent_session"
@@ -67,6 +72,7 @@ struct options {
 	int debug;
 	unsigned timeout;
 	const char *agent;
+	const char *socket; /* the resident agent's; NULL: socket=none */
 };
 
 static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *o)
@@ -75,6 +81,7 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
 	o->debug = 0;
 	o->timeout = DEFAULT_TIMEOUT;
 	o->agent = DEFAULT_AGENT;
+	o->socket = DEFAULT_SOCKET;
 
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -97,6 +104,13 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struc
 				o->timeout = (unsigned)t;
 		} else if (strncmp(a, "agent=", 6) == 0) {
 			o->agent = a + 6; /* validated by check_agent() before every exec */
+		} else if (strncmp(a, "socket=", 7) == 0) {
+			if (strcmp(a + 7, "none") == 0)
+				o->socket = NULL;
+			else if (a[7] == '/')
+				o->socket = a + 7; /* its server's uid is checked (SO_PEERCRED) on every connection */
+			else
+				pam_syslog(pamh, LOG_ERR, "invalid option \"%s\" (an absolute path, or none) ignored", a);
 		} else {
 			pam_syslog(pamh, LOG_ERR, "unknown option \"%s\" ignored", a);
 		}
@@ -328,7 +342,8 @@ static void build_request(pam_handle_t *pamh, const struct request *rq, struct b
 
 /* --------------------------------------------------------------------------- reply */
 
-enum result { RESULT_NONE = 0, RESULT_SUCCESS, RESULT_IGNORE };
+/* RESULT_SPAWN: only from the resident agent ("serve this with a spawned agent") */
+enum result { RESULT_NONE = 0, RESULT_SUCCESS, RESULT_IGNORE, RESULT_SPAWN };
 
 struct reply {
 	char data[MAX_REPLY + 1];
@@ -353,8 +368,11 @@ static int valid_session_id(const char *s)
 	return n >= 1 && n <= MAX_SESSION;
 }
 
-/* Strict parse of r->data[0..len) in place; on error returns -1 with a reason. */
-static int parse_reply(struct reply *r, char *why, size_t whylen)
+/*
+ * Strict parse of r->data[0..len) in place; on error returns -1 with a reason.  result=spawn is
+ * accepted only with allow_spawn (the resident agent's socket), and only alone (header, result, end).
+ */
+static int parse_reply(struct reply *r, int allow_spawn, char *why, size_t whylen)
 {
 	char *p = r->data, *end = r->data + r->len;
 	unsigned lineno = 0;
@@ -402,8 +420,10 @@ static int parse_reply(struct reply *r, char *why, size_t whylen)
 				r->result = RESULT_SUCCESS;
 			else if (strcmp(p, "result=ignore") == 0)
 				r->result = RESULT_IGNORE;
+			else if (allow_spawn && strcmp(p, "result=spawn") == 0)
+				r->result = RESULT_SPAWN;
 			else {
-				snprintf(why, whylen, "line 2 is not result=success|ignore");
+				snprintf(why, whylen, "line 2 is not result=success|ignore%s", allow_spawn ? "|spawn" : "");
 				return -1;
 			}
 		} else if (strncmp(p, "info=", 5) == 0) {
@@ -446,6 +466,10 @@ static int parse_reply(struct reply *r, char *why, size_t whylen)
 	}
 	if (!seen_end) {
 		snprintf(why, whylen, "no end line");
+		return -1;
+	}
+	if (r->result == RESULT_SPAWN && (r->nmsg != 0 || r->session != NULL)) {
+		snprintf(why, whylen, "result=spawn with other lines");
 		return -1;
 	}
 	return 0;
@@ -671,6 +695,11 @@ static int read_reply(int fd, struct reply *r, long long deadline, int *err)
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
+			/* A socket whose worker closed it without reading all of the request (a worker
+			 * answering result=spawn reads none): what it wrote before is all there is, and
+			 * it is parsed as strictly as ever. */
+			if (errno == ECONNRESET)
+				return 0;
 			*err = errno;
 			return -1;
 		}
@@ -707,11 +736,52 @@ static enum wait_outcome wait_until(pid_t pid, long long deadline, int *status)
 
 /* ------------------------------------------------------------------- run the agent */
 
+enum exchange_outcome { EX_REPLY, EX_TOO_LONG, EX_TIMEOUT, EX_NOMEM, EX_WRITE_ERR, EX_READ_ERR };
+
 /*
- * Runs the agent for one request.  Returns 0 with *r parsed, or -1 after logging exactly
- * one line with the reason.
+ * The transport-independent half of a run: builds the request, writes it to wfd before the
+ * deadline, ends it (closes wfd; on a socket, where wfd == rfd, shuts down the sending side so
+ * that the worker sees EOF) and reads the reply from rfd until EOF or the deadline.  The request
+ * buffer, the only copy of the secrets made here, is wiped as soon as it is written; the request
+ * is ended whatever the outcome.  EX_REPLY: r->len bytes read, not yet parsed; EX_WRITE_ERR and
+ * EX_READ_ERR: *err set.
  */
-static int run_agent(pam_handle_t *pamh, const struct options *o, const struct request *rq, struct reply *r)
+static enum exchange_outcome exchange(pam_handle_t *pamh, const struct request *rq, int wfd, int rfd,
+                                      long long deadline, struct reply *r, int *err)
+{
+	struct buf b = { NULL, 0, 0, 0 };
+	int wrc = -1;
+
+	r->len = 0;
+	build_request(pamh, rq, &b);
+	if (!b.failed)
+		wrc = write_request(wfd, b.p, b.len, deadline, err);
+	int failed = b.failed;
+	buf_wipe(&b);
+	if (wfd == rfd)
+		(void)shutdown(wfd, SHUT_WR);
+	else
+		close(wfd);
+	if (failed)
+		return EX_NOMEM;
+	if (wrc != 0 && *err == ETIMEDOUT)
+		return EX_TIMEOUT;
+	if (wrc != 0 && *err != EPIPE)
+		return EX_WRITE_ERR;
+	/* EPIPE: the agent stopped reading, but it may have replied first (a worker's result=spawn) */
+	int rrc = read_reply(rfd, r, deadline, err);
+	if (rrc == 1)
+		return EX_TOO_LONG;
+	if (rrc < 0)
+		return *err == ETIMEDOUT ? EX_TIMEOUT : EX_READ_ERR;
+	return EX_REPLY;
+}
+
+/*
+ * Transport 1: fork and exec the agent; the request on its fd 0, the reply on its fd 1.
+ * Returns 0 with *r parsed, or -1 after logging exactly one line with the reason.
+ */
+static int spawn_agent(pam_handle_t *pamh, const struct options *o, const struct request *rq, struct reply *r)
 {
 	char why[PATH_MAX + 128];
 	int req[2] = { -1, -1 }, rep[2] = { -1, -1 };
@@ -719,7 +789,6 @@ static int run_agent(pam_handle_t *pamh, const struct options *o, const struct r
 	pid_t pid;
 	int ret = -1, err = 0, status = 0;
 	long long deadline;
-	struct buf b = { NULL, 0, 0, 0 };
 
 	if (check_agent(o->agent, why, sizeof(why)) != 0) {
 		pam_syslog(pamh, LOG_ERR, "refusing to run the agent: %s", why);
@@ -771,40 +840,23 @@ static int run_agent(pam_handle_t *pamh, const struct options *o, const struct r
 	close(req[0]);
 	close(rep[1]);
 
-	/* Built after fork(): no copy of the secrets in the child's memory before execve() (the kept
-	 * password's pages are MADV_WIPEONFORK: the child sees zeros there). */
-	build_request(pamh, rq, &b);
-	if (b.failed) {
-		buf_wipe(&b);
-		close(req[1]);
-		close(rep[0]);
-		kill(-pid, SIGKILL);
-		(void)wait_until(pid, now_ms() + KILL_GRACE_MS, &status);
-		pam_syslog(pamh, LOG_ERR, "out of memory building the request");
-		goto out;
-	}
-
-	int wrc = write_request(req[1], b.p, b.len, deadline, &err);
-	buf_wipe(&b);
-	close(req[1]);
-	int wrote_err = (wrc != 0) ? err : 0;
-
-	int rrc = -1;
-	if (wrote_err == 0 || wrote_err == EPIPE)
-		rrc = read_reply(rep[0], r, deadline, &err);
-	else
-		r->len = 0;
+	/* The request is built after fork() (in exchange()): no copy of the secrets in the child's
+	 * memory before execve() (the kept password's pages are MADV_WIPEONFORK: the child sees zeros). */
+	enum exchange_outcome x = exchange(pamh, rq, req[1], rep[0], deadline, r, &err);
 	close(rep[0]);
-	if (rrc == 1) {
-		/* Over-long reply: malformed whatever follows; do not wait for the rest. */
+	if (x == EX_NOMEM || x == EX_TOO_LONG) {
+		/* An over-long reply is malformed whatever follows: do not wait for the rest. */
 		kill(-pid, SIGKILL);
 		(void)wait_until(pid, now_ms() + KILL_GRACE_MS, &status);
-		pam_syslog(pamh, LOG_ERR, "malformed agent reply: longer than %u bytes", MAX_REPLY);
+		if (x == EX_NOMEM)
+			pam_syslog(pamh, LOG_ERR, "out of memory building the request");
+		else
+			pam_syslog(pamh, LOG_ERR, "malformed agent reply: longer than %u bytes", MAX_REPLY);
 		goto out;
 	}
 
 	enum wait_outcome wo = WAIT_TIMEOUT;
-	if (wrote_err != ETIMEDOUT && !(rrc < 0 && err == ETIMEDOUT))
+	if (x != EX_TIMEOUT)
 		wo = wait_until(pid, deadline, &status);
 	if (wo == WAIT_TIMEOUT) {
 		kill(-pid, SIGKILL);
@@ -814,11 +866,11 @@ static int run_agent(pam_handle_t *pamh, const struct options *o, const struct r
 			pam_syslog(pamh, LOG_ERR, "agent timed out after %u s", o->timeout);
 		goto out;
 	}
-	if (wrote_err != 0 && wrote_err != EPIPE) {
-		pam_syslog(pamh, LOG_ERR, "writing the request: %s", strerror(wrote_err));
+	if (x == EX_WRITE_ERR) {
+		pam_syslog(pamh, LOG_ERR, "writing the request: %s", strerror(err));
 		goto out;
 	}
-	if (rrc < 0) {
+	if (x == EX_READ_ERR) {
 		pam_syslog(pamh, LOG_ERR, "reading the reply: %s", strerror(err));
 		goto out;
 	}
@@ -835,7 +887,7 @@ static int run_agent(pam_handle_t *pamh, const struct options *o, const struct r
 	} else if (o->debug) {
 		pam_syslog(pamh, LOG_DEBUG, "agent already reaped by the application; exit status unknown");
 	}
-	if (parse_reply(r, why, sizeof(why)) != 0) {
+	if (parse_reply(r, 0, why, sizeof(why)) != 0) {
 		pam_syslog(pamh, LOG_ERR, "malformed agent reply: %s", why);
 		goto out;
 	}
@@ -843,6 +895,121 @@ static int run_agent(pam_handle_t *pamh, const struct options *o, const struct r
 out:
 	(void)sigaction(SIGCHLD, &old_chld, NULL);
 	return ret;
+}
+
+enum resident { RESIDENT_SERVED, RESIDENT_FAILED, RESIDENT_NONE };
+
+/*
+ * Transport 2: the resident agent's socket (docs/protocol.md, "Transport: the resident agent's
+ * socket").  A worker of a root service reads the same request until EOF and writes the same
+ * reply; closing the connection kills it, as the spawned agent's group is killed.
+ *   RESIDENT_SERVED  *r parsed.
+ *   RESIDENT_NONE    no usable socket, a server that is not root, or result=spawn: spawn the
+ *                    agent, with the whole timeout (connecting to a unix socket does not wait).
+ *   RESIDENT_FAILED  timed out, or no valid reply: logged (one line), the hook's fallback, no
+ *                    spawn (the time is used up; a worker that failed is not asked twice).
+ */
+static enum resident ask_resident(pam_handle_t *pamh, const struct options *o, const struct request *rq, struct reply *r)
+{
+	struct sockaddr_un sa;
+	struct ucred cred;
+	socklen_t credlen = sizeof(cred);
+	char why[128];
+	int err = 0;
+
+	if (o->socket == NULL)
+		return RESIDENT_NONE;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	size_t n = strlen(o->socket);
+	if (n >= sizeof(sa.sun_path)) {
+		pam_syslog(pamh, LOG_WARNING, "resident agent socket path longer than %zu bytes; spawning the agent",
+		           sizeof(sa.sun_path) - 1);
+		return RESIDENT_NONE;
+	}
+	memcpy(sa.sun_path, o->socket, n + 1);
+
+	long long deadline = now_ms() + (long long)o->timeout * 1000;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		pam_syslog(pamh, LOG_WARNING, "resident agent: socket: %m; spawning the agent");
+		return RESIDENT_NONE;
+	}
+	if (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = errno;
+		close(fd);
+		/* ENOENT: no resident agent installed or started, the usual case: not worth a line.
+		 * ECONNREFUSED (nobody listening), EAGAIN (backlog full), EACCES, ENOTSOCK, …: logged. */
+		if (e != ENOENT)
+			pam_syslog(pamh, LOG_WARNING, "resident agent at %s: %s; spawning the agent", o->socket, strerror(e));
+		return RESIDENT_NONE;
+	}
+	memset(&cred, 0, sizeof(cred));
+	cred.uid = (uid_t)-1; /* stays so unless the kernel filled it in */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) != 0) {
+		pam_syslog(pamh, LOG_ERR, "resident agent at %s: SO_PEERCRED: %m; spawning the agent", o->socket);
+		close(fd);
+		return RESIDENT_NONE;
+	}
+	if (cred.uid != 0) {
+		pam_syslog(pamh, LOG_ERR, "refusing the socket %s: its server is not root (uid %ld, pid %ld); spawning the agent",
+		           o->socket, (long)(int)cred.uid, (long)cred.pid);
+		close(fd);
+		return RESIDENT_NONE;
+	}
+
+	enum exchange_outcome x = exchange(pamh, rq, fd, fd, deadline, r, &err);
+	close(fd); /* a worker still busy (timed out) is killed when we hang up */
+	switch (x) {
+	case EX_REPLY:
+		break;
+	case EX_TIMEOUT:
+		pam_syslog(pamh, LOG_ERR, "agent timed out after %u s (resident agent at %s; hung up)", o->timeout, o->socket);
+		return RESIDENT_FAILED;
+	case EX_TOO_LONG:
+		pam_syslog(pamh, LOG_ERR, "malformed agent reply: longer than %u bytes (resident agent at %s)", MAX_REPLY, o->socket);
+		return RESIDENT_FAILED;
+	case EX_NOMEM:
+		pam_syslog(pamh, LOG_ERR, "out of memory building the request");
+		return RESIDENT_FAILED;
+	case EX_WRITE_ERR:
+	case EX_READ_ERR:
+		pam_syslog(pamh, LOG_ERR, "%s: %s (resident agent at %s)",
+		           x == EX_WRITE_ERR ? "writing the request" : "reading the reply", strerror(err), o->socket);
+		return RESIDENT_FAILED;
+	}
+	if (parse_reply(r, 1, why, sizeof(why)) != 0) {
+		pam_syslog(pamh, LOG_ERR, "malformed agent reply: %s (resident agent at %s)", why, o->socket);
+		return RESIDENT_FAILED;
+	}
+	if (r->result == RESULT_SPAWN) {
+		if (o->debug)
+			pam_syslog(pamh, LOG_DEBUG, "%s: the resident agent at %s answered result=spawn; spawning the agent",
+			           rq->phase, o->socket);
+		return RESIDENT_NONE;
+	}
+	return RESIDENT_SERVED;
+}
+
+/*
+ * Runs the agent for one request: the resident agent when its socket serves it, else a spawned
+ * one.  Returns 0 with *r parsed (result=success|ignore) and *how naming the path that served
+ * it, or -1 after logging the reason.
+ */
+static int run_agent(pam_handle_t *pamh, const struct options *o, const struct request *rq, struct reply *r,
+                     const char **how)
+{
+	switch (ask_resident(pamh, o, rq, r)) {
+	case RESIDENT_SERVED:
+		*how = "served by the resident agent";
+		return 0;
+	case RESIDENT_FAILED:
+		return -1;
+	case RESIDENT_NONE:
+		break;
+	}
+	*how = "spawned the agent";
+	return spawn_agent(pamh, o, rq, r);
 }
 
 static void show_messages(pam_handle_t *pamh, int flags, const struct reply *r)
@@ -966,6 +1133,7 @@ static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, 
 	struct request rq;
 	const char *user = NULL;
 	const char *what = phase_names[ph];
+	const char *how = "";
 	struct reply *r = NULL;
 	int rc = PAM_IGNORE;
 
@@ -1034,7 +1202,7 @@ static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, 
 		pam_syslog(pamh, LOG_ERR, "%s: out of memory", what);
 		goto fallback;
 	}
-	if (run_agent(pamh, &o, &rq, r) != 0)
+	if (run_agent(pamh, &o, &rq, r, &how) != 0)
 		goto fallback; /* run_agent logged why */
 
 	if (ph == PH_OPEN)
@@ -1056,9 +1224,9 @@ static int run_hook(pam_handle_t *pamh, int flags, int argc, const char **argv, 
 	}
 	rc = r->result == RESULT_SUCCESS ? on_success : PAM_IGNORE;
 	if (o.debug)
-		pam_syslog(pamh, LOG_DEBUG, "%s: agent result=%s (%u info, %u error%s); %s", what,
+		pam_syslog(pamh, LOG_DEBUG, "%s: agent result=%s (%u info, %u error%s); %s; %s", what,
 		           r->result == RESULT_SUCCESS ? "success" : "ignore", r->ninfo, r->nerror,
-		           r->session ? ", session id" : "", rc == PAM_SUCCESS ? "PAM_SUCCESS" : "PAM_IGNORE");
+		           r->session ? ", session id" : "", how, rc == PAM_SUCCESS ? "PAM_SUCCESS" : "PAM_IGNORE");
 	explicit_bzero(r, sizeof(*r));
 	free(r);
 	return rc;

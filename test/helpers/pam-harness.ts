@@ -310,8 +310,13 @@ export interface StackOptions {
   authtoks?: (Buffer | null)[];
 }
 
+/**
+ * Starts with `socket=none`: a resident agent that happens to run on this host
+ * (/run/ecryptfs-agent/agent.sock) must not serve these stacks. A test of the socket passes its
+ * own `socket=` in args: the last one wins.
+ */
 export function ours(h: Harness, how: 'spy' | 'direct', args: string): string {
-  return how === 'spy' ? `${h.spy} module=${modulePath} -- ${args}` : `${modulePath} ${args}`;
+  return how === 'spy' ? `${h.spy} module=${modulePath} -- socket=none ${args}` : `${modulePath} socket=none ${args}`;
 }
 
 let tokN = 0;

@@ -216,7 +216,7 @@ test('pam_ecryptfs_agent(8) documents every option the module parses and every h
   const page = renderMan('usr/share/man/man8/pam_ecryptfs_agent.8.gz').text.replace(/\s+/g, ' ');
   const shim = readFileSync(join(REPO, 'pam', 'pam_ecryptfs_agent.c'), 'utf8');
   const options = [...shim.matchAll(/strn?cmp\(a, "([a-z]+=?)"/g)].map((m) => m[1] as string);
-  assert.deepEqual(options.sort(), ['agent=', 'debug', 'timeout=', 'unwrap']);
+  assert.deepEqual(options.sort(), ['agent=', 'debug', 'socket=', 'timeout=', 'unwrap']);
   for (const o of options) assert.ok(page.includes(o), o);
   const protocol = readFileSync(join(REPO, 'docs', 'protocol.md'), 'utf8');
   const hooks = [...protocol.matchAll(/^\| (pam_sm_[a-z_]+(?:, PAM_[A-Z_]+)?) \|/gm)].map((m) => m[1] as string);

@@ -5,7 +5,7 @@
 // and the pamtester check writes a service file into /etc/pam.d.
 // The module is taken from $ECRYPTFS_AGENT_PAM_MODULE or build/Release/pam_ecryptfs_agent.so.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -32,6 +32,7 @@ import {
   clearDump,
   hex,
   expectedRequest,
+  fixtures,
   markerDir,
   modulePath,
   neighbourStack,
@@ -44,6 +45,7 @@ import {
   resultLine,
   runTst,
   setupHarness,
+  sleep,
   teardownHarness,
   tokFile,
   waitForFile,
@@ -307,6 +309,8 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
     ['agent-badsession', /^malformed agent reply: invalid session id$/],
     ['agent-trailing', /^malformed agent reply: data after the end line$/],
     ['agent-nineinfo', /^malformed agent reply: more than 8 info lines$/],
+    // result=spawn is the resident agent's answer only
+    ['agent-spawn', /^malformed agent reply: line 2 is not result=success\|ignore$/],
     ['does-not-exist', /^refusing to run the agent: .*does-not-exist: No such file or directory$/],
   ];
   for (const [name, reason] of failures) {
@@ -924,6 +928,289 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
     }
   });
 
+  // The resident agent (docs/protocol.md, "Transport: the resident agent's socket"): a fake root
+  // service (test/fixtures/pam/fake-resident.js) listening on a socket of the test's own, named
+  // with socket= (after the socket=none every `ours` line starts with).
+  describe("the resident agent's socket first, a spawned agent as the fallback", () => {
+    interface Resident {
+      dir: string;
+      sock: string;
+      pid: number;
+      proc: ChildProcess;
+    }
+    const servers: Resident[] = [];
+    let script = '';
+    let nServer = 0;
+    before(() => {
+      script = join(h.root, 'fake-resident.js');
+      copyFileSync(join(fixtures, 'fake-resident.js'), script);
+      chmodSync(script, 0o644);
+    });
+    after(async () => {
+      for (const s of servers) await stopResident(s);
+    });
+
+    /** Starts the fake server as root (or as `uid`, in a directory of its own) and waits until it listens. */
+    async function startResident(mode: string, uid = 0): Promise<Resident> {
+      const dir = join(h.root, `resident-${++nServer}`);
+      mkdirSync(dir, { mode: 0o755 });
+      chownSync(dir, uid, uid);
+      const sock = join(dir, 'agent.sock');
+      const argv = [process.execPath, script, sock, mode, dir];
+      const proc =
+        uid === 0
+          ? spawn(argv[0], argv.slice(1), { stdio: 'ignore' })
+          : spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...argv], { stdio: 'ignore' });
+      const s = { dir, sock, pid: 0, proc };
+      servers.push(s);
+      await waitForFile(join(dir, 'ready'), 10000);
+      s.pid = Number(readFileSync(join(dir, 'ready'), 'utf8'));
+      return s;
+    }
+    async function stopResident(s: Resident, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+      if (s.proc.exitCode !== null || s.proc.signalCode !== null) return;
+      const gone = new Promise((r) => s.proc.once('exit', r));
+      s.proc.kill(signal);
+      await gone;
+    }
+    /** What the server saw: its connections, in order, with the request bytes it read to EOF (undefined: none read). */
+    function seenBy(s: Resident): { reqs: (Buffer | undefined)[]; hangups: string[] } {
+      const files = readdirSync(s.dir);
+      const conns = files.filter((f) => /^\d+\.conn$/.test(f)).length;
+      const reqs: (Buffer | undefined)[] = [];
+      for (let i = 1; i <= conns; i++) {
+        const p = join(s.dir, `${i}.req`);
+        reqs.push(existsSync(p) ? readFileSync(p) : undefined);
+      }
+      return { reqs, hangups: files.filter((f) => f.endsWith('.hangup') || f.endsWith('.alive')).sort() };
+    }
+    /** The server records asynchronously: wait until it has seen `conns` connections and read `read` requests. */
+    async function seen(s: Resident, conns: number, read: number): Promise<ReturnType<typeof seenBy>> {
+      const end = Date.now() + 3000;
+      for (;;) {
+        const v = seenBy(s);
+        if ((v.reqs.length === conns && v.reqs.filter((b) => b !== undefined).length === read) || Date.now() > end) return v;
+        await sleep(20);
+      }
+    }
+    const warnings = (r: TstResult) => r.syslog.filter((l) => l.prio <= 4 && !l.msg.startsWith('_pam_init_handlers'));
+    const outcomes = (r: TstResult) => r.syslog.filter((l) => l.prio === 7 && /: agent result=/.test(l.msg)).map((l) => l.msg);
+    const SERVED = ['authenticate=25', 'setcred=25', 'open_session=0', 'close_session=0', 'chauthtok/prelim=25', 'chauthtok/update=0'];
+
+    test('a root server answering success serves open, close and chauthtok: agent= is not run; the same request bytes', async () => {
+      clearDump(h);
+      const s = await startResident('ok');
+      const svc = neighbourService('required', `agent=${agent('agent-marker')} socket=${s.sock} debug`);
+      const r = await runTst(h, svc, ALL);
+      assertStacksSucceeded(r);
+      assert.deepEqual(spyCodes(r), SERVED);
+      assert.deepEqual(readdirSync(markerDir), [], 'the agent= program ran');
+      assert.deepEqual(readDumps(h), []);
+      assert.deepEqual(r.conv.filter((c) => c.text === 'hello from the resident agent').length, 3);
+      assert.deepEqual(warnings(r), []);
+      assert.deepEqual(outcomes(r), [
+        'open_session: agent result=success (1 info, 0 error, session id); served by the resident agent; PAM_SUCCESS',
+        'close_session: agent result=success (1 info, 0 error, session id); served by the resident agent; PAM_SUCCESS',
+        'chauthtok: agent result=success (1 info, 0 error, session id); served by the resident agent; PAM_SUCCESS',
+      ]);
+      const { reqs } = await seen(s, 3, 3);
+      const base = { user: 'root', service: svc, pam_pid: r.pid, debug: true };
+      assert.deepEqual(reqs[0], expectedRequest({ ...base, phase: 'open_session' }, [['authtok', PW]]));
+      // the session id from the resident agent's open_session reply comes back at close_session
+      assert.deepEqual(reqs[1], expectedRequest({ ...base, phase: 'close_session', session: 'r1' }));
+      assert.deepEqual(reqs[2], expectedRequest({ ...base, phase: 'chauthtok' }, [['authtok', PW], ['oldauthtok', OLD]]));
+      for (const l of r.syslog) assert.ok(!l.msg.includes(PW.toString('utf8')) && !l.msg.includes(OLD.toString('utf8')));
+      // the kept password was handed over once, then wiped and unmapped, as with a spawned agent
+      const st = stashes(r);
+      assert.equal(st.length, 1);
+      assertStashLife(st[0], resultLine(r, 'authenticate'), resultLine(r, 'open_session'), 'served by the socket');
+      await stopResident(s);
+    });
+
+    test('result=spawn before reading the request (as the worker answers for another namespace): the agent is spawned, its reply used', async () => {
+      clearDump(h);
+      const s = await startResident('spawn');
+      const svc = neighbourService('required', `agent=${agent('agent-ok')} socket=${s.sock} debug`);
+      const r = await runTst(h, svc, ALL);
+      assertStacksSucceeded(r);
+      assert.deepEqual(spyCodes(r), SERVED);
+      assert.deepEqual(agentConv(r), [...AGENT_LINES, ...AGENT_LINES, ...AGENT_LINES]);
+      assert.deepEqual(warnings(r), []);
+      const dbg = r.syslog.filter((l) => l.prio === 7).map((l) => l.msg);
+      for (const ph of ['open_session', 'close_session', 'chauthtok']) {
+        assert.ok(dbg.includes(`${ph}: the resident agent at ${s.sock} answered result=spawn; spawning the agent`), ph);
+      }
+      assert.deepEqual(outcomes(r), [
+        'open_session: agent result=success (2 info, 1 error, session id); spawned the agent; PAM_SUCCESS',
+        'close_session: agent result=success (2 info, 1 error, session id); spawned the agent; PAM_SUCCESS',
+        'chauthtok: agent result=success (2 info, 1 error, session id); spawned the agent; PAM_SUCCESS',
+      ]);
+      const reqs = requestsInOrder();
+      assert.deepEqual(reqs.map((q) => q.fields.phase), ['open_session', 'close_session', 'chauthtok']);
+      assert.deepEqual(reqs[0].secrets, { authtok: PW });
+      // the spawned agent's session id, not one of the server's
+      assert.match(reqs[1].fields.session, /^s\d+$/);
+      assert.deepEqual((await seen(s, 3, 0)).reqs, [undefined, undefined, undefined]);
+      await stopResident(s);
+    });
+
+    test('result=spawn after reading: the server and the spawned agent received the same bytes for each phase, secrets included', async () => {
+      clearDump(h);
+      const s = await startResident('read-spawn');
+      const svc = neighbourService('required', `agent=${agent('agent-ok')} socket=${s.sock} unwrap`);
+      const r = await runTst(h, svc, [...ALL, 'silent', 'open']);
+      assert.deepEqual(spyCodes(r), [...SERVED, 'open_session=0']);
+      assert.deepEqual(errors(r), []);
+      const { reqs } = await seen(s, 4, 4);
+      const dumps = readDumps(h).sort((a, b) => a.pid - b.pid);
+      assert.equal(dumps.length, 4);
+      for (const [i, d] of dumps.entries()) assert.ok(reqs[i]!.equals(d.req), `request ${i + 1}`);
+      assert.deepEqual(
+        reqs.map((q) => parseRequest(q!).fields.phase),
+        ['open_session', 'close_session', 'chauthtok', 'open_session'],
+      );
+      assert.deepEqual(parseRequest(reqs[0]!).secrets, { authtok: PW });
+      assert.deepEqual(parseRequest(reqs[2]!).secrets, { authtok: PW, oldauthtok: OLD });
+      assert.equal(parseRequest(reqs[3]!).fields.silent, '1');
+      await stopResident(s);
+    });
+
+    test('a server that never answers: fallback after timeout=1, no agent spawned, the connection hung up', async () => {
+      clearDump(h);
+      const s = await startResident('hang');
+      const svc = service([`session optional ${ours(h, 'spy', `agent=${agent('agent-marker')} socket=${s.sock} timeout=1`)}`]);
+      const r = await runTst(h, svc, ['open', 'close']);
+      assert.equal(r.codes.open_session, PAM.PERM_DENIED); // libpam: a stack where every line ignored
+      assert.deepEqual(spyCodes(r), ['open_session=25', 'close_session=25']);
+      for (const k of ['open_session', 'close_session']) {
+        assert.ok(r.ms[k] >= 950 && r.ms[k] < 2000, `${k} took ${r.ms[k]} ms`);
+      }
+      const timedOut = `agent timed out after 1 s (resident agent at ${s.sock}; hung up)`;
+      assert.deepEqual(errors(r).map((l) => l.msg), [timedOut, timedOut]);
+      assert.deepEqual(readdirSync(markerDir), [], 'agent spawned after a timeout');
+      assert.deepEqual(
+        r.conv.filter((c) => c.text.startsWith('ecryptfs-agent failed')).map((c) => c.text.split(';')[0]),
+        ['ecryptfs-agent failed'],
+      );
+      // the request arrived, ended (the server saw EOF) …
+      const { reqs } = await seen(s, 2, 2);
+      assert.equal(parseRequest(reqs[0]!).fields.phase, 'open_session');
+      assert.equal(parseRequest(reqs[1]!).fields.phase, 'close_session');
+      // … and open_session's connection was closed by the module itself when it gave up: the
+      // server's write on it when close_session connected failed (a worker would be killed)
+      assert.deepEqual(seenBy(s).hangups, ['1.hangup']);
+      assert.equal(readFileSync(join(s.dir, '1.hangup'), 'utf8'), 'EPIPE');
+      await stopResident(s);
+    });
+
+    const badReplies: [string, string][] = [
+      ['close', 'empty reply'],
+      ['garbage', 'bad header line'],
+      ['spawn-info', 'result=spawn with other lines'],
+    ];
+    for (const [mode, why] of badReplies) {
+      test(`a server that answers ${mode === 'close' ? 'nothing (closes)' : mode}: fallback codes, logged, no agent spawned`, async () => {
+        clearDump(h);
+        const s = await startResident(mode);
+        const svc = neighbourService('required', `agent=${agent('agent-marker')} socket=${s.sock}`);
+        const r = await runTst(h, svc, ALL);
+        assertStacksSucceeded(r);
+        assert.deepEqual(spyCodes(r), ALL_IGNORED);
+        const line = `malformed agent reply: ${why} (resident agent at ${s.sock})`;
+        assert.deepEqual(errors(r).map((l) => l.msg), [line, line, line]);
+        assert.deepEqual(readdirSync(markerDir), [], 'agent spawned after a failed resident agent');
+        assert.equal((await seen(s, 3, 3)).reqs.length, 3, 'one connection per phase, no second try');
+        assert.deepEqual(
+          r.conv.filter((c) => c.text.startsWith('ecryptfs-agent failed')).map((c) => c.text.split(';')[0]),
+          ['ecryptfs-agent failed', 'ecryptfs-agent failed during the password change'],
+        );
+        await stopResident(s);
+      });
+    }
+
+    test('no usable socket (none, stale, not a socket, path too long): the agent is spawned; logged unless there is none', async () => {
+      const stale = await startResident('ok');
+      await stopResident(stale, 'SIGKILL'); // its socket file stays, nobody listens
+      assert.ok(existsSync(stale.sock));
+      const file = join(h.root, 'not-a-socket');
+      writeFileSync(file, '');
+      const long = `/${'x'.repeat(107)}`;
+      const cases: [string, string, string[]][] = [
+        ['absent', join(h.root, 'absent.sock'), []],
+        ['stale', stale.sock, [`resident agent at ${stale.sock}: Connection refused; spawning the agent`]],
+        ['regular file', file, [`resident agent at ${file}: Connection refused; spawning the agent`]],
+        ['108 bytes', long, ['resident agent socket path longer than 107 bytes; spawning the agent']],
+      ];
+      for (const [what, sock, logged] of cases) {
+        clearDump(h);
+        const svc = neighbourService('required', `agent=${agent('agent-marker')} socket=${sock} debug`);
+        const r = await runTst(h, svc, ['auth', 'open', 'close']);
+        assert.deepEqual(spyCodes(r), ['authenticate=25', 'open_session=0', 'close_session=0'], what);
+        assert.deepEqual(readdirSync(markerDir), ['marker-agent-marker'], what);
+        assert.deepEqual(warnings(r).map((l) => l.msg), [...logged, ...logged], what);
+        assert.ok(outcomes(r).every((l) => l.endsWith('; spawned the agent; PAM_SUCCESS')), what);
+      }
+    });
+
+    test('a socket whose server is not root (nobody): refused (SO_PEERCRED), nothing sent to it, the agent is spawned', async () => {
+      clearDump(h);
+      const s = await startResident('ok', 65534);
+      const svc = neighbourService('required', `agent=${agent('agent-ok')} socket=${s.sock}`);
+      const r = await runTst(h, svc, ALL);
+      assertStacksSucceeded(r);
+      assert.deepEqual(spyCodes(r), SERVED);
+      const line = `refusing the socket ${s.sock}: its server is not root (uid 65534, pid ${s.pid}); spawning the agent`;
+      assert.deepEqual(errors(r).map((l) => l.msg), [line, line, line]);
+      assert.deepEqual(agentConv(r), [...AGENT_LINES, ...AGENT_LINES, ...AGENT_LINES]);
+      assert.deepEqual(requestsInOrder().map((q) => q.secrets), [{ authtok: PW }, {}, { authtok: PW, oldauthtok: OLD }]);
+      // it was connected to, and read nothing before the module hung up
+      assert.deepEqual((await seen(s, 3, 3)).reqs.map((b) => b?.length), [0, 0, 0]);
+      await stopResident(s);
+    });
+
+    test('socket=none: the agent is spawned although a server listens; invalid socket= values logged and ignored', async () => {
+      clearDump(h);
+      const s = await startResident('ok');
+      const svc = service([
+        `session optional ${ours(h, 'spy', `agent=${agent('agent-marker')} socket=${s.sock} socket=none`)}`,
+        `session optional ${ours(h, 'spy', `agent=${agent('agent-marker')} socket=agent.sock socket=`)}`,
+      ]);
+      const r = await runTst(h, svc, ['open']);
+      assert.deepEqual(spyCodes(r), ['open_session=0', 'open_session=0']);
+      assert.deepEqual(readdirSync(markerDir), ['marker-agent-marker']);
+      assert.deepEqual(errors(r).map((l) => l.msg), [
+        'invalid option "socket=agent.sock" (an absolute path, or none) ignored',
+        'invalid option "socket=" (an absolute path, or none) ignored',
+      ]);
+      await sleep(100);
+      assert.deepEqual(seenBy(s).reqs, [], 'the server was connected to');
+      await stopResident(s);
+    });
+
+    test('without socket=, the module asks /run/ecryptfs-agent/agent.sock (the fake bound there in a mount namespace of the driver)', async () => {
+      clearDump(h);
+      const s = await startResident('ok');
+      const stateDir = '/run/ecryptfs-agent';
+      if (!existsSync(stateDir)) mkdirSync(stateDir, { mode: 0o700 });
+      // only the driver sees the fake's directory there: the host's is left alone
+      const wrapper = join(h.root, 'bin', 'tst-retval-ns');
+      writeFileSync(
+        wrapper,
+        `#!/bin/sh\nexec unshare -m --propagation private sh -c 'mount --bind "$0" ${stateDir} && exec "$@"' '${s.dir}' '${h.tst}' "$@"\n`,
+        { mode: 0o755 },
+      );
+      const svc = service([`session optional ${h.spy} module=${modulePath} -- agent=${agent('agent-marker')} debug`]);
+      const r = await runTst({ ...h, tst: wrapper }, svc, ['open']);
+      assert.deepEqual(spyCodes(r), ['open_session=0']);
+      assert.deepEqual(outcomes(r), [
+        'open_session: agent result=success (1 info, 0 error, session id); served by the resident agent; PAM_SUCCESS',
+      ]);
+      assert.deepEqual(readdirSync(markerDir), []);
+      assert.equal(parseRequest((await seen(s, 1, 1)).reqs[0]!).fields.pam_pid, String(r.pid));
+      await stopResident(s);
+    });
+  });
+
   test('pamtester (a real PAM client) with /etc/pam.d/eat-shim-*: the typed password reaches the agent at open_session', () => {
     clearDump(h);
     const svc = `eat-shim-${randomBytes(4).toString('hex')}`;
@@ -936,7 +1223,7 @@ describe('pam_ecryptfs_agent.so (shim) per docs/protocol.md', { skip: !isRoot &&
         `auth     optional ${modulePath} agent=${agent('agent-ok')}`,
         'account  required pam_permit.so',
         'session  required pam_permit.so',
-        `session  optional ${modulePath} agent=${agent('agent-ok')}`,
+        `session  optional ${modulePath} agent=${agent('agent-ok')} socket=none`,
       ].join('\n') + '\n',
     );
     try {

@@ -196,7 +196,8 @@ describe('no trace of secrets after full cycles', () => {
       // 2. pamtester with the real shim: pam_unix then ours, auth+open+close, then a root reset (chauthtok)
       const svc = `eat-secrets-${randomBytes(3).toString('hex')}`;
       services.push(svc);
-      const ours = `${MODULE} debug agent=${AGENT} timeout=60`;
+      // socket=none: the spawned agents are what this test watches, not a resident agent the host may run
+      const ours = `${MODULE} debug agent=${AGENT} timeout=60 socket=none`;
       writeFileSync(`/etc/pam.d/${svc}`, [
         'auth     required  pam_unix.so',
         `auth     optional  ${ours} unwrap`,
