@@ -11,6 +11,7 @@ import { deriveMountKeys } from '../formats/auth-tok';
 import { MAX_PASSPHRASE_BYTES } from '../formats/kdf';
 import { insertAuthTok } from '../os/keyring';
 import { readEcryptfsrcSalt } from '../actions/private-setup';
+import { readEcryptfsVersion } from '../actions/setup';
 import { fileExists, readSmallFile, writeFileAtomic } from '../os/secure-file';
 import { unwrapPassphrase, wrapPassphrase } from '../formats/wrapped-passphrase';
 import { leading } from './args';
@@ -375,15 +376,14 @@ const addUsage = (io: CliIO, code: number): number => {
   return code;
 };
 
-/** /sys/fs/ecryptfs/version has bit 0x100 when the kernel can encrypt file names. */
+/**
+ * /sys/fs/ecryptfs/version has bit 0x100 when the kernel can encrypt file names. (Read to EOF:
+ * a sysfs file says it has 4096 bytes whatever it holds, so a size limit refuses it.) No module
+ * loaded / no sysfs: false, like ecryptfs_get_version failing.
+ */
 export function kernelSupportsFnek(versionFile = SYSFS_ECRYPTFS_VERSION): boolean {
-  try {
-    const text = readSmallFile(versionFile, { maxBytes: 64 }).toString('latin1').trim();
-    const version = Number.parseInt(text, 10);
-    return Number.isInteger(version) && (version & FNEK_VERSION_BIT) !== 0;
-  } catch {
-    return false; // no module loaded / no sysfs: like ecryptfs_get_version failing
-  }
+  const version = readEcryptfsVersion(versionFile);
+  return version !== null && (version & FNEK_VERSION_BIT) !== 0;
 }
 
 export const addPassphraseCommand = defineCommand({

@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface TestUser {
@@ -26,9 +26,23 @@ export function createUser(prefix = 'eat', password = `pw-${randomBytes(6).toStr
   const gid = Number(execFileSync('id', ['-g', name]).toString().trim());
   const u = { name, uid, gid, home: `/home/${name}`, password };
   // useradd recycles the uids of deleted test users, and the kernel keeps a uid's user keyring
-  // (_uid.N) with its keys: start from an empty one.
+  // (_uid.N) with its keys: start from an empty one, and without the agent's notes about an
+  // earlier holder of the uid (a run that was killed before its deleteUser).
   clearUserKeyring(u);
+  removeAgentState(u.uid);
   return u;
+}
+
+/** The agent's per-uid files in /run/ecryptfs-agent (sessions, lock, last login, unlock failures …): uids are recycled. */
+function removeAgentState(uid: number): void {
+  const dir = '/run/ecryptfs-agent';
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (n.startsWith(`${uid}.`)) rmSync(join(dir, n), { force: true });
 }
 
 export function clearUserKeyring(u: TestUser): void {
@@ -39,8 +53,7 @@ export function deleteUser(u: TestUser): void {
   spawnSync('pkill', ['-KILL', '-u', u.name]);
   clearUserKeyring(u);
   spawnSync('userdel', ['-r', '-f', u.name], { stdio: 'ignore' });
-  // everything the agent keeps for the uid (sessions, lock, last login, unlock failures …): uids are recycled
-  spawnSync('sh', ['-c', `rm -f /run/ecryptfs-agent/${u.uid}.*`]);
+  removeAgentState(u.uid);
 }
 
 /** Runs a command as the user with their groups, without PAM. */

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { asUser, lookupUser } from '../../src/os/credentials';
 import { loadPrivateSetup } from '../../src/actions/private-setup';
 import { deriveCheckedMountKeys, insertDerivedKeys, possessUserKeyring, unwrapMountPassphrase, wipeMountKeys } from '../../src/actions/keys';
-import { runAgent } from '../helpers/agent';
+import { REPO, runAgent } from '../helpers/agent';
 import { SyslogCapture } from '../helpers/syslog';
 import { asUserRun, createUser, deleteUser, setupPrivateWithUtils, userKeys, type TestUser, type UtilsSetup } from '../helpers/users';
 
@@ -23,6 +23,14 @@ function newUser(opts: { fnek?: boolean; autoMount?: boolean } = {}): { u: TestU
   return { u, s: setupPrivateWithUtils(u, opts) };
 }
 const pw = (u: TestUser) => Buffer.from(u.password);
+/** The `last login:` line of `ecryptfs-agent status USER`, run as root (the CLI reads the agent's note). */
+const lastLoginLine = (u: TestUser): string => {
+  const r = spawnSync(join(REPO, 'bin', 'ecryptfs-agent'), ['status', u.name], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' } });
+  assert.equal(r.status, 0, r.stderr);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('  last login:'));
+  assert.ok(line, r.stdout);
+  return line;
+};
 const sessionsOf = (u: TestUser): number => {
   const f = `/run/ecryptfs-agent/${u.uid}.sessions`;
   return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { sessions: unknown[] }).sessions.length : 0;
@@ -186,11 +194,13 @@ describe('open_session and close_session (mount itself: VM suite)', () => {
     assert.equal(sessionsOf(u), 1);
   });
 
-  test('ssh key login (no password reached the session): one clear line how to unlock, login proceeds', () => {
+  test('ssh key login (no password reached the session): one clear line how to unlock, login proceeds; status says why it stayed locked', () => {
     const { u } = newUser();
+    assert.match(lastLoginLine(u), /^ {2}last login: +none recorded$/, 'before any login');
     const r = runAgent({ phase: 'open_session', user: u.name, service: 'sshd' });
     assert.equal(r.result, 'success');
     assert.match(r.info.join(' '), /~\/Private is locked .*ecryptfs-agent unlock/);
+    assert.match(lastLoginLine(u), /^ {2}last login: +no-password via sshd, \d+ s ago$/);
   });
 
   test('password changed by root (keyfile wrapped with the old one): detected and explained at login; status explains it too', () => {
@@ -199,6 +209,7 @@ describe('open_session and close_session (mount itself: VM suite)', () => {
     assert.match(r.error.join(' '), /does not unwrap .*rewrap-passphrase/);
     const last = JSON.parse(readFileSync(`/run/ecryptfs-agent/${u.uid}.last-login`, 'utf8')) as { outcome: string };
     assert.equal(last.outcome, 'wrong-password');
+    assert.match(lastLoginLine(u), /^ {2}last login: +wrong-password \(WRONG_PASSWORD\) via eat-test, \d+ s ago$/);
   });
 
   test('a last logout and a login at the same time: the login unwraps at its own open_session and finds its keys', () => {

@@ -134,6 +134,34 @@ test('wrap/unwrap/rewrap interoperate both ways on random passphrases', () => {
   }
 });
 
+test('the file our wrap-passphrase CLI writes is unwrapped by ecryptfs-unwrap-passphrase (stdin and argv forms)', () => {
+  for (let i = 0; i < 6; i++) {
+    const pass = randomPassphrase();
+    const wpw = randomPassphrase();
+    const viaArgv = i % 2 === 1;
+    const what = `case ${i} (${viaArgv ? 'argv' : 'stdin'}, ${pass.length}/${wpw.length} bytes)`;
+    const mine = join(dir, `cli-wrapped-${i}`);
+    const w = viaArgv ? ours('wrap', [mine, pass.toString(), wpw.toString()]) : ours('wrap', [mine, '-'], lines(pass, wpw));
+    assert.equal(w.status, 0, `${what}: ${w.stderr}`);
+    assert.equal(w.stdout.length, 0, `${what}: prints nothing, as ecryptfs-wrap-passphrase`);
+    const st = fs.statSync(mine);
+    assert.equal(st.mode & 0o777, 0o600, what);
+    const file = fs.readFileSync(mine);
+    assert.equal(parseWrapped(file).version, 2, what);
+    assert.equal(file.length, 26 + Math.ceil(pass.length / 16) * 16, `${what}: the v2 size for this passphrase`);
+    // the C tool's own file for the same passphrase has the same size (the salt differs)
+    const theirs = join(dir, `c-wrapped-${i}`);
+    assert.equal(c('wrap', [theirs, '-'], lines(pass, wpw)).status, 0, what);
+    assert.equal(fs.statSync(theirs).size, file.length, what);
+    const u = c('unwrap', [mine, '-'], wpw);
+    assert.equal(u.status, 0, `${what}: ${u.stderr}`);
+    assert.deepEqual(u.stdout, Buffer.concat([pass, Buffer.from('\n')]), what);
+    // (at most 64 bytes: a longer one would only get the tool's usage text)
+    const wrong = c('unwrap', [mine, '-'], wpw.length < 64 ? Buffer.concat([wpw, Buffer.from('x')]) : wpw.subarray(1));
+    assert.equal(wrong.status, 1, `${what}: a wrong wrapping passphrase is refused by the C tool`);
+  }
+});
+
 test('v1 files we build are unwrapped by the C tool, and both rewraps upgrade them to v2', () => {
   for (let i = 0; i < 3; i++) {
     const pass = randomPassphrase();

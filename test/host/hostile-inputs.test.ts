@@ -1,5 +1,5 @@
 /**
- * Hostile and odd inputs against the real agent (issue 9), driven as the PAM shim drives it
+ * Hostile and odd inputs against the real agent, driven as the PAM shim drives it
  * (request on stdin, see test/host/agent-phases.test.ts), with syslog captured at /dev/log.
  * For every case: the exact reply, the line for the user, the log line, no key left behind,
  * no mount(2) attempted where it must not be, nothing changed under the home directory.

@@ -325,7 +325,7 @@ function filesContaining(dir: string, needle: string): string[] {
   return out;
 }
 
-describe('the fd layer against a user who changes the trees while root works (issue 13, finding 1)', () => {
+describe('the fd layer against a user who changes the trees while root works (root acts on objects, not paths)', () => {
   /** The VM attack on the host: zz (files inside) and zzdir (4755) swapped for symlinks right after root made them. */
   function destinationSwap(label: string): void {
     const u = user();

@@ -1,5 +1,5 @@
 /**
- * Secret hygiene of the session agent (issue 9), against the running process and the system:
+ * Secret hygiene of the session agent, against the running process and the system:
  *  - the agent is non-dumpable and has RLIMIT_CORE 0 before it reads a secret: it is held
  *    mid-request (the request pipe stays open, the secret already written) and inspected through
  *    /proc. Root's /proc files are root's anyway, so dumpability is proven with the agent started

@@ -1,6 +1,7 @@
 /**
- * Fuzzing of every parser that reads hostile bytes (issue 9): the wrapped-passphrase file, the
- * per-user config files, the shim → agent request and /proc/PID/mountinfo. Two sources of input:
+ * Fuzzing of every parser that reads bytes a user (or anything else) can make hostile: the
+ * wrapped-passphrase file, the per-user config files, the shim → agent request and
+ * /proc/PID/mountinfo. Two sources of input:
  * fast-check arbitraries (structured and raw) and deterministic mutations (bit/byte flips,
  * truncation, extension, splicing of "interesting" tokens) of valid seeds. The contract: a parser
  * returns a well-formed value or throws an AgentError whose code is one of the expected ones;

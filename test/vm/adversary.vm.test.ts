@@ -1,13 +1,13 @@
 /**
- * Issue 13's two-user adversarial suite on Debian's kernel: attacker alice (and mallory, whose home
- * is migrated), victim bob, and root. One case or more per finding (migrate-home racing root's copy,
+ * The two-user adversarial suite on Debian's kernel: attacker alice (and mallory, whose home
+ * is migrated), victim bob, and root. One case or more per attack (migrate-home racing root's copy,
  * a logout or `lock` unmounting another user's or root's mount, the PAM application's session
  * keyring searched by mount(2), ~/.Private resolved twice, root logins that print an error, secrets
  * not locked in memory, control characters reaching root's terminal, the caller's rlimits / nice /
  * oom_score_adj / umask / real uid inherited by the agent, and the fault-matrix leftovers), plus the
- * hostile layouts of issue 9 (the former hardening suite) as adv.h.*. Every check asserts the
- * secure outcome, so a finding that is not fixed fails its checks; the script prints, per case, the
- * agent's log lines ("LOG <case>: …") and a verdict ("ADV <case> defended|VULNERABLE <evidence>").
+ * hostile layouts of ~/Private and Private.mnt (the former hardening suite) as adv.h.*. Every check
+ * asserts the secure outcome, so an attack that still works fails its checks; the script prints,
+ * per case, the agent's log lines ("LOG <case>: …") and a verdict ("ADV <case> defended|VULNERABLE <evidence>").
  * One fast-mode boot (test/vm/scripts/adversary-suite.sh).
  */
 import { readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { runChecksInVm } from './checks';
 
 const REPO = join(__dirname, '..', '..', '..');
 
-test('two-user adversarial suite (issue 13) in the VM', { timeout: 40 * 60_000 }, async (t) => {
+test('two-user adversarial suite in the VM', { timeout: 40 * 60_000 }, async (t) => {
   const body = readFileSync(join(REPO, 'test', 'vm', 'scripts', 'adversary-suite.sh'), 'utf8');
   // Every check of the script is one literal "check adv.…" / "check_output adv.…" line, none in a
   // loop or a helper, so a check that does not run is a failure of the count.

@@ -1,5 +1,5 @@
 /**
- * Issue 7, extra mounts at login, on Debian's kernel (eCryptfs module) with real PAM clients
+ * Extra mounts at login, on Debian's kernel (eCryptfs module) with real PAM clients
  * (pamtester, pam-hold for overlapping sessions), one fast-mode boot: an /etc/fstab
  * `user,noauto` line (encrypted directory on a bind mount) and a line of ~/.ecryptfs/extra-mounts
  * (encrypted directory on a separate tmpfs, standing in for an sshfs) mounted at login after

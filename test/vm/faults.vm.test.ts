@@ -1,5 +1,5 @@
 /**
- * Issue 9: the agent-kill fault matrix (test/vm/scripts/stress-suite.sh section c): the steps of
+ * The agent-kill fault matrix (test/vm/scripts/stress-suite.sh section c): the steps of
  * a clean auth / open_session / close_session are traced, then the agent is SIGKILLed on entry to
  * each state-changing system call in turn; after each kill the login proceeds and the user is
  * told, the next login unlocks with one session counted, and its logout leaves nothing behind.

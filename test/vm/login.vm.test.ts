@@ -1,7 +1,9 @@
 /**
- * Issue 6 suites on Debian's kernel (eCryptfs module) with real PAM clients: pamtester, a held
- * PAM session client (overlapping sessions), su, passwd, chpasswd; cross-compatibility with the
- * reference tools; a broken setup that must fail loudly. One fast-mode boot runs them all.
+ * Login → unlock → logout with our PAM module on Debian's kernel (eCryptfs module) with real PAM
+ * clients: pamtester, a held PAM session client (overlapping sessions), su, passwd, chpasswd;
+ * cross-compatibility with the reference tools; a file still open at the last logout (lazy
+ * detach); the legacy mode without `unwrap`; `status` explaining a login that stayed locked; the
+ * syslog facility of every line; a broken setup that must fail loudly. One fast-mode boot.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * Issue 7, migrate-home, on Debian's kernel in one fast-mode boot: a home of a few hundred entries
+ * migrate-home on Debian's kernel in one fast-mode boot: a home of a few hundred entries
  * migrated by ecryptfs-agent and read back equal through our PAM module, su -, mount.ecryptfs_private
  * and pam_ecryptfs; a home migrated by ecryptfs-migrate-home has the same layout and our agent mounts
  * it; a migration SIGKILLed in the copy and again in the verification loses nothing and finishes on

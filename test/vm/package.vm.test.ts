@@ -1,5 +1,5 @@
 /**
- * Issue 8: the Debian package in the fast-mode VM (host root read-only under a tmpfs overlay,
+ * The Debian package in the fast-mode VM (host root read-only under a tmpfs overlay,
  * so dpkg changes only the overlay): install, pam-auth-update, a real su password login that
  * unlocks and locks ~/Private, remove, purge, reinstall, upgrade. One boot.
  * The two .debs are built here on the host (scripts/package.sh) and read by the guest through

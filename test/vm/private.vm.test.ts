@@ -1,6 +1,6 @@
 /**
- * Issue 7, the manual path, on Debian's kernel (eCryptfs module) in one fast-mode boot:
- * setup-private as the user and as root -u (with and without FNEK, login password or a separate
+ * The manual path (setting up ~/Private and unlocking it by hand), on Debian's kernel (eCryptfs
+ * module) in one fast-mode boot: setup-private as the user and as root -u (with and without FNEK, login password or a separate
  * wrapping passphrase) mounted by our PAM module and by the reference peer (mount.ecryptfs_private,
  * pam_ecryptfs.so) with files crossing over; unlock/lock as root and as the user (through
  * mount.ecryptfs_private), lock refusing while in use; status; doctor; bad input changes nothing.

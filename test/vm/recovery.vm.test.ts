@@ -1,5 +1,5 @@
 /**
- * Issue 7, recovery, on Debian's kernel in one fast-mode boot (test/vm/scripts/recovery-suite.sh):
+ * Recovery, on Debian's kernel in one fast-mode boot (test/vm/scripts/recovery-suite.sh):
  * .Private directories made by ecryptfs-setup-private (FNEK and not) and by our setup-private,
  * copied to another disk, recovered by `ecryptfs-agent recover` with the mount passphrase that
  * `ecryptfs-agent recovery` prints (== ecryptfs-unwrap-passphrase) and with the wrapped file +

@@ -1,9 +1,9 @@
 /**
- * Shared by the issue-9 VM tests (stress.vm.test.ts, faults.vm.test.ts): runs sections of
- * test/vm/scripts/stress-suite.sh in a fast-mode VM. Sizes: ECRYPTFS_AGENT_STRESS_N (parallel
+ * Shared by the concurrency and fault-matrix VM tests (stress.vm.test.ts, faults.vm.test.ts):
+ * runs sections of test/vm/scripts/stress-suite.sh in a fast-mode VM. Sizes: ECRYPTFS_AGENT_STRESS_N (parallel
  * login/logout cycles of one user, default 20) and ECRYPTFS_AGENT_STRESS_M (users at once, 10).
  * The defaults keep `npm test` near the brief's 30 minutes on a 2-core TCG machine (every cycle
- * is ≈10 s of emulated CPU); issue 9's sizes (N=50, M=20) run on demand, with their last figures
+ * is ≈10 s of emulated CPU); the full sizes (N=50, M=20) run on demand, with their last figures
  * in test/vm/README.md.
  * ECRYPTFS_AGENT_FAULT_POINTS=login|chauthtok narrows the fault matrix when debugging by hand.
  */

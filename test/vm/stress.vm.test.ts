@@ -1,5 +1,5 @@
 /**
- * Issue 9: concurrency and a full disk (test/vm/scripts/stress-suite.sh sections a, b, d; one
+ * Concurrency and a full disk (test/vm/scripts/stress-suite.sh sections a, b, d; one
  * fast-mode boot), and a VM reset in the middle of a re-wrap loop (several boots on one disk).
  * The agent-kill fault matrix (section c) is faults.vm.test.ts, its own VM so the runner can run
  * it beside this one.
@@ -74,7 +74,8 @@ test('VM reset in the middle of a re-wrap loop: after each reboot the file opens
         expectReset: boot < boots,
         onOutput: (c) => process.stderr.write(c),
       });
-      t.diagnostic(`boot ${boot}: accelerator ${r.accel}; boot ${r.bootMs} ms; ${r.reset ? 'ended by reset' : `exit ${r.exitCode}`}; rewraps this boot: ${(r.output.match(/^re-wrapped to/gm) ?? []).length}`);
+      const rewraps = (r.output.match(/^re-wrapped to/gm) ?? []).length;
+      t.diagnostic(`boot ${boot}: accelerator ${r.accel}; boot ${r.bootMs} ms; ${r.reset ? 'ended by reset' : `exit ${r.exitCode}`}; rewraps this boot: ${rewraps}`);
       for (const line of r.output.split('\n')) if (line.startsWith('FIGURE ')) t.diagnostic(line.slice(7));
       const checks = parseChecks(r.output);
       for (const c of checks) await t.test(c.name, () => assert.ok(c.ok, c.why));

@@ -1,8 +1,10 @@
-# Two-user adversarial suite (issue 13): attacker alice (and mallory for migrate-home), victim bob,
-# and root. One case (or more) per finding of issue 13, plus the hostile layouts of issue 9 (the
-# former hardening-suite.sh) as adv.h.*. Every check asserts the SECURE outcome, the effect a
-# correct product must have (mounts in /proc/self/mountinfo, keys found with keyctl, files in /etc,
-# modes, /proc/PID state), never today's log text: on code that has a finding, its checks FAIL.
+# Two-user adversarial suite: attacker alice (and mallory for migrate-home), victim bob, and root.
+# One case (or more) per attack of the security review (docs/security.md names every case, the
+# attack and the outcome), plus the hostile layouts of ~/Private and Private.mnt (the former
+# hardening-suite.sh) as adv.h.*. Every check asserts the SECURE outcome, the effect a correct
+# product must have (mounts in /proc/self/mountinfo, keys found with keyctl, files in /etc, modes,
+# /proc/PID state), never today's log text: on code that the attack still works against, its
+# checks FAIL.
 # After each case the agent's syslog lines of that case are printed as "LOG <case>: ..." and one
 # verdict line "ADV <case> defended|VULNERABLE <evidence>".
 # Races loop a bounded number of times (set below: H_RACE_N, RACE_2C_N, TIMED_2D_N, RACE_4B_N)
@@ -14,7 +16,7 @@
 use_our_module debug
 CLI="$REPO/bin/ecryptfs-agent"
 PY=/usr/bin/python3
-H_RACE_N=6      # logins during the ~/Private <-> symlink-to-/etc swap (issue 9's race)
+H_RACE_N=6      # logins during the ~/Private <-> symlink-to-/etc swap (the hostile layouts' race)
 RACE_2C_N=6     # logouts during the swap of the extra mount's parent with a symlink to /home/bob
 TIMED_2D_N=2    # logouts where alice swaps it once, timed by the first extra mount going away
 RACE_4B_N=12    # logins during the swap of ~/.Private with a symlink to /root/hidden-alice
@@ -139,7 +141,11 @@ while True:
 PY
 chmod 644 /tmp/swap.py
 # start_swap USER A B: the swapper as USER (SWAP=pid), once it has swapped; stop_swap: ends it
-start_swap() { rm -f /tmp/swap.started; bg_as "$1" "$PY" /tmp/swap.py "$2" "$3" /tmp/swap.started 2>/tmp/swap.err; SWAP=$BG; for _ in $(seq 1 100); do [ -e /tmp/swap.started ] && return 0; sleep 0.1; done; return 1; }
+start_swap() {
+  rm -f /tmp/swap.started
+  bg_as "$1" "$PY" /tmp/swap.py "$2" "$3" /tmp/swap.started 2>/tmp/swap.err; SWAP=$BG
+  for _ in $(seq 1 100); do [ -e /tmp/swap.started ] && return 0; sleep 0.1; done; return 1
+}
 stop_swap() { kill -CONT "$SWAP" 2>/dev/null; kill "$SWAP" 2>/dev/null; wait "$SWAP" 2>/dev/null; }
 # pause_swap / resume_swap: SIGSTOP / SIGCONT, so that names stay put while root cleans up
 # (kill -STOP returns at once; the swapper stops only after the renameat2 it may be in: wait for it)
@@ -147,8 +153,15 @@ pause_swap() { kill -STOP "$SWAP"; for _ in $(seq 1 100); do [ "$(awk '{ print $
 resume_swap() { kill -CONT "$SWAP"; }
 # unswap A B: A is the real directory again (B the symlink), by two renames (the swapper paused)
 unswap() { [ -L "$1" ] && as "$(stat -c %U "$1")" sh -c 'mv "$1" "$1.unswap" && mv "$2" "$1" && mv "$1.unswap" "$2"' sh "$1" "$2"; true; }
-# hostile bytes (issue 13 finding 7): C1 CSI U+009B, RLO U+202E, LRI U+2066, and C0 ESC
-has_hostile_bytes() { "$PY" -c 'import sys; d = open(sys.argv[1], "rb").read(); bad = [n for n, b in (("U+009B", b"\xc2\x9b"), ("U+202E", b"\xe2\x80\xae"), ("U+2066", b"\xe2\x81\xa6"), ("ESC", b"\x1b")) if b in d]; print(" ".join(bad)); sys.exit(0 if bad else 1)' "$1"; }
+# hostile bytes, from names a user controls, that reach a terminal or a log: C1 CSI U+009B,
+# RLO U+202E, LRI U+2066, and C0 ESC (prints the ones found in the file $1)
+has_hostile_bytes() {
+  "$PY" -c '
+import sys
+d = open(sys.argv[1], "rb").read()
+bad = [n for n, b in (("U+009B", b"\xc2\x9b"), ("U+202E", b"\xe2\x80\xae"), ("U+2066", b"\xe2\x81\xa6"), ("ESC", b"\x1b")) if b in d]
+print(" ".join(bad)); sys.exit(0 if bad else 1)' "$1"
+}
 no_hostile_bytes() { ! has_hostile_bytes "$1"; }
 no_agent_err_since() { ! tail -n +"$(($1 + 1))" /tmp/syslog | grep -E '\.err .*(ecryptfs-agent\[|pam_ecryptfs_agent)'; }
 # (what it prints on failure is made safe for the CHECK line: no CR, control bytes shown as ^X/M-x)
@@ -162,7 +175,7 @@ ASIG=$(sig1 $HA); BSIG=$(sig1 $HB)
 echo "alice sig $ASIG, bob sig $BSIG"
 
 # ==============================================================================================
-# h. The hostile layouts of issue 9 (hardening-suite.sh): Private.mnt at system directories,
+# h. The hostile layouts (the former hardening-suite.sh): Private.mnt at system directories,
 #    ~/Private a symlink, and ~/Private swapped with a symlink to /etc during logins.
 case_begin h.baseline
 check adv.h.baseline-login login $A "$APW"
@@ -246,7 +259,11 @@ check adv.2.bob-login login $B "$BPW"
 check adv.2.bob-mounted ecryptfs_at $HB/Private
 check adv.2.bob-writes as $B sh -c "echo $BPLAIN > $HB/Private/secret.txt"
 bob_ok() { ecryptfs_at $HB/Private && has_key $B "$BSIG" && as $B grep -qx "$BPLAIN" $HB/Private/secret.txt; }
-bob_state() { echo "bob: mounted=$(ecryptfs_at $HB/Private && echo yes || echo NO) key=$(has_key $B "$BSIG" && echo yes || echo NO) plaintext=$(as $B grep -qx "$BPLAIN" $HB/Private/secret.txt 2>/dev/null && echo yes || echo NO)"; }
+# yes_no COMMAND...: "yes" if COMMAND succeeds, else "NO" (for the evidence of a verdict)
+yes_no() { "$@" > /dev/null 2>&1 && echo yes || echo NO; }
+bob_state() {
+  echo "bob: mounted=$(yes_no ecryptfs_at $HB/Private) key=$(yes_no has_key $B "$BSIG") plaintext=$(yes_no as $B grep -qx "$BPLAIN" $HB/Private/secret.txt)"
+}
 # bob_up: bob's ~/Private mounted again after a case took it (his login, as he would)
 bob_up() { bob_ok || { umount -l $HB/Private 2>/dev/null; reset_user $B; login $B "$BPW"; }; }
 check adv.2.bob-all-there bob_ok
@@ -282,7 +299,8 @@ reset_user $A
 
 case_begin 2b.root-mount
 mkdir -p /srv/rootlower /srv/rootmnt
-check adv.2b.root-mounts sh -c "printf '%s\n' 'root-mnt-pass-2b' | '$CLI' mount /srv/rootlower /srv/rootmnt --cipher aes --key-bytes 16 --no-passthrough --no-fnek --passphrase-stdin --yes > /tmp/2b.mount 2>&1"
+check adv.2b.root-mounts runs_into /tmp/2b.mount fed root-mnt-pass-2b "$CLI" mount /srv/rootlower /srv/rootmnt \
+  --cipher aes --key-bytes 16 --no-passthrough --no-fnek --passphrase-stdin --yes
 echo root-data-2b > /srv/rootmnt/r.txt
 set_mnt $A /srv/rootmnt
 login $A "$APW" /tmp/2b.login; logout $A /tmp/2b.logout
@@ -345,7 +363,8 @@ while not os.path.exists(stop):
 open(out, 'w').write(res + '\n')
 PY
 chmod 644 /tmp/watch2d.py
-as $A sh -c "umask 077; mkdir -p $HA/.dlower $HA/.elower $HA/d/Private $HA/e/Private && printf '%s %s ecryptfs ecryptfs_sig=%s\n' $HA/.dlower $HA/d/Private $ASIG $HA/.elower $HA/e/Private $ASIG > $HA/.ecryptfs/extra-mounts"
+as $A sh -c "umask 077; mkdir -p $HA/.dlower $HA/.elower $HA/d/Private $HA/e/Private &&
+  printf '%s %s ecryptfs ecryptfs_sig=%s\n' $HA/.dlower $HA/d/Private $ASIG $HA/.elower $HA/e/Private $ASIG > $HA/.ecryptfs/extra-mounts"
 hits=0; both=0
 for i in $(seq 1 $TIMED_2D_N); do
   ecryptfs_at $HB/Private || bob_up; add_keys $A "$AMP"
@@ -416,7 +435,11 @@ A=$A HA=$HA C3_RUNS="$C3_RUNS" keyctl session - bash /tmp/c3-root.sh > /tmp/c3.t
 RSIG=$(cat /tmp/c3.rsig 2>/dev/null)
 echo "root's sig $RSIG"; head -n 20 /tmp/c3.trace
 for run in $C3_RUNS; do echo "$run: mount [$(cat /tmp/c3.$run.mount)] alice read [$(head -c 100 /tmp/c3.$run.read)] open said [$(tr '\n' ' ' < /tmp/c3.$run.open | cut -c1-200)]"; done
-c3_ev() { echo "$( [ -s /tmp/c3.$1.mount ] && echo "~/Private mounted with $(grep -o 'ecryptfs_sig=[0-9a-f]*' /tmp/c3.$1.mount)" || echo 'not mounted'), alice read: $(head -c 60 /tmp/c3.$1.read | tr '\n' ' ')"; }
+c3_ev() { # c3_ev RUN: how run RUN's ~/Private was mounted, and what alice read
+  local mounted='not mounted'
+  [ -s /tmp/c3.$1.mount ] && mounted="~/Private mounted with $(grep -o 'ecryptfs_sig=[0-9a-f]*' /tmp/c3.$1.mount)"
+  echo "$mounted, alice read: $(head -c 60 /tmp/c3.$1.read | tr '\n' ' ')"
+}
 check adv.3.root-file-encrypted test -n "$RSIG" -a -s $HA/.Private/rootfile
 check adv.3.su-stack-alice-cannot-read-root-file sh -c "! grep -q ROOT-SECRET-c3 /tmp/c3.su:0x00290000.read"
 case_end "su stack, planted key 0x00290000: $(c3_ev su:0x00290000)"
@@ -597,7 +620,8 @@ as $A "$PY" /tmp/ptyrun.py /tmp/8a.su --answer 'assword:' "$APW" -- bash -c "$HO
 echo "su printed: $(tr '\n' ' ' < /tmp/8a.su | cut -c1-300)"
 check adv.8a.hostile-su-unlocks grep -q "$APLAIN" /tmp/8a.su
 check adv.8a.hostile-su-logout-locks not_ecryptfs_at $HA/Private
-EV="su with RLIMIT_FSIZE 0, NOFILE 16, CPU 2 s, nice 19, oom_score_adj 1000, umask 0777: unlocked=$(grep -q "$APLAIN" /tmp/8a.su && echo yes || echo NO); said: $(grep -a 'ecryptfs-agent' /tmp/8a.su | head -n1 | tr -d '\r' | cut -c1-100)"
+EV="su with RLIMIT_FSIZE 0, NOFILE 16, CPU 2 s, nice 19, oom_score_adj 1000, umask 0777: unlocked=$(yes_no grep -q "$APLAIN" /tmp/8a.su)"
+EV+="; said: $(grep -a 'ecryptfs-agent' /tmp/8a.su | head -n1 | tr -d '\r' | cut -c1-100)"
 reset_user $A
 case_end "$EV"
 
@@ -621,7 +645,8 @@ case_end "$EV"
 case_begin 8c.agent-state
 LK=$(lockfile_of $A)
 hold_lock "$LK"
-bg_as $A "$PY" /tmp/ptyrun.py /tmp/8c.su --answer 'assword:' "$APW" -- bash -c "echo 1000 > /proc/self/oom_score_adj; ulimit -f 0; ulimit -n 64; ulimit -t 600; umask 0777; exec nice -n 19 su - $A -c true"; SU8C=$BG
+MILDER_STATE='echo 1000 > /proc/self/oom_score_adj; ulimit -f 0; ulimit -n 64; ulimit -t 600; umask 0777'
+bg_as $A "$PY" /tmp/ptyrun.py /tmp/8c.su --answer 'assword:' "$APW" -- bash -c "$MILDER_STATE; exec nice -n 19 su - $A -c true"; SU8C=$BG
 APID=$(agent_pid_waiting_on "$LK")
 FSIZE=$(awk '/^Max file size/ { print $4 }' /proc/$APID/limits 2>/dev/null)
 NOFILE=$(awk '/^Max open files/ { print $4 }' /proc/$APID/limits 2>/dev/null)
@@ -752,7 +777,10 @@ check adv.1.race-no-marker-in-etc sh -c "! test -e /etc/eat-pwned-marker && ! gr
 check adv.1.race-victim-never-setuid sh -c "! test -u /root/victim-bin && ! grep -q setuid /tmp/monitor.seen"
 check adv.1.race-nothing-in-etc-owned-by-mallory sh -c "! find /etc -xdev -user $M | grep ."
 check adv.1.race-finished-intact-or-refused outcome_ok
-EV="exit $RC1 ($( [ "$RC1" = 0 ] && echo finished || echo "refused: $(grep '^ecryptfs-agent' /tmp/1.err | head -n1 | cut -c1-110)")); racer $(cat /tmp/racer.out 2>/dev/null | tr -d '\n'); /etc/eat-pwned-marker $( [ -e /etc/eat-pwned-marker ] && echo "EXISTS (owner $(stat -c %U /etc/eat-pwned-marker))" || echo absent); /root/victim-bin mode $(stat -c %A /root/victim-bin); in /etc owned by mallory: $(find /etc -xdev -user $M 2>/dev/null | tr '\n' ' ')"
+if [ "$RC1" = 0 ]; then EV="exit 0 (finished)"; else EV="exit $RC1 (refused: $(grep '^ecryptfs-agent' /tmp/1.err | head -n1 | cut -c1-110))"; fi
+EV+="; racer $(cat /tmp/racer.out 2>/dev/null | tr -d '\n')"
+if [ -e /etc/eat-pwned-marker ]; then EV+="; /etc/eat-pwned-marker EXISTS (owner $(stat -c %U /etc/eat-pwned-marker))"; else EV+="; /etc/eat-pwned-marker absent"; fi
+EV+="; /root/victim-bin mode $(stat -c %A /root/victim-bin); in /etc owned by mallory: $(find /etc -xdev -user $M 2>/dev/null | tr '\n' ' ')"
 case_end "$EV"
 # leave nothing behind that a later reader of this VM could trip over
 rm -f /etc/eat-pwned-marker /etc/aaa.bin; chmod 755 /root/victim-bin; reset_user $M; umount -l $HM 2>/dev/null

@@ -140,7 +140,9 @@ check_output e.unlock-says-refused 'extra mount refused: ~/.ecryptfs/extra-mount
 check e.status-lists bash -c "$CLI status $X > /tmp/e.status 2>&1; grep -q '$RMNT/enc -> $REMOTE: mounted' /tmp/e.status && grep -q 'REFUSED ~/.ecryptfs/extra-mounts line 6' /tmp/e.status"
 check e.lock-root bash -c "$CLI lock -u $X > /tmp/e.lock 2>&1"
 check e.all-unmounted bash -c "! emounted $HX/Private && not_emounted '$VAULT' && not_emounted '$REMOTE'"
-check e.lock-order bash -c "grep -n 'is locked' /tmp/e.lock | cut -d: -f2- | tr '\n' '|' | grep -q '^/home/eatx/Remote is locked (extra mount).|/home/eatx/My Vault is locked (extra mount).|/home/eatx/Private is locked'"
+# the lock's lines in order: the extra mounts in reverse order of mounting, then ~/Private
+LOCK_ORDER='^/home/eatx/Remote is locked (extra mount).|/home/eatx/My Vault is locked (extra mount).|/home/eatx/Private is locked'
+check e.lock-order bash -c "grep -n 'is locked' /tmp/e.lock | cut -d: -f2- | tr '\n' '|' | grep -q '$LOCK_ORDER'"
 check e.keys-gone not_in_u $X $S1
 
 echo "--- agent log lines: $(grep -c ecryptfs-agent /tmp/syslog)"

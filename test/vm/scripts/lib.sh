@@ -21,8 +21,58 @@ sed -i -E 's/^(password.*pam_unix\.so.*) yescrypt/\1 sha512/' /etc/pam.d/common-
 # check_output NAME REGEX FILE: FILE (a client's captured output) matches REGEX
 check_output() { check "$1" grep -qE "$2" "$3"; }
 
+# Small pieces the checks are written with (exported: checks also use them inside bash -c).
+# file_has [-E|-F] FILE PATTERN...: every PATTERN (grep's basic regex; -E extended, -F fixed
+# string) matches a line of FILE; else it says which one did not and shows the start of FILE.
+file_has() {
+  local opt=; case $1 in -E|-F) opt=$1; shift ;; esac
+  local f=$1 p; shift
+  for p in "$@"; do
+    grep -q $opt -- "$p" "$f" 2>/dev/null || { echo "no line of $f matches: $p"; head -c 1500 "$f" 2>/dev/null; return 1; }
+  done
+}
+# fails_into FILE COMMAND...: COMMAND fails, its output (stdout and stderr) in FILE
+fails_into() {
+  local f=$1; shift
+  if "$@" > "$f" 2>&1; then echo "succeeded, but should have failed: $*"; head -c 1500 "$f"; return 1; fi
+}
+# runs_into FILE COMMAND...: COMMAND succeeds, its output (stdout and stderr) in FILE
+runs_into() {
+  local f=$1 rc; shift
+  "$@" > "$f" 2>&1 && return 0
+  rc=$?; echo "exit $rc: $*"; head -c 1500 "$f"; return 1
+}
+# fed TEXT COMMAND...: COMMAND with the line TEXT on stdin
+fed() { local t=$1; shift; printf '%s\n' "$t" | "$@"; }
+# equal_text WANT GOT: the two strings are the same; else both are shown
+equal_text() { [ "$1" = "$2" ] || { printf 'want: %s\ngot:  %s\n' "$1" "$2"; return 1; }; }
+# with_reference_private USER PASSWORD COMMAND: the reference peer's manual path, as USER in a
+# fresh session keyring linked to @u: ecryptfs-insert-wrapped-passphrase-into-keyring with
+# PASSWORD, mount.ecryptfs_private, COMMAND (sh -c), then umount.ecryptfs_private (also when
+# COMMAND failed); the status is COMMAND's, or the unmount's failure.
+with_reference_private() {
+  local home; home=$(getent passwd "$1" | cut -d: -f6)
+  as "$1" keyctl session - sh -c '
+    keyctl link @u @s &&
+      printf "%s" "$1" | ecryptfs-insert-wrapped-passphrase-into-keyring "$2/.ecryptfs/wrapped-passphrase" - &&
+      /sbin/mount.ecryptfs_private || exit 1
+    sh -c "$3"; rc=$?
+    cd / && /sbin/umount.ecryptfs_private && exit $rc' sh "$2" "$home" "$3"
+}
+
 # as USER COMMAND...: runs COMMAND as USER with the user's groups and a clean environment, no PAM
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups --reset-env "$@"; }
+
+# reference_sigs USER PASSPHRASE [--fnek]: the sigs ecryptfs-add-passphrase prints for PASSPHRASE,
+# one a line, run as USER in a throwaway session keyring; USER's @u is cleared afterwards
+reference_sigs() {
+  as "$1" keyctl session - sh -c 'printf "%s" "$1" | ecryptfs-add-passphrase $2 - | grep -o "\[[0-9a-f]*\]" | tr -d "[]"
+    keyctl clear @u > /dev/null' sh "$2" "${3:-}" 2> /dev/null
+}
+# user_keyring_empty USER: USER's user keyring (@u) holds no key (asked with keyctl: /proc/keys
+# still lists an unlinked key until the kernel's key garbage collector has run)
+user_keyring_empty() { local k; k=$(as "$1" keyctl rlist @u 2>&1) && [ -z "$k" ] || { echo "@u of $1: $k"; return 1; }; }
+export -f as file_has fails_into runs_into fed equal_text with_reference_private reference_sigs user_keyring_empty
 
 # Interactive logins through a pty (expect): su and passwd ask on the terminal, as for a person.
 # A missing prompt or an early end stops the run at once (exit 124 / 125) instead of waiting out

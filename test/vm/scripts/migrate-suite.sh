@@ -1,4 +1,4 @@
-# migrate-home (issue 7) on Debian's kernel: an existing home moved into the encrypted-home layout.
+# migrate-home on Debian's kernel: an existing home moved into the encrypted-home layout.
 # m: a home of a few hundred entries (nested directories, odd names, a 5 MB file, links, modes, a
 #    FIFO, an xattr) migrated by ecryptfs-agent; the files read back equal through the mount made
 #    by our PAM module, by `su -`, by mount.ecryptfs_private and by pam_ecryptfs.so.
@@ -6,7 +6,7 @@
 # k: a migration SIGKILLed in the middle of the copy, resumed (--resume), killed again in the
 #    verification, finished by simply running it again: the original never loses a file, the result is equal;
 #    the account stays locked between the kills and is unlocked when the last run ends.
-# a: issue 13, finding 1: a process of the user appearing mid-copy swaps directories of the new home for
+# a: root acts on objects, not paths: a process of the user appearing mid-copy swaps directories of the new home for
 #    symlinks to /etc and to a root-owned binary: root never follows them (root-only mount point, fd-relative
 #    work), the account is locked during the run, and the run stops at the next phase; resumed, it completes.
 # x: bad input (unknown user, user logged in, already migrated, wrong password, no space) is refused and changes nothing.
@@ -141,7 +141,10 @@ check m.reference-mounted mounted $HU
 check m.files-equal-through-reference-mount same_tree $HU /tmp/m.before
 check m.reference-umount bash -c "as $U /sbin/umount.ecryptfs_private && not_mounted $HU"
 # a real login program: su - (setuid, Debian's common-* stacks with our module) chdirs into the mounted home
-su_lands_in_home() { su_prints $X $U "$UPW" "pwd; cmp big5M big5M.hardlink && echo SU-IN-DECRYPTED-HOME" /tmp/m.su SU-IN-DECRYPTED-HOME && grep -q "^$HU.\?\$" /tmp/m.su || { cat /tmp/m.su; return 1; }; }
+su_lands_in_home() { # su - as U: the shell starts in the decrypted home, where the hard link still is one
+  su_prints $X $U "$UPW" "pwd; cmp big5M big5M.hardlink && echo SU-IN-DECRYPTED-HOME" /tmp/m.su SU-IN-DECRYPTED-HOME &&
+    grep -q "^$HU.\?\$" /tmp/m.su || { cat /tmp/m.su; return 1; }
+}
 check m.su-login-lands-in-decrypted-home su_lands_in_home
 check m.su-logout-locked not_mounted $HU
 check m.pam-ecryptfs-login bash -c "echo '$UPW' | pamtester eat-ref $U authenticate open_session && mounted $HU && cmp -s $HU/big5M $(original_of $U)/big5M"
@@ -187,7 +190,11 @@ check k.resume-copied-only-the-rest bash -c "grep -q 'entries already copied' /t
 echo "done log: $(done_lines $K) lines for $data_entries files and links"
 check k.original-complete-after-second-kill bash -c "same_tree \$(original_of $K) /tmp/k.before"
 korig=$(original_of $K)
-check k.rerun-finishes bash -c "printf '%s\n' '$KPW' | $CLI migrate-home -u $K --remove-original > /tmp/k.out 2> /tmp/k.err && grep -q '^Done' /tmp/k.out && grep -q 'interrupted at \"copied\"' /tmp/k.err"
+rerun_finishes() {
+  fed "$KPW" $CLI migrate-home -u $K --remove-original > /tmp/k.out 2> /tmp/k.err &&
+    file_has /tmp/k.out '^Done' && file_has /tmp/k.err 'interrupted at "copied"'
+}
+check k.rerun-finishes rerun_finishes
 cat /tmp/k.err
 check k.rerun-copied-nothing grep -q ' 0 entries copied by this run' /tmp/k.out
 check k.original-removed-when-asked bash -c "[ -n '$korig' ] && [ ! -e '$korig' ] && grep -q 'was removed after verification (--remove-original)' /tmp/k.out"
@@ -197,7 +204,7 @@ check k.login bash -c "echo '$KPW' | pamtester eat-login $K authenticate open_se
 check k.files-equal same_tree $HK /tmp/k.before
 check k.logout bash -c "pamtester eat-login $K close_session && not_mounted $HK"
 
-# a. issue 13, finding 1: a process of the user that appears during the copy (an ssh login, a cron
+# a. Root acts on objects, not paths: a process of the user that appears during the copy (an ssh login, a cron
 #    job …; here started by root with setpriv, as the account lock stops new logins) races root: as
 #    soon as the new home is mounted it swaps zz (a directory whose 64 MiB first file keeps the copy
 #    busy) for a symlink to /etc, and zzdir (mode 4755) for one to a root-owned copy of /bin/true.
@@ -243,11 +250,20 @@ check a.racer-could-not-reach bash -c "grep -q 'could not swap $mp/zz\$' /tmp/a.
 check a.account-locked-during-run bash -c "[ \"\$(cat /tmp/a.expiry-during)\" = 1 ] && grep -qi 'expired' /tmp/a.acct-during && ! grep -q 'exit 0' /tmp/a.acct-during"
 check a.said-locked grep -q "The account $A is LOCKED while the migration runs" /tmp/a.err
 # the racer is a process of the user: the run stops at the next phase check, with a clear message
-check a.refused-at-next-phase bash -c "grep -q '^exit 1' /tmp/a.err && grep -q '$A is logged in or has processes running (1) (found before the verification: the migration stopped there, nothing is lost)' /tmp/a.err && grep -Eq '$A +$racer u +sleep' /tmp/a.err"
+refused_at_next_phase() {
+  file_has /tmp/a.err '^exit 1' \
+    "$A is logged in or has processes running (1) (found before the verification: the migration stopped there, nothing is lost)" &&
+    file_has -E /tmp/a.err "$A +$racer u +sleep"
+}
+check a.refused-at-next-phase refused_at_next_phase
 check a.unlocked-after-refusal bash -c "[ -z \"\$(getent shadow $A | cut -d: -f8)\" ] && grep -q 'The account $A is unlocked again' /tmp/a.err"
 check a.work-dir-removed bash -c "! ls /run/ecryptfs-agent 2>/dev/null | grep -q '^migrate-$A-' && ! grep -q ' - ecryptfs ' /proc/self/mountinfo"
 [ -n "$racer" ] && kill $racer; wait $racer 2>/dev/null
-check a.resume-completes-verified bash -c "printf '%s\n' '$APW' | $CLI migrate-home -u $A > /tmp/a.out2 2> /tmp/a.err2 && grep -q '^Done' /tmp/a.out2 && grep -Eq 'all [0-9]+ read back through a fresh mount and matched' /tmp/a.out2"
+resume_completes_verified() {
+  fed "$APW" $CLI migrate-home -u $A > /tmp/a.out2 2> /tmp/a.err2 &&
+    file_has /tmp/a.out2 '^Done' && file_has -E /tmp/a.out2 'all [0-9]+ read back through a fresh mount and matched'
+}
+check a.resume-completes-verified resume_completes_verified
 cat /tmp/a.err2
 check a.account-unlocked-at-end bash -c "[ -z \"\$(getent shadow $A | cut -d: -f8)\" ]"
 check a.login bash -c "echo '$APW' | pamtester eat-login $A authenticate open_session && mounted $HA"
@@ -263,7 +279,11 @@ as $X sh -c "echo keep > $HX/keep.txt"
 manifest $HX > /tmp/x.before; home_state $X > /tmp/x.state
 hold $X sleep 300; holder=$!
 sleep 1
-check x.logged-in-refused bash -c "! (printf '%s\n' '$XPW' | $CLI migrate-home -u $X > /tmp/x.2 2>&1) && grep -q 'logged in or has processes running' /tmp/x.2 && grep -Eq '$X +$holder u +sleep' /tmp/x.2"
+logged_in_refused() {
+  fails_into /tmp/x.2 fed "$XPW" $CLI migrate-home -u $X &&
+    file_has /tmp/x.2 'logged in or has processes running' && file_has -E /tmp/x.2 "$X +$holder u +sleep"
+}
+check x.logged-in-refused logged_in_refused
 cat /tmp/x.2
 kill $holder; wait $holder 2>/dev/null
 check x.logged-in-nothing-changed bash -c "manifest $HX | diff /tmp/x.before - && home_state $X | diff /tmp/x.state -"
@@ -276,7 +296,10 @@ mount -t tmpfs -o size=8m,mode=755 eat-small-home /home
 S=eatms; SPW='S-mig-pw-2'; HS=/home/$S
 check x.small-home-user bash -c "newuser $S '$SPW' && as $S sh -c 'head -c 5000000 /dev/urandom > $HS/video'"
 manifest $HS > /tmp/x.sbefore
-check x.no-space-refused bash -c "! (printf '%s\n' '$SPW' | $CLI migrate-home -u $S > /tmp/x.6 2>&1) && grep -q 'not enough free space for the encrypted copy' /tmp/x.6 && grep -q 'nothing changed' /tmp/x.6"
+no_space_refused() {
+  fails_into /tmp/x.6 fed "$SPW" $CLI migrate-home -u $S && file_has /tmp/x.6 'not enough free space for the encrypted copy' 'nothing changed'
+}
+check x.no-space-refused no_space_refused
 cat /tmp/x.6
 check x.no-space-nothing-changed bash -c "manifest $HS | diff /tmp/x.sbefore - && [ \"\$(ls -A /home)\" = $S ] && [ ! -e $STATE/$S.json ]"
 

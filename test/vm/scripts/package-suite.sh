@@ -95,7 +95,7 @@ check e.one-auth-line sh -c "[ \$(grep -c pam_ecryptfs_agent $C/common-auth) -eq
 check e.local-options-kept grep -q 'pam_ecryptfs_agent.so unwrap.*timeout=120' $C/common-auth
 check e.su-unlocks su_unlocks e1
 check e.locked not_mounted $HA
-check e.no-keys-left sh -c "! as $A grep -q ' user ' /proc/keys"
+check e.no-keys-left user_keyring_empty $A
 
 echo "--- common-auth"; grep -v '^#' $C/common-auth | grep .
 echo "--- agent log lines: $(grep -c ecryptfs-agent /tmp/syslog)"

@@ -1,4 +1,5 @@
-# The manual path (issue 7): setup-private, unlock, lock, status, doctor on Debian's kernel.
+# The manual path (setting up ~/Private and unlocking it by hand, e.g. after an ssh key login):
+# setup-private, unlock, lock, status, doctor on Debian's kernel.
 # A setup made by `ecryptfs-agent setup-private` (as the user, and as root with -u; with and
 # without FNEK) is mounted by our PAM module AND by the reference peer (mount.ecryptfs_private,
 # pam_ecryptfs.so), and files written by one are read through the other.
@@ -41,9 +42,10 @@ check p.sig-file-two-lines grep -cxE '[0-9a-f]{16}' $HP/.ecryptfs/Private.sig
 check p.sig-file-bytes bash -c "[ \$(wc -l < $HP/.ecryptfs/Private.sig) -eq 2 ] && [ \$(wc -c < $HP/.ecryptfs/Private.sig) -eq 34 ]"
 check p.mnt-file bash -c "[ \"\$(cat $HP/.ecryptfs/Private.mnt)\" = '$HP/Private' ] && [ \$(wc -c < $HP/.ecryptfs/Private.mnt) -eq $(( ${#HP} + 9 )) ]"
 check p.auto-files test -e $HP/.ecryptfs/auto-mount -a -e $HP/.ecryptfs/auto-umount -a ! -e $HP/.ecryptfs/wrapping-independent
-check p.passphrase-printed-once bash -c "[ \$(grep -c '$(printed_pass /tmp/p.setup)' /tmp/p.setup) -eq 1 ] && printed=\$(sed -n '/YOUR MOUNT PASSPHRASE/{n;n;p}' /tmp/p.setup | tr -d ' ') && echo \"\$printed\" | grep -qxE '[0-9a-f]{32}'"
+printed_once() { local p; p=$(printed_pass /tmp/p.setup); echo "$p" | grep -qxE '[0-9a-f]{32}' && equal_text 1 "$(grep -c "$p" /tmp/p.setup)"; }
+check p.passphrase-printed-once printed_once
 check p.reference-unwraps-to-printed bash -c "[ \"\$(printf '%s' '$PPW' | as $P ecryptfs-unwrap-passphrase $HP/.ecryptfs/wrapped-passphrase -)\" = '$(printed_pass /tmp/p.setup)' ]"
-check p.reference-sigs-match as $P keyctl session - sh -c "printf '%s' \"\$1\" | ecryptfs-add-passphrase --fnek - | grep -o '\[[0-9a-f]*\]' | tr -d '[]' | diff - $HP/.ecryptfs/Private.sig && keyctl clear @u" sh "$(printed_pass /tmp/p.setup)"
+check p.reference-sigs-match equal_text "$(cat $HP/.ecryptfs/Private.sig)" "$(reference_sigs $P "$(printed_pass /tmp/p.setup)" --fnek)"
 check p.no-keys-left-by-setup no_user_keys $P
 
 # (1) our PAM module mounts it at login; (2) the reference tools mount it; files cross over.
@@ -53,8 +55,7 @@ check p.write-through-ours as $P sh -c "echo from-ours > $HP/Private/ours.txt"
 check p.lower-name-encrypted bash -c "ls $HP/.Private | grep -q '^ECRYPTFS_FNEK_ENCRYPTED\.'"
 check p.our-logout pamtester eat-login $P close_session
 check p.our-logout-locked not_mounted $HP
-check p.reference-mount as $P keyctl session - sh -c \
-  "keyctl link @u @s && printf '%s' '$PPW' | ecryptfs-insert-wrapped-passphrase-into-keyring $HP/.ecryptfs/wrapped-passphrase - && /sbin/mount.ecryptfs_private && grep -qx from-ours $HP/Private/ours.txt && echo from-reference > $HP/Private/ref.txt && /sbin/umount.ecryptfs_private"
+check p.reference-mount with_reference_private $P "$PPW" "grep -qx from-ours $HP/Private/ours.txt && echo from-reference > $HP/Private/ref.txt"
 check p.reference-unmounted not_mounted $HP
 check p.pam-ecryptfs-login bash -c "echo '$PPW' | pamtester eat-ref $P authenticate open_session"
 check p.pam-ecryptfs-mounted mounted $HP
@@ -70,7 +71,8 @@ check u.wrong-password-no-keys no_user_keys $P
 check u.unlock-as-user bash -c "printf '%s\n' '$PPW' | as $P keyctl session - $CLI unlock > /tmp/u.unlock 2>&1"
 check u.mounted mounted $HP
 check u.reads-reference-file as $P grep -qx from-pam-ecryptfs $HP/Private/pamref.txt
-check u.status-as-user bash -c "as $P $CLI status > /tmp/u.status 2>&1 && grep -q 'keys in @u: *all present' /tmp/u.status && grep -q 'mounted: *yes' /tmp/u.status && grep -q 'not checked' /tmp/u.status"
+status_as_user() { runs_into /tmp/u.status as $P $CLI status && file_has /tmp/u.status 'keys in @u: *all present' 'mounted: *yes' 'not checked'; }
+check u.status-as-user status_as_user
 hold $P sh -c "cd $HP/Private && exec sleep 300"; holder_u=$!
 sleep 1
 check u.lock-refused-while-in-use bash -c "! as $P $CLI lock > /tmp/u.lock 2>&1 && grep -q 'refusing to lock' /tmp/u.lock && grep -Eq '$P +$holder_u c +sleep' /tmp/u.lock"
@@ -91,8 +93,7 @@ check r.reference-unwraps-to-printed bash -c "[ \"\$(printf '%s' '$RPW' | as $R 
 check r.our-login bash -c "echo '$RPW' | pamtester eat-login $R authenticate open_session && echo from-ours > $HR/Private/ours.txt"
 check r.lower-name-clear test -e $HR/.Private/ours.txt
 check r.our-logout bash -c "pamtester eat-login $R close_session && ! awk -v m=$HR/Private '\$5 == m' /proc/self/mountinfo | grep -q ."
-check r.reference-mount as $R keyctl session - sh -c \
-  "keyctl link @u @s && printf '%s' '$RPW' | ecryptfs-insert-wrapped-passphrase-into-keyring $HR/.ecryptfs/wrapped-passphrase - && /sbin/mount.ecryptfs_private && grep -qx from-ours $HR/Private/ours.txt && echo from-reference > $HR/Private/ref.txt && /sbin/umount.ecryptfs_private"
+check r.reference-mount with_reference_private $R "$RPW" "grep -qx from-ours $HR/Private/ours.txt && echo from-reference > $HR/Private/ref.txt"
 check r.pam-ecryptfs-login bash -c "echo '$RPW' | pamtester eat-ref $R authenticate open_session && grep -qx from-reference $HR/Private/ref.txt"
 check r.pam-ecryptfs-logout bash -c "pamtester eat-ref $R close_session && ! awk -v m=$HR/Private '\$5 == m' /proc/self/mountinfo | grep -q ."
 as $R keyctl clear @u 2>/dev/null
@@ -105,11 +106,15 @@ check w.wrapping-independent test -e $HW/.ecryptfs/wrapping-independent
 check w.fnek-by-default bash -c "[ \$(wc -l < $HW/.ecryptfs/Private.sig) -eq 2 ]"
 check w.login-does-not-unlock bash -c "echo '$WPW' | pamtester eat-login $W authenticate open_session > /tmp/w.login 2>&1; grep -q 'ecryptfs-agent unlock' /tmp/w.login && ! mounted $HW"
 pamtester eat-login $W close_session > /dev/null 2>&1
-check w.unlock-wrong-refused bash -c "! (echo '$WPW' | $CLI unlock -u $W > /tmp/w.wrong 2>&1) && grep -q 'wrong wrapping passphrase' /tmp/w.wrong && ! mounted $HW && ! as $W grep -q ' user ' /proc/keys"
+unlock_wrong_refused() {
+  fails_into /tmp/w.wrong fed "$WPW" $CLI unlock -u $W && file_has /tmp/w.wrong 'wrong wrapping passphrase' && not_mounted $HW && user_keyring_empty $W
+}
+check w.unlock-wrong-refused unlock_wrong_refused
 check w.unlock-as-root bash -c "echo '$WRAP' | $CLI unlock -u $W"
 check w.mounted mounted $HW
 check w.keys-present has_key $W "$(sig1 $HW)"
-check w.status-as-root bash -c "$CLI status $W > /tmp/w.status 2>&1 && grep -q 'mounted: *yes' /tmp/w.status && grep -q 'sessions: *0 open' /tmp/w.status && grep -q 'separate wrapping passphrase' /tmp/w.status"
+status_as_root() { runs_into /tmp/w.status $CLI status $W && file_has /tmp/w.status 'mounted: *yes' 'sessions: *0 open' 'separate wrapping passphrase'; }
+check w.status-as-root status_as_root
 check w.write as $W sh -c "echo held > $HW/Private/held.txt"
 hold $W sh -c "cd / && exec 3< $HW/Private/held.txt && exec sleep 300"; holder_w=$!
 sleep 1
@@ -145,7 +150,14 @@ check d.module-ok grep -q '^\[ok  \] kernel.ecryptfs' /tmp/d.doctor
 check d.fnek-ok grep -q '^\[ok  \] kernel.fnek' /tmp/d.doctor
 check d.aes-ok grep -q '^\[ok  \] kernel.aes' /tmp/d.doctor
 check d.pam-ok bash -c "grep -q '^\[ok  \] pam.auth' /tmp/d.doctor && grep -q '^\[ok  \] pam.session' /tmp/d.doctor && grep -q '^\[ok  \] pam.password' /tmp/d.doctor"
-check d.user-files-ok bash -c "as $P $CLI doctor --json > /tmp/d.json; node -e 'const j=JSON.parse(require(\"fs\").readFileSync(\"/tmp/d.json\",\"utf8\")); const f=j.findings.filter(x=>x.id.startsWith(\"files.\")); if (f.length<6||f.some(x=>x.status!==\"ok\")) process.exit(1)'"
+user_files_ok() { # the user's doctor --json: six or more files.* findings, all ok
+  as $P $CLI doctor --json > /tmp/d.json
+  node -e '
+const j = JSON.parse(require("fs").readFileSync("/tmp/d.json", "utf8"));
+const f = j.findings.filter((x) => x.id.startsWith("files."));
+if (f.length < 6 || f.some((x) => x.status !== "ok")) { console.log(JSON.stringify(f)); process.exit(1); }'
+}
+check d.user-files-ok user_files_ok
 
 echo "--- doctor output"; cat /tmp/d.doctor
 echo "--- setup output (passphrase lines removed)"; grep -v '^    ' /tmp/p.setup

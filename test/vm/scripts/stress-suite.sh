@@ -1,4 +1,4 @@
-# Issue 9: concurrency, the agent-kill fault matrix and a full disk, with the REAL shim + agent on
+# Concurrency, the agent-kill fault matrix and a full disk, with the REAL shim + agent on
 # Debian's kernel. Run as root in the fast-mode VM by test/vm/stress.vm.test.ts, which prepends
 # lib.sh and:  REPO=<repo root>  HOLD=<pam-hold binary>  N=<parallel cycles, one user>  M=<users>
 # Prints CHECK lines, "FIGURE ..." lines (measurements), and "PLAN login=<a> chauthtok=<b>": the
@@ -206,7 +206,9 @@ fault_login() { # fault_login PHASE SYSCALL K WHAT...  (4 checks)
   after=$(killed_count)
   grep -q '^mounted' /tmp/f.res && m=yes
   said=$(grep -E '^(INFO|ERROR): ' /tmp/f.out | cut -c1-110 | tr '\n' '|')
-  echo "FIGURE fault $ph before $* (#$k): kills $((after - before)); while open: mounted=$m said=${said:-nothing}; after logout: mounted=$(mounted $HK && echo yes || echo no) keys=$(user_keys $K) sessions=$(sessions $K) leftovers=$(run_leftovers $K | grep . || echo none)"
+  local now="mounted=$(mounted $HK && echo yes || echo no) keys=$(user_keys $K) sessions=$(sessions $K)"
+  echo "FIGURE fault $ph before $* (#$k): kills $((after - before)); while open: mounted=$m said=${said:-nothing};" \
+    "after logout: $now leftovers=$(run_leftovers $K | grep . || echo none)"
   check "$name.killed-login-proceeds" killed_once_and_proceeded "$before" "$after" f
   check "$name.unlocked-or-told" unlocked_or_told f
   cycle g $K "$CUR"
@@ -237,7 +239,10 @@ case "${FAULT_POINTS:-all}" in login) npw=0; : > /tmp/pw-steps ;; chauthtok) nlo
 echo "PLAN login=$nlogin chauthtok=$npw"
 cat /tmp/login-steps /tmp/pw-steps | sed 's/^/  kill point: /'
 
-passwd_killed_and_told() { [ $(($2 - $1)) -eq 1 ] && [ "$3" -eq 0 ] && grep -q 'ecryptfs-agent failed during the password change' /tmp/pw.out || { echo "agents killed: $(($2 - $1)); passwd exit $3"; cat /tmp/pw.out; return 1; }; }
+passwd_killed_and_told() { # passwd_killed_and_told KILLS-BEFORE KILLS-AFTER PASSWD-EXIT
+  [ $(($2 - $1)) -eq 1 ] && [ "$3" -eq 0 ] && grep -q 'ecryptfs-agent failed during the password change' /tmp/pw.out ||
+    { echo "agents killed: $(($2 - $1)); passwd exit $3"; cat /tmp/pw.out; return 1; }
+}
 fault_passwd() { # fault_passwd SYSCALL K WHAT... (5 checks)
   local sc=$1 k=$2; shift 2
   local name="c.chauthtok.$sc-$k" before after old="$CUR" new o=no n=no rc f0=$nfail

@@ -58,9 +58,10 @@ check s.locked-after-long-logout until_ok 60 not_mounted $HA
 
 # 3. ssh key login (no password, so nothing to unwrap): the login works and says how to unlock.
 check s.keygen as $A sh -c "mkdir -p -m 700 $HA/.ssh && ssh-keygen -q -t ed25519 -N '' -f $HA/.ssh/id_ed25519 && cp $HA/.ssh/id_ed25519.pub $HA/.ssh/authorized_keys"
-check s.key-login-not-blocked sh -c "ssh -tt $SSH_OPTS -i $HA/.ssh/id_ed25519 -o PreferredAuthentications=publickey $A@127.0.0.1 'echo KEY-LOGIN-OK' > /tmp/key.out 2>&1; grep -q KEY-LOGIN-OK /tmp/key.out"
+KEY_SSH="ssh -tt $SSH_OPTS -i $HA/.ssh/id_ed25519 -o PreferredAuthentications=publickey $A@127.0.0.1"
+check s.key-login-not-blocked sh -c "$KEY_SSH 'echo KEY-LOGIN-OK' > /tmp/key.out 2>&1; grep -q KEY-LOGIN-OK /tmp/key.out"
 # sshd shows PAM session messages at an interactive login (with a shell, not with a command)
-check s.key-login-interactive sh -c "printf 'exit\\n' | ssh -tt $SSH_OPTS -i $HA/.ssh/id_ed25519 -o PreferredAuthentications=publickey $A@127.0.0.1 > /tmp/key2.out 2>&1"
+check s.key-login-interactive sh -c "printf 'exit\\n' | $KEY_SSH > /tmp/key2.out 2>&1"
 check s.key-login-told-how-to-unlock sh -c "grep 'ecryptfs-agent unlock' /tmp/key2.out || { cat /tmp/key.out /tmp/key2.out; false; }"
 check s.key-login-left-it-locked not_mounted $HA
 
