@@ -510,7 +510,7 @@ static void close_from(int lowfd)
  * The limits the agent starts with, whatever the application (a setuid su or passwd run by the
  * user) inherited: a caller with `ulimit -f 0`, `-t 1`, `-v`, `-s`, `-n 16` must not make the
  * root agent die or fail at a point of the caller's choosing. Only ever raised, never lowered
- * (cores: always off). The same list as the agent's (src/credentials.ts AGENT_RLIMITS): the
+ * (cores: always off). The same list as the agent's (src/os/credentials.ts AGENT_RLIMITS): the
  * limits that bind a root process.
  */
 static const struct {

@@ -4,7 +4,7 @@
  * unmounting, and the two use-cases the PAM agent (and the CLI's root path) share:
  * mountExtras at a login, unmountRecordedExtras at the last logout.
  *
- * Same rules as ~/Private (src/private-mount.ts): both directories are opened as the user,
+ * Same rules as ~/Private (src/actions/private-mount.ts): both directories are opened as the user,
  * one component at a time with O_NOFOLLOW (only root-controlled symlinks are followed), must
  * be owned by the user and on an approved filesystem type, and mount(2) gets
  * /proc/self/fd/N of both, so nothing can be swapped in between the checks and the mount.

@@ -4,7 +4,7 @@
  *
  * The dialog asks what mount.ecryptfs asks, in its order and words (key type, passphrase, cipher,
  * key bytes, plaintext passthrough, filename encryption and its key's sig), but offers only the
- * ciphers and key sizes the running kernel has (src/ciphers.ts). Every answer can come from a flag
+ * ciphers and key sizes the running kernel has (src/os/ciphers.ts). Every answer can come from a flag
  * instead; without a terminal every choice must. The key is mount.ecryptfs's: the passphrase with
  * the salt of ~/.ecryptfsrc (else the default salt), one auth tok in root's user keyring, and the
  * FNEK is that same key unless another sig is named — so a directory mounted by one tool with the
@@ -15,7 +15,7 @@
  * Where we differ, on purpose: nothing is changed until the last answer is in (111 adds the key
  * before the sig-cache question and leaves it there when you answer "no"); a sig is recorded in the
  * cache only once the mount worked; both directories are opened without following symlinks the
- * user could control and must be on a whitelisted filesystem type (src/safe-path.ts); the mount
+ * user could control and must be on a whitelisted filesystem type (src/os/safe-path.ts); the mount
  * is MS_NOSUID|MS_NODEV; the sig is always checked against the cache unless --no-sig-cache.
  */
 import { closeSync, fstatSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';

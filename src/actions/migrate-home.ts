@@ -14,7 +14,7 @@
  *   /home/USER.XXXXXXXX             the plaintext original (700), kept
  *
  * Unlike the reference script (mv, setup, rsync, umount), every step is journaled
- * (src/migrate-journal.ts) and can be resumed after a kill, every file is verified through a
+ * (src/actions/migrate-journal.ts) and can be resumed after a kill, every file is verified through a
  * fresh mount before the migration counts as done, and the plaintext original is only renamed
  * (its top directory made 700, as the reference does), never written; it is removed only on
  * request (--remove-original) and only after verification.
@@ -25,7 +25,7 @@
  * the whole run and the user's processes are refused at every phase; the new home is mounted on a
  * root-only temp dir, never on HOME, while it is filled and verified; and both trees (the original
  * is the user's, and so is the mounted root) are worked on through directory fds only
- * (src/fs-at.ts, src/migrate-tree.ts). See docs/migrate-home.md.
+ * (src/os/fs-at.ts, src/actions/migrate-tree.ts). See docs/migrate-home.md.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -3,7 +3,7 @@
  * mounted encrypted home, and verify the copy. Runs as root (the home may hold files of other
  * owners). Paths are raw bytes throughout (Buffer), so names that are not UTF-8 survive.
  *
- * Both trees are worked on through directory fds only (src/fs-at.ts): the source is the user's
+ * Both trees are worked on through directory fds only (src/os/fs-at.ts): the source is the user's
  * own tree, and the user could rename or swap anything in it while root reads; root never
  * resolves a path inside either tree, never follows a symlink, and makes every change on an fd
  * or with an *at call that does not follow the last name (docs/security.md: root acts on objects).
@@ -107,7 +107,7 @@ function changed(path: Buffer, what = 'it is not the entry that was planned'): A
  * Every entry under root, parents before children, names in byte order. Refuses a tree that
  * spans filesystems (something mounted inside would be copied, or hidden): unmount it first.
  * (The caller also checks /proc/self/mountinfo; this catches a mount made since.)
- * Walked through directory fds (src/fs-at.ts): each directory is opened beneath its parent by
+ * Walked through directory fds (src/os/fs-at.ts): each directory is opened beneath its parent by
  * one name, never through a symlink, and must be the directory just listed (same inode), so a
  * rename or a planted symlink in the tree (the user's) cannot send the walk elsewhere.
  * A path is opened with DirHandle.openPath (root's own links followed on the way only).
@@ -225,7 +225,7 @@ export function doneRecordMatches(r: DoneRecord | undefined, e: TreeEntry): bool
 const CHUNK = 1 << 20;
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOATIME } = fs.constants;
 
-/** The source and destination trees of a copy, each walked through directory fds (src/fs-at.ts). */
+/** The source and destination trees of a copy, each walked through directory fds (src/os/fs-at.ts). */
 export interface TreeCopy {
   src: DirCursor;
   dst: DirCursor;

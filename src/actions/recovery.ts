@@ -8,7 +8,7 @@
  *    `.Private` copied from another disk, given its mount passphrase or its wrapped-passphrase
  *    file and that file's password — the case of ecryptfs-recover-private. Before anything is
  *    changed, the key is checked against what the directory itself says: the sigs in the
- *    plaintext headers of its files and in its encrypted names (src/lower-format.ts), and
+ *    plaintext headers of its files and in its encrypted names (src/formats/lower-format.ts), and
  *    Private.sig when it was copied along. A wrong passphrase therefore never mounts garbage
  *    nor leaves keys behind. The mount is read-only by default (plus nosuid, nodev, noexec) on a
  *    fresh directory inside a root-only 0700 directory: the mounted root keeps the owner and mode

@@ -7,7 +7,7 @@ import type { Grammar, ParsedArgs } from './args';
 
 export interface CliIO {
   /** Writes to stdout / stderr (no newline added). stdout gets the text as given (it may be a
-   * passphrase); stderr gets messages, with control characters escaped (src/text.ts). */
+   * passphrase); stderr gets messages, with control characters escaped (src/formats/text.ts). */
   out(text: string | Buffer): void;
   err(text: string): void;
   passphrases: PassphraseReader;

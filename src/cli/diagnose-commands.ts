@@ -1,6 +1,6 @@
 /**
- * `status` and `doctor`: read-only. Facts are gathered by src/status.ts; doctor's rules are the
- * pure functions of src/doctor.ts.
+ * `status` and `doctor`: read-only. Facts are gathered by src/actions/status.ts; doctor's rules are the
+ * pure functions of src/formats/doctor.ts.
  */
 import { escapeControls, escapeJsonControls } from '../formats/text';
 import { lookupUser, lookupUid, type UserInfo } from '../os/credentials';

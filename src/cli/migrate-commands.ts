@@ -1,5 +1,5 @@
 /**
- * `migrate-home -u USER`: a thin front-end over src/migrate-home.ts (as root, the user logged out).
+ * `migrate-home -u USER`: a thin front-end over src/actions/migrate-home.ts (as root, the user logged out).
  * Everything that can be refused is refused before the passphrase is asked for and before
  * anything changes; the run itself is serialised per user (a lock next to its journal).
  */

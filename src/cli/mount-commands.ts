@@ -1,7 +1,7 @@
 /**
  * `mount LOWER UPPER` and `umount UPPER` (root): mount.ecryptfs's dialog and umount.ecryptfs's
- * key cleanup over src/manual-mount.ts; the sig cache is src/sig-cache.ts, the ciphers
- * src/ciphers.ts. The terminal, the kernel's ciphers and "am I root" come in as dependencies so
+ * key cleanup over src/actions/manual-mount.ts; the sig cache is src/actions/sig-cache.ts, the ciphers
+ * src/os/ciphers.ts. The terminal, the kernel's ciphers and "am I root" come in as dependencies so
  * tests can drive the command with scripted answers.
  */
 import { hardenProcess } from '../os/credentials';

@@ -1,6 +1,6 @@
 /**
  * `recovery` (show the mount passphrase to record it offline) and `recover` (mount a .Private
- * copied from another disk; `recover --unmount` cleans up): thin front-end over src/recovery.ts.
+ * copied from another disk; `recover --unmount` cleans up): thin front-end over src/actions/recovery.ts.
  * Secrets come only from the terminal (echo off) or one stdin line each, never from argv.
  */
 import { hardenProcess, asUser } from '../os/credentials';

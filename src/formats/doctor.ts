@@ -1,6 +1,6 @@
 /**
  * `ecryptfs-agent doctor`: pure evaluation. Every check takes facts gathered elsewhere
- * (src/status.ts gatherDoctorFacts: /proc, /sys, /etc/pam.d, /etc/crypttab, lstat of the
+ * (src/actions/status.ts gatherDoctorFacts: /proc, /sys, /etc/pam.d, /etc/crypttab, lstat of the
  * user's files) and returns findings: ok / warn / fail, one line why, one line fix. No I/O
  * here, so every rule is unit-tested with hand-made facts.
  */

@@ -81,7 +81,7 @@ export function lookupUid(uid: number): UserInfo {
  *    the user's, so the kernel resolves the lower path and searches the auth toks with the user's
  *    rights, never root's. Only around the mount(2) call itself. (ecryptfs_check_dev_ruid, which
  *    compares the lower directory's owner with the REAL uid, is therefore not used: the agent
- *    checks the owner on the opened directory and on the new mount instead, src/private-mount.ts.)
+ *    checks the owner on the opened directory and on the new mount instead, src/actions/private-mount.ts.)
  */
 export type AsUserMode = 'files' | 'mount';
 

@@ -1,7 +1,7 @@
 /**
  * The eCryptfs KDF's hot loop (65536 × SHA-512) in the native addon: ~3× faster than Node's
  * crypto per round (npm run bench: bench/kdf.ts), and every login pays it three times (wrapping
- * key, FEK, FNEK). src/kdf.ts keeps the JavaScript loop as the reference and the fallback.
+ * key, FEK, FNEK). src/formats/kdf.ts keeps the JavaScript loop as the reference and the fallback.
  */
 import { setKdfImplementation } from '../formats/kdf';
 import { native } from './native';

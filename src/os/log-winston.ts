@@ -1,5 +1,5 @@
 /**
- * The winston half of src/log.ts, loaded by it on the first line logged: the key=value
+ * The winston half of src/os/log.ts, loaded by it on the first line logged: the key=value
  * format, the syslog(3) transport and the logger itself.
  */
 import winston from 'winston';

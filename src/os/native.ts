@@ -1,5 +1,5 @@
 /**
- * Loader and typed surface of the native addon (src/native/addon.cc), plus the one
+ * Loader and typed surface of the native addon (src/os/native/addon.cc), plus the one
  * place where native errors become AgentErrors. The addon is loaded lazily so the
  * pure parts of the library (option rendering, mountinfo parsing) work without it.
  *

@@ -1,5 +1,5 @@
 /**
- * The agent's logger loads winston only for a line that passes the level (src/log.ts), and
+ * The agent's logger loads winston only for a line that passes the level (src/os/log.ts), and
  * then logs exactly what winston logs. Each case runs in a fresh process, so "winston not
  * loaded" means something; the lines come through the CLI's stderr transport.
  */

@@ -264,7 +264,7 @@ describe('the account lock and the root-only mount point (pure parts)', () => {
   });
 });
 
-describe('fd-relative names (src/fs-at.ts, pure parts)', () => {
+describe('fd-relative names (src/os/fs-at.ts, pure parts)', () => {
   test('one name component only: no "/", ".", "..", NUL or empty name reaches an *at call', () => {
     for (const bad of ['', '.', '..', 'a/b', '/etc', 'x\0y', Buffer.from('a/'), Buffer.alloc(0)]) assert.throws(() => checkName(bad), fails('UNSAFE_PATH', /not a single file name/), JSON.stringify(String(bad)));
     for (const ok of ['...', '.a', 'a..', 'new\nline', Buffer.from([0xe9, 0xff])]) assert.ok(checkName(ok).length > 0);

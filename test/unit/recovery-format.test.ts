@@ -1,5 +1,5 @@
 /**
- * src/lower-format.ts against lower files the Debian 6.1 kernel wrote (test/fixtures/recovery:
+ * src/formats/lower-format.ts against lower files the Debian 6.1 kernel wrote (test/fixtures/recovery:
  * made in the VM with `ecryptfs-add-passphrase [--fnek]` + `mount -t ecryptfs`, one FNEK and one
  * plain directory holding hello.txt and sub/random.bin).
  */

@@ -1,5 +1,5 @@
 /**
- * src/recovery.ts, pure parts: checkRecoveryKey compares a key with what a copied .Private says
+ * src/actions/recovery.ts, pure parts: checkRecoveryKey compares a key with what a copied .Private says
  * about it (Private.sig, file headers, encrypted names; the sigs are those of the kernel-made
  * fixtures in test/fixtures/recovery).
  */
