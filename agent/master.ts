@@ -336,12 +336,21 @@ export class Master {
   }
 }
 
-/** The sockets bound here (no systemd): DIR 0755 root; agent.sock 0600, user.sock 0666. */
-function bindSockets(dir: string): { sockets: ListeningSocket[]; paths: string[] } {
+/**
+ * The directory of the sockets, 0755 root: users must reach user.sock in it. It is also the
+ * agents' state directory, which a spawned agent that ran before the sockets existed made 0700
+ * (the files in it are 0600 each; only their names become visible).
+ */
+function socketDirReachable(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const st = lstatSync(dir);
   if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) throw new Error(`${dir} must be a root-owned directory that no one else can write`);
-  chmodSync(dir, 0o755);
+  if ((st.mode & 0o7777) !== 0o755) chmodSync(dir, 0o755);
+}
+
+/** The sockets bound here (no systemd): DIR 0755 root; agent.sock 0600, user.sock 0666. */
+function bindSockets(dir: string): { sockets: ListeningSocket[]; paths: string[] } {
+  socketDirReachable(dir);
   const out: ListeningSocket[] = [];
   for (const [name, kind] of [
     [PAM_SOCKET_NAME, 'pam'],
@@ -370,7 +379,14 @@ function main(argv: readonly string[]): void {
     process.stderr.write(`ecryptfs-agent master: ${(e as Error).message}\n`);
     process.exit(2);
   }
-  const bound = opts.listenDir === null ? { sockets: socketsFromSystemd(), paths: [] } : bindSockets(opts.listenDir);
+  let bound: { sockets: ListeningSocket[]; paths: string[] };
+  try {
+    if (opts.listenDir === null) socketDirReachable(DEFAULT_RUN_DIR); // systemd made the sockets there
+    bound = opts.listenDir === null ? { sockets: socketsFromSystemd(), paths: [] } : bindSockets(opts.listenDir);
+  } catch (e) {
+    process.stderr.write(`ecryptfs-agent master: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
   const { sockets } = bound;
   if (!sockets.some((s) => s.kind === 'pam')) {
     process.stderr.write('ecryptfs-agent master: no PAM socket (not started by ecryptfs-agent.socket; use --listen DIR)\n');

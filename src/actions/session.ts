@@ -154,7 +154,8 @@ export class SessionStore {
   ) {}
 
   private ensureDir(): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // 0755 as ecryptfs-agent.socket makes it (its user socket lives here); every file is 0600
+    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     const st = lstatSync(this.dir);
     if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
       throw new AgentError('BAD_OWNER', `state directory ${this.dir} must be a root-owned directory not writable by others`);

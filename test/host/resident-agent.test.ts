@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -83,6 +83,9 @@ async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<
 before(async () => {
   assert.equal(process.getuid?.(), 0, 'host tests run as root');
   assert.ok(!existsSync(PAM_SOCK), `${PAM_SOCK} exists: a resident agent already runs here; stop it for this suite`);
+  // as a spawned agent of an earlier version left it: the master must open it to users
+  mkdirSync(RUN, { recursive: true });
+  chmodSync(RUN, 0o700);
   master = await startMaster();
 });
 after(async () => {
@@ -93,6 +96,12 @@ after(async () => {
 });
 
 describe('sockets and workers', () => {
+  test('the socket directory is 0755 root although a spawned agent made it 0700 first: users reach user.sock', () => {
+    const st = statSync(RUN);
+    assert.equal(st.mode & 0o7777, 0o755);
+    assert.equal(st.uid, 0);
+  });
+
   test('the PAM socket is root-only (0600), the user socket open to all (0666), in a 0755 root directory', () => {
     assert.equal(statSync(PAM_SOCK).mode & 0o777, 0o600);
     assert.equal(statSync(USER_SOCK).mode & 0o777, 0o666);
