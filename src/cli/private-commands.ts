@@ -270,9 +270,11 @@ of a setup made with -w), checks it against Private.sig, adds the keys to your u
 (ssh key, autologin) or for a setup with a separate wrapping passphrase. Keys already present
 are used without asking. Nothing is changed when the passphrase is wrong.
 
-  as the user   keys are added as you; the mount is done by the setuid mount.ecryptfs_private
-                of ecryptfs-utils (${MOUNT_HELPER}). Without it the keys stay loaded and
-                the command says what to run: sudo ecryptfs-agent unlock -u USER
+  as the user   the resident agent (ecryptfs-agent.socket) mounts it for you, with the same
+                checks as at login; where it does not run, keys are added as you and the
+                mount is done by the setuid ${MOUNT_HELPER} of ecryptfs-utils.
+                Without either, the keys stay loaded and the command says what to run:
+                sudo ecryptfs-agent unlock -u USER
   -u USER       as root: unlock USER's directory, mounting with ecryptfs-agent's own checks,
                 then the extra mounts a login does (docs/extra-mounts.md: user,noauto lines of
                 /etc/fstab in the home, ~/.ecryptfs/extra-mounts) whose keys are loaded
@@ -438,8 +440,9 @@ files under it (open files, current directory, mapped files; listed like fuser -
 --force is given: then the mount is detached lazily (hidden at once; the open files stay
 usable until closed, as umount.ecryptfs_private does).
 
-  as the user   the unmount is done by ${UMOUNT_HELPER} -f (ecryptfs-utils); only your own
-                processes can be inspected
+  as the user   the resident agent (ecryptfs-agent.socket) locks it for you; where it does
+                not run, the unmount is done by ${UMOUNT_HELPER} -f (ecryptfs-utils);
+                only your own processes can be inspected
   -u USER       as root: lock USER's directory with ecryptfs-agent's own unmount, after the
                 extra mounts a login or unlock made (in reverse order; busy ones only with --force)
 
