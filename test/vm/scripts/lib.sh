@@ -44,6 +44,9 @@ runs_into() {
 }
 # fed TEXT COMMAND...: COMMAND with the line TEXT on stdin
 fed() { local t=$1; shift; printf '%s\n' "$t" | "$@"; }
+# until_ok SECONDS COMMAND...: COMMAND polled until it succeeds (work that finishes after the
+# client returned: a logout, a journal line), then once more for its output
+until_ok() { local end=$(( SECONDS + $1 )); shift; while [ $SECONDS -lt $end ]; do "$@" > /dev/null 2>&1 && return 0; sleep 0.5; done; "$@"; }
 # equal_text WANT GOT: the two strings are the same; else both are shown
 equal_text() { [ "$1" = "$2" ] || { printf 'want: %s\ngot:  %s\n' "$1" "$2"; return 1; }; }
 # with_reference_private USER PASSWORD COMMAND: the reference peer's manual path, as USER in a

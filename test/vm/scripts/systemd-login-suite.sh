@@ -3,8 +3,6 @@
 # last real logout although user@UID.service lives on (lingering), the failure every peer has.
 # Run as root inside the systemd-mode VM by test/vm/systemd-login.vm.test.ts, which prepends REPO=.
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>"; exits non-zero if any failed.
-# until_ok SECONDS COMMAND...: polls (logout work finishes after the ssh client has returned)
-until_ok() { local end=$(( SECONDS + $1 )); shift; while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.5; done; "$@"; }
 
 MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
 OPTS="agent=$REPO/dist/agent/main.js timeout=120 debug"
@@ -69,5 +67,111 @@ check s.key-login-left-it-locked not_mounted $HA
 check s.journal-mounted sh -c "journalctl -t ecryptfs-agent --no-pager | grep -q 'private directory mounted.*user=$A'"
 check s.journal-locked sh -c "journalctl -t ecryptfs-agent --no-pager | grep -q 'private directory locked.*user=$A'"
 check s.journal-no-secret sh -c "! journalctl --no-pager | grep -qF -e '$APW' -e 'sys-mount-pass-7'"
+# 5. The resident agent: packaging/systemd's units (ExecStart pointed at this tree), started by
+#    their sockets. Logins are served by its workers (the module's debug line says which path
+#    served each phase); an ssh session whose sshd is SIGKILLed (close_session never runs) is
+#    closed by the reaper; the master SIGKILLed with a session open is restarted and still
+#    watches that session; a user unlocks and locks over the user socket with the setuid helper
+#    of ecryptfs-utils made unusable; the PAM socket is root's; stopped and masked (a stale
+#    socket file left), the module spawns the agent again.
+for unit in ecryptfs-agent.socket ecryptfs-agent-user.socket ecryptfs-agent.service; do
+  sed "s|^ExecStart=.*|ExecStart=/usr/bin/node $REPO/dist/agent/master.js|" "$REPO/packaging/systemd/$unit" > /lib/systemd/system/$unit
+done
+check r.units-load systemctl daemon-reload
+check r.sockets-listen systemctl start ecryptfs-agent.socket ecryptfs-agent-user.socket
+check r.pam-socket-root-only equal_text '600 root' "$(stat -c '%a %U' /run/ecryptfs-agent/agent.sock)"
+check r.user-socket-for-all equal_text '666 root' "$(stat -c '%a %U' /run/ecryptfs-agent/user.sock)"
+connect_as() { as "$1" python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$2"; }
+check r.pam-socket-refuses-a-user fails_into /tmp/r.connect connect_as $A /run/ecryptfs-agent/agent.sock
+journal_count() { journalctl --no-pager -o cat | grep -c -e "$1"; }
+served() { [ "$(journal_count "$1: agent result=success.*served by the resident agent")" -ge "$2" ]; }
+check r.ssh-login-by-a-worker sshpass -p "$APW" ssh $SSH_OPTS $PWSSH $A@127.0.0.1 "grep -qx '$PLAIN' ~/Private/secret.txt"
+check r.locked-after-logout until_ok 60 not_mounted $HA
+check r.keys-gone-after-logout until_ok 30 no_user_keys $A
+check r.open-served-by-resident served open_session 1
+check r.close-served-by-resident until_ok 30 served close_session 1
+check r.service-socket-activated systemctl is-active --quiet ecryptfs-agent.service
+# sections 1-4 ran spawned agents first, which made the state directory 0700; the master opens it
+mode_is() { equal_text "$1" "$(stat -c '%a %U' "$2")"; }
+check r.socket-dir-reachable mode_is '755 root' /run/ecryptfs-agent
+check r.journal-no-secret sh -c "! journalctl --no-pager | grep -qF -e '$APW' -e 'sys-mount-pass-7'"
+
+# sshd's privileged process (the one that ran open_session) SIGKILLed: no close_session ever
+hold_session() { sshpass -p "$APW" ssh $SSH_OPTS $PWSSH $A@127.0.0.1 "sleep 300" > /dev/null 2>&1 & HELD=$!; }
+priv_sshd() { pgrep -f "^sshd: $A \[priv\]" | head -n 1; }
+hold_session
+check r.held-session-mounted until_ok 90 mounted $HA
+PRIV=$(priv_sshd)
+check r.sshd-priv-found test -n "$PRIV"
+T0=$SECONDS
+check r.sshd-killed kill -9 "$PRIV"
+check r.reaped-locked until_ok 60 not_mounted $HA
+echo "FIGURE reap: ~/Private locked $((SECONDS - T0)) s after sshd's SIGKILL"
+check r.reaped-keys-gone until_ok 30 no_user_keys $A
+check r.reap-logged sh -c "journalctl -t ecryptfs-agent --no-pager | grep -q 'session ended without close_session.*user=$A'"
+kill "$HELD" 2> /dev/null; pkill -u $A -x sleep; wait "$HELD" 2> /dev/null
+
+# the master SIGKILLed while a session is open: systemd restarts it, and the new master watches
+# the session recorded before (its sshd SIGKILLed in turn is reaped)
+hold_session
+check r.second-held-session-mounted until_ok 90 mounted $HA
+MASTER=$(systemctl show -p MainPID --value ecryptfs-agent.service)
+check r.master-killed kill -9 "$MASTER"
+new_master() { local m; m=$(systemctl show -p MainPID --value ecryptfs-agent.service); [ "$m" != 0 ] && [ "$m" != "$MASTER" ] && systemctl is-active --quiet ecryptfs-agent.service; }
+check r.master-restarted until_ok 30 new_master
+check r.session-survives-master mounted $HA
+sleep 2 # the new master's first rescan
+PRIV=$(priv_sshd)
+check r.second-sshd-killed kill -9 "$PRIV"
+check r.reaped-by-new-master until_ok 60 not_mounted $HA
+kill "$HELD" 2> /dev/null; pkill -u $A -x sleep; wait "$HELD" 2> /dev/null
+
+# the master SIGKILLed while a worker serves an open_session (held on the user's lock): systemd
+# kills the busy worker with the rest of the service; the module sees the hang-up and the login
+# goes on locked, at once, not after its timeout; the restarted master serves the next login
+# (-o: the lock is flock's own, not its child's, so killing flock frees it)
+flock -o /run/ecryptfs-agent/$UID_A.lock sleep 600 & LOCKER=$!
+sshpass -p "$APW" ssh $SSH_OPTS $PWSSH $A@127.0.0.1 "mountpoint -q ~/Private && echo MOUNTED || echo LOCKED" > /tmp/r.mid.out 2>&1 & MID=$!
+workers_at_least() { [ "$(pgrep -cf "$REPO/dist/agent/main.js worker")" -ge "$1" ]; }
+check r.mid-request-worker-busy until_ok 90 workers_at_least 2 # the busy one and its successor
+MASTER=$(systemctl show -p MainPID --value ecryptfs-agent.service)
+more_lines() { [ "$(journal_count "$1")" -gt "$2" ]; }
+HANGUPS=$(journal_count 'resident agent at /run/ecryptfs-agent/agent.sock)')
+FALLBACKS=$(journal_count 'open_session: agent failed or not run; PAM_IGNORE')
+T0=$SECONDS
+check r.mid-request-master-killed kill -9 "$MASTER"
+check r.mid-request-login-not-blocked until_ok 60 sh -c "! kill -0 $MID"
+echo "FIGURE master killed mid-request: the login went on $((SECONDS - T0)) s later (module timeout=120)"
+check r.mid-request-login-exit-0 wait $MID
+check r.mid-request-login-locked grep -qx LOCKED /tmp/r.mid.out
+check r.mid-request-module-logged until_ok 10 more_lines 'resident agent at /run/ecryptfs-agent/agent.sock)' "$HANGUPS"
+check r.mid-request-module-fell-back until_ok 10 more_lines 'open_session: agent failed or not run; PAM_IGNORE' "$FALLBACKS"
+pkill -P $LOCKER -x sleep; kill $LOCKER 2> /dev/null; wait $LOCKER 2> /dev/null
+check r.mid-request-master-restarted until_ok 30 new_master
+check r.login-after-mid-request sshpass -p "$APW" ssh $SSH_OPTS $PWSSH $A@127.0.0.1 "grep -qx '$PLAIN' ~/Private/secret.txt"
+check r.locked-after-mid-request until_ok 60 not_mounted $HA
+
+# a user's own unlock and lock over the user socket, the setuid helper of ecryptfs-utils unusable
+check r.setuid-helper-removed chmod u-s /sbin/mount.ecryptfs_private /sbin/umount.ecryptfs_private
+check r.wrong-passphrase-refused fails_into /tmp/r.wrong fed 'not the passphrase' as $A "$REPO/bin/ecryptfs-agent" unlock
+check r.wrong-passphrase-left-it-locked not_mounted $HA
+check r.user-unlocks-over-socket runs_into /tmp/r.unlock fed "$APW" as $A "$REPO/bin/ecryptfs-agent" unlock
+check r.user-unlock-mounted mounted $HA
+check r.user-reads-plaintext as $A grep -qx "$PLAIN" $HA/Private/secret.txt
+check r.user-locks-over-socket runs_into /tmp/r.lock as $A "$REPO/bin/ecryptfs-agent" lock
+check r.user-lock-unmounted until_ok 10 not_mounted $HA
+check r.another-users-refused fails_into /tmp/r.other as $A "$REPO/bin/ecryptfs-agent" unlock -u nobody
+check r.user-requests-logged sh -c "journalctl -t ecryptfs-agent --no-pager -o cat | grep -c -e 'unlock asked by the user' -e 'lock asked by the user' -e 'asked to unlock the private directory of another user' | grep -qx '[3-9]'"
+chmod u+s /sbin/mount.ecryptfs_private /sbin/umount.ecryptfs_private
+
+# stopped and masked: the socket file stays (RemoveOnStop=no), nobody listens, the module spawns
+check r.stopped-and-masked sh -c 'systemctl stop ecryptfs-agent.socket ecryptfs-agent-user.socket ecryptfs-agent.service && systemctl mask ecryptfs-agent.socket ecryptfs-agent-user.socket ecryptfs-agent.service'
+SPAWNED=$(journal_count 'open_session: agent result=success.*spawned the agent')
+check r.masked-login-unlocks sshpass -p "$APW" ssh $SSH_OPTS $PWSSH $A@127.0.0.1 "grep -qx '$PLAIN' ~/Private/secret.txt"
+spawned_again() { [ "$(journal_count 'open_session: agent result=success.*spawned the agent')" -gt "$SPAWNED" ]; }
+check r.masked-login-spawned until_ok 10 spawned_again
+check r.masked-locked-after-logout until_ok 60 not_mounted $HA
+check r.masked-stays-stopped sh -c '! systemctl is-active --quiet ecryptfs-agent.service'
+
 echo "--- agent journal"; journalctl -t ecryptfs-agent --no-pager -o cat | tail -n 30
 exit $failed
