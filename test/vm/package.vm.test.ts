@@ -1,7 +1,9 @@
 /**
- * The Debian package in the fast-mode VM (host root read-only under a tmpfs overlay,
- * so dpkg changes only the overlay): install, pam-auth-update, a real su password login that
- * unlocks and locks ~/Private, remove, purge, reinstall, upgrade. One boot.
+ * The Debian package in the systemd-mode VM (host root read-only under a tmpfs overlay,
+ * so dpkg changes only the overlay): install, pam-auth-update, the resident agent's units enabled
+ * and started, a real su password login served by it that unlocks and locks ~/Private, remove,
+ * purge (units gone), reinstall, upgrade with a session open (the master restarted, the session
+ * kept). One boot.
  * The two .debs are built here on the host (scripts/package.sh) and read by the guest through
  * the shared root.
  */
@@ -30,8 +32,8 @@ test('the .deb: install, su login unlocks, remove, purge, reinstall, upgrade in 
   const expectedChecks = body.split('\n').filter((l) => /^check [a-z]\./.test(l)).length;
   await runChecksInVm(t, {
     script: `DEB1='${deb1}'\nDEB2='${deb2}'\nV2='${v2}'\n${body}`,
-    mode: 'fast',
-    timeoutMs: 15 * 60_000,
+    mode: 'systemd',
+    timeoutMs: 18 * 60_000,
     expectedChecks,
   });
 });

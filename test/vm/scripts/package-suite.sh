@@ -1,17 +1,25 @@
 # The Debian package's life cycle on Debian's kernel: install next to an enabled pam_ecryptfs,
 # switch it off as docs/install.md says, a real su password login that unlocks and locks
-# ~/Private, remove, purge, reinstall, upgrade. Run as root inside the fast-mode VM (the host
-# root is a read-only lower layer, so dpkg only changes the tmpfs overlay) by
+# ~/Private, remove, purge, reinstall, upgrade; with systemd as PID 1, so the resident agent's
+# units are enabled, started, restarted on upgrade with a session open, stopped and purged as on
+# a real machine. Run as root inside the systemd-mode VM (the host root is a read-only lower
+# layer, so dpkg only changes the tmpfs overlay) by
 # test/vm/package.vm.test.ts, which prepends  DEB1=<.deb> DEB2=<.deb, higher version> V2=<its version>
 # Prints "CHECK <name> ok" or "CHECK <name> FAIL <why>" per step; exits non-zero if any failed.
 
-busybox syslogd -n -O /tmp/syslog & sleep 0.5
+# the journal, followed into the file the checks read (and lib.sh shows on a failure)
+journalctl -f -n 0 -o short --no-pager > /tmp/syslog 2>&1 & sleep 0.5
+# a line reaches the journal and the follower a moment after the PAM call returned
+logged() { until_ok 10 grep -q -e "$1" /tmp/syslog; }
 modprobe ecryptfs
 export DEBIAN_FRONTEND=noninteractive
 # man-db's dpkg trigger rebuilds its index over the whole (9p) /usr/share/man at every install
 # and removal when this file exists: minutes under TCG. (The debconf answer alone does not
 # remove it.)
 rm -f /var/lib/man-db/auto-update
+# A container image's policy-rc.d (exit 101: "do not start services") in the shared host root
+# would make deb-systemd-invoke skip the postinst's start, as no real machine does.
+rm -f /usr/sbin/policy-rc.d
 C=/etc/pam.d
 
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups --reset-env "$@"; }
@@ -50,6 +58,11 @@ check a.password-line-after-unix after_unix $C/common-password
 check a.agent-root-755 sh -c "[ \"\$(stat -c '%U %a' /usr/lib/ecryptfs-agent/dist/agent/main.js)\" = 'root 755' ]"
 check a.cli-on-path sh -c "ecryptfs-agent --help | grep -q '^Usage: ecryptfs-agent'"
 check a.man-page sh -c "man -w pam_ecryptfs_agent | grep -q pam_ecryptfs_agent.8"
+SOCKETS="ecryptfs-agent.socket ecryptfs-agent-user.socket"
+check a.sockets-enabled systemctl is-enabled --quiet $SOCKETS
+check a.sockets-listening systemctl is-active --quiet $SOCKETS
+check a.pam-socket-root-only sh -c "[ \"\$(stat -c '%U %a' /run/ecryptfs-agent/agent.sock)\" = 'root 600' ]"
+master_pid() { systemctl show -p MainPID --value ecryptfs-agent.service; }
 slow_vm_timeout
 
 # b. A private directory made by ecryptfs-setup-private; another user's su with the password
@@ -65,11 +78,16 @@ check b.su-logout-locks not_mounted $HA
 check b.ciphertext-only sh -c "! grep -rq '$PLAIN' $HA/.Private"
 check b.su-login-reads su_unlocks b2
 check b.locked-again not_mounted $HA
-check b.agent-logged grep -q "private directory mounted.*user=$A" /tmp/syslog
+check b.agent-logged logged "private directory mounted.*user=$A"
+# the module's debug line (slow_vm_timeout adds debug) names the path that served each phase
+check b.open-served-by-resident logged 'open_session: agent result=success.*served by the resident agent'
+check b.close-served-by-resident logged 'close_session: agent result=success.*served by the resident agent'
+check b.master-running systemctl is-active --quiet ecryptfs-agent.service
 
 # c. dpkg -r takes the lines out before the module goes; logins keep working without it.
 check c.dpkg-remove dpkg -r ecryptfs-agent
 check c.no-lines-left no_agent_lines
+check c.resident-stopped sh -c "! systemctl is-active --quiet $SOCKETS ecryptfs-agent.service"
 check c.module-gone sh -c "! ls /usr/lib/*/security/pam_ecryptfs_agent.so"
 check c.profile-gone test ! -e /usr/share/pam-configs/ecryptfs-agent
 check c.su-still-works su_ok c1
@@ -78,6 +96,7 @@ check c.run-dir-kept-until-purge test -d /run/ecryptfs-agent
 check c.dpkg-purge dpkg --purge ecryptfs-agent
 check c.run-dir-purged test ! -e /run/ecryptfs-agent
 check c.purged sh -c "! dpkg -s ecryptfs-agent 2>/dev/null | grep -q '^Status: install'"
+check c.units-gone sh -c "! ls /lib/systemd/system/ecryptfs-agent* /etc/systemd/system/*/ecryptfs-agent* /etc/systemd/system/ecryptfs-agent* 2>/dev/null | grep ."
 check c.su-after-purge su_ok c2
 check c.no-lines-after-purge no_agent_lines
 
@@ -85,12 +104,28 @@ check c.no-lines-after-purge no_agent_lines
 check d.reinstall dpkg -i "$DEB1"
 check d.lines-back after_unix $C/common-auth
 slow_vm_timeout
+check d.sockets-back systemctl is-active --quiet $SOCKETS
 check d.su-unlocks su_unlocks d1
 check d.locked not_mounted $HA
+
+# e0. Upgrade with a session open: the master is restarted (postinst try-restart), the session
+#     stays mounted, and its logout is served by the new master and locks.
+# (the session lasts until /tmp/e0.release exists: dpkg -i takes half a minute under TCG)
+su_as_b e0 "grep -qx '$PLAIN' $HA/Private/secret.txt && while [ ! -e /tmp/e0.release ]; do sleep 0.5; done && echo HELD-OK" > /dev/null 2>&1 &
+HELD=$!
+check e.held-session-mounted until_ok 90 mounted $HA
+OLD_MASTER=$(master_pid)
 
 # e. Upgrade to a higher version: the stack stays (prerm does nothing on upgrade), once.
 check e.upgrade dpkg -i "$DEB2"
 check e.new-version sh -c "dpkg-query -W -f='\${Version}' ecryptfs-agent | grep -qx '$V2'"
+new_master() { local m; m=$(master_pid); [ "$m" != 0 ] && [ "$m" != "$OLD_MASTER" ]; }
+check e.master-restarted new_master
+check e.session-kept-across-upgrade mounted $HA
+touch /tmp/e0.release
+check e.held-session-ended wait $HELD
+check e.held-session-saw-plaintext grep -q HELD-OK /tmp/e0.su
+check e.held-logout-locks until_ok 60 not_mounted $HA
 check e.one-auth-line sh -c "[ \$(grep -c pam_ecryptfs_agent $C/common-auth) -eq 1 ]"
 check e.local-options-kept grep -q 'pam_ecryptfs_agent.so unwrap.*timeout=120' $C/common-auth
 check e.su-unlocks su_unlocks e1
