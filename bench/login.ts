@@ -100,10 +100,14 @@ export function benchRss(): string[] {
   return ['agent peak RSS (/usr/bin/time -f %M)', '| run | peak RSS MiB |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${f1(v / 1024)} |`)];
 }
 
+/** Concurrent whole cycles of the one user, spawned vs resident: the logins/s figure. */
+const BURST_N = 10;
+
 /** The guest script: sets up a user with ecryptfs-setup-private and times pamtester per phase. */
 export function vmScript(runs: number, hold: string): string {
   return `
 set -u
+BURST_N=${BURST_N}
 REPO='${REPO}'
 HOLD='${hold}'
 MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
@@ -124,7 +128,17 @@ PAM
 }
 base "" "" > /etc/pam.d/eat-b-unix
 base "auth optional pam_ecryptfs.so unwrap" "session optional pam_ecryptfs.so unwrap" > /etc/pam.d/eat-b-ref
-base "auth optional $MOD unwrap agent=$AGENT timeout=120" "session optional $MOD agent=$AGENT timeout=120" > /etc/pam.d/eat-b-ours
+base "auth optional $MOD unwrap agent=$AGENT timeout=120 socket=none" "session optional $MOD agent=$AGENT timeout=120 socket=none" > /etc/pam.d/eat-b-ours
+# agent=/bin/false: a phase the resident agent did not serve cannot mount (the mounted column says)
+base "auth optional $MOD unwrap agent=/bin/false timeout=120" "session optional $MOD agent=/bin/false timeout=120" > /etc/pam.d/eat-b-warm
+# the resident agent as its service runs it, minus systemd (fast mode): it binds the sockets itself.
+# Two spares: open_session takes one and close_session follows at once, before a third is warm.
+mkdir -p /run/ecryptfs-agent
+node "$REPO/dist/agent/master.js" --listen /run/ecryptfs-agent --idle-exit 0 --spares 2 > /tmp/master.log 2>&1 &
+MASTER=$!
+spares_up() { [ -S /run/ecryptfs-agent/agent.sock ] && [ "$(pgrep -cf "$AGENT worker")" -ge 2 ]; }
+for i in $(seq 1 600); do spares_up && break; sleep 0.1; done
+spares_up || { echo "BENCH-ERROR resident agent not up: $(cat /tmp/master.log)"; exit 1; }
 mounted() { awk -v m="$H/Private" '$5 == m && / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 ns() { date +%s%N; }
 one() { # one CFG ITER: one PAM handle (pam-hold) times each call; mounted is looked at while it is open
@@ -143,8 +157,22 @@ floor() { # one ITER: the Node floor of every phase of ours: bare node, the agen
   printf 'ECRYPTFS-AGENT 1\\nphase=close_session\\nuser=nobody\\nservice=eat-b-ours\\npam_pid=1\\nend\\n' | "$AGENT" pam > /dev/null; t3=$(ns)
   echo "BENCH-FLOOR $it $(( (t1-t0)/1000 )) $(( (t2-t1)/1000 )) $(( (t3-t2)/1000 ))"
 }
-for cfg in unix ref ours; do one $cfg 0; done; floor 0   # warm-up (page cache, first exec)
-for i in $(seq 1 ${runs}); do for cfg in unix ref ours; do one $cfg $i; done; floor $i; done
+for cfg in unix ref ours warm; do one $cfg 0; done; floor 0   # warm-up (page cache, first exec)
+for i in $(seq 1 ${runs}); do for cfg in unix ref ours warm; do sleep 1; one $cfg $i; done; floor $i; done
+burst() { # burst CFG N: N whole login+logout cycles of the user at once; wall time and how many ended well
+  local cfg=$1 n=$2 k t0 t1 good=0 pids=''
+  t0=$(ns)
+  for k in $(seq 1 $n); do echo "$PW" | "$HOLD" eat-b-$cfg $U > /tmp/burst.$cfg.$k 2>&1 & pids="$pids $!"; done
+  wait $pids; t1=$(ns) # not a bare wait: the master is a background job too
+  for k in $(seq 1 $n); do grep -q '^CLOSED 0 ' /tmp/burst.$cfg.$k && good=$((good + 1)); done
+  mounted && echo "BENCH-WARN burst $cfg: still mounted after the last logout"
+  echo "BENCH-BURST $cfg $n $(( (t1-t0)/1000 )) $good"
+}
+sleep 2; burst ours ${BURST_N}; sleep 2; burst warm ${BURST_N}
+rss() { ps -o rss= -p "$1" | tr -d ' '; }
+echo "BENCH-RSS master $(rss $MASTER)"
+for w in $(pgrep -f "$AGENT worker"); do echo "BENCH-RSS spare $(rss $w)"; done
+kill $MASTER; wait $MASTER
 echo "BENCH-DONE"
 `;
 }
@@ -182,22 +210,38 @@ export function vmTables(output: string, accel: string, bootMs: number): string[
     '| stack | authenticate ms | open_session ms | close_session ms | mounted after open |',
     '|---|---|---|---|---|',
   ];
-  const names: Record<string, string> = { unix: '(a) pam_unix alone', ref: '(b) + pam_ecryptfs.so (reference)', ours: '(c) + pam_ecryptfs_agent.so (ours)' };
-  for (const cfg of ['unix', 'ref', 'ours']) {
+  const names: Record<string, string> = {
+    unix: '(a) pam_unix alone',
+    ref: '(b) + pam_ecryptfs.so (reference)',
+    ours: '(c) + pam_ecryptfs_agent.so, agent spawned (socket=none)',
+    warm: '(d) + pam_ecryptfs_agent.so, resident agent (a spare worker serves)',
+  };
+  for (const cfg of ['unix', 'ref', 'ours', 'warm']) {
     const r = rows.get(cfg);
     if (!r) continue;
     out.push(`| ${names[cfg]} | ${f1(med(cfg, 'auth'))} | ${f1(med(cfg, 'open'))} | ${f1(med(cfg, 'close'))} | ${r.mounted}/${r.n} |`);
   }
-  out.push('', 'added latency over pam_unix alone (medians)', '| phase | + pam_ecryptfs ms | + ours ms | ours / pam_ecryptfs |', '|---|---|---|---|');
+  out.push(
+    '',
+    'added latency over pam_unix alone (medians)',
+    '| phase | + pam_ecryptfs ms | + ours spawned ms | + ours resident ms | spawned / pam_ecryptfs | resident / pam_ecryptfs |',
+    '|---|---|---|---|---|---|',
+  );
+  const ratio = (x: number, ref: number) => (ref > 0 ? (x / ref).toFixed(2) : '-');
+  const added = (cfg: string, k: 'auth' | 'open' | 'close') => med(cfg, k) - med('unix', k);
   for (const k of ['auth', 'open', 'close'] as const) {
-    const ref = med('ref', k) - med('unix', k);
-    const ours = med('ours', k) - med('unix', k);
-    out.push(`| ${k} | ${f1(ref)} | ${f1(ours)} | ${ref > 0 ? (ours / ref).toFixed(2) : '-'} |`);
+    const ref = added('ref', k);
+    out.push(`| ${k} | ${f1(ref)} | ${f1(added('ours', k))} | ${f1(added('warm', k))} | ${ratio(added('ours', k), ref)} | ${ratio(added('warm', k), ref)} |`);
   }
-  const tot = (cfg: string) => med(cfg, 'auth') + med(cfg, 'open') + med(cfg, 'close');
-  const refT = tot('ref') - tot('unix');
-  const oursT = tot('ours') - tot('unix');
-  out.push(`| whole login+logout | ${f1(refT)} | ${f1(oursT)} | ${refT > 0 ? (oursT / refT).toFixed(2) : '-'} |`);
+  const tot = (cfg: string) => added(cfg, 'auth') + added(cfg, 'open') + added(cfg, 'close');
+  out.push(`| whole login+logout | ${f1(tot('ref'))} | ${f1(tot('ours'))} | ${f1(tot('warm'))} | ${ratio(tot('ours'), tot('ref'))} | ${ratio(tot('warm'), tot('ref'))} |`);
+  for (const m of output.matchAll(/^BENCH-BURST (\w+) (\d+) (\d+) (\d+)$/gm)) {
+    const secs = Number(m[3]) / 1e6;
+    if (m[1] === 'ours') out.push('', `${m[2]} login+logout cycles of the user at once (pam-hold, auth + open + close each)`, '| path | wall s | cycles/s | ended well |', '|---|---|---|---|');
+    out.push(`| ${m[1] === 'ours' ? 'spawned' : 'resident'} | ${f1(secs)} | ${(Number(m[2]) / secs).toFixed(2)} | ${m[4]}/${m[2]} |`);
+  }
+  const rss = [...output.matchAll(/^BENCH-RSS (master|spare) (\d+)$/gm)].map((m) => `${m[1]} ${f1(Number(m[2]) / 1024)} MiB`);
+  if (rss.length) out.push('', `resident agent RSS in the VM after the runs: ${rss.join(', ')}`);
   // What no Node agent can go below: every phase of ours execs node once.
   const bare = stats(floor.node).median;
   const agent = stats(floor.agent).median;
