@@ -101,6 +101,20 @@ exit [lindex \$result 3]
 EXP
   as "$1" expect -f /tmp/su.exp > "$5" 2>&1
 }
+# login_as USER PASSWORD COMMAND OUTFILE: a console login (root runs login(1) on expect's pty,
+# as getty would), PASSWORD typed, COMMAND run in the login shell, then exit; output in OUTFILE
+login_as() {
+  cat > /tmp/login.exp <<EXP
+$EXPECT_STEP
+spawn login $1
+step "Password:" {$2}
+step "\$ " {$3; exit}
+expect eof
+catch wait result
+exit [lindex \$result 3]
+EXP
+  expect -f /tmp/login.exp > "$4" 2>&1
+}
 # su_prints CALLER USER PASSWORD COMMAND OUTFILE MARKER: su_as succeeded and printed MARKER
 su_prints() { su_as "$1" "$2" "$3" "$4" "$5" && grep -q "$6" "$5" || { cat "$5"; return 1; }; }
 # passwd_as USER OLD NEW OUTFILE: Debian's passwd as USER; the exit status of passwd. A hang shows

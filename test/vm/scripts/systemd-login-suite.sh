@@ -88,8 +88,12 @@ served() { [ "$(journal_count "$1: agent result=success.*served by the resident 
 check r.ssh-login-by-a-worker sshpass -p "$APW" ssh $SSH_OPTS $PWSSH $A@127.0.0.1 "grep -qx '$PLAIN' ~/Private/secret.txt"
 check r.locked-after-logout until_ok 60 not_mounted $HA
 check r.keys-gone-after-logout until_ok 30 no_user_keys $A
-check r.open-served-by-resident served open_session 1
-check r.close-served-by-resident until_ok 30 served close_session 1
+# a console login (login(1), as getty runs it) through the same worker path
+console_reads() { login_as $A "$APW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo CONSOLE-SAW-PLAINTEXT" /tmp/r.$1.console; grep -q CONSOLE-SAW-PLAINTEXT /tmp/r.$1.console || { cat /tmp/r.$1.console; return 1; }; }
+check r.console-login-unlocks console_reads resident
+check r.console-logout-locks until_ok 60 not_mounted $HA
+check r.open-served-by-resident served open_session 2
+check r.close-served-by-resident until_ok 30 served close_session 2
 check r.service-socket-activated systemctl is-active --quiet ecryptfs-agent.service
 # sections 1-4 ran spawned agents first, which made the state directory 0700; the master opens it
 mode_is() { equal_text "$1" "$(stat -c '%a %U' "$2")"; }
@@ -171,6 +175,10 @@ check r.masked-login-unlocks sshpass -p "$APW" ssh $SSH_OPTS $PWSSH $A@127.0.0.1
 spawned_again() { [ "$(journal_count 'open_session: agent result=success.*spawned the agent')" -gt "$SPAWNED" ]; }
 check r.masked-login-spawned until_ok 10 spawned_again
 check r.masked-locked-after-logout until_ok 60 not_mounted $HA
+SPAWNED=$(journal_count 'open_session: agent result=success.*spawned the agent')
+check r.masked-console-login-unlocks console_reads masked
+check r.masked-console-login-spawned until_ok 10 spawned_again
+check r.masked-console-logout-locks until_ok 60 not_mounted $HA
 check r.masked-stays-stopped sh -c '! systemctl is-active --quiet ecryptfs-agent.service'
 
 echo "--- agent journal"; journalctl -t ecryptfs-agent --no-pager -o cat | tail -n 30
