@@ -89,7 +89,11 @@ check r.ssh-login-by-a-worker sshpass -p "$APW" ssh $SSH_OPTS $PWSSH $A@127.0.0.
 check r.locked-after-logout until_ok 60 not_mounted $HA
 check r.keys-gone-after-logout until_ok 30 no_user_keys $A
 # a console login (login(1), as getty runs it) through the same worker path
-console_reads() { login_as $A "$APW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo CONSOLE-SAW-PLAINTEXT" /tmp/r.$1.console; grep -q CONSOLE-SAW-PLAINTEXT /tmp/r.$1.console || { cat /tmp/r.$1.console; return 1; }; }
+console_reads() { # console_reads NAME: the login read the plaintext (output in /tmp/r.NAME.console)
+  local out=/tmp/r.$1.console
+  login_as $A "$APW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo CONSOLE-SAW-PLAINTEXT" $out
+  grep -q CONSOLE-SAW-PLAINTEXT $out || { cat $out; return 1; }
+}
 check r.console-login-unlocks console_reads resident
 check r.console-logout-locks until_ok 60 not_mounted $HA
 check r.open-served-by-resident served open_session 2
@@ -165,11 +169,16 @@ check r.user-reads-plaintext as $A grep -qx "$PLAIN" $HA/Private/secret.txt
 check r.user-locks-over-socket runs_into /tmp/r.lock as $A "$REPO/bin/ecryptfs-agent" lock
 check r.user-lock-unmounted until_ok 10 not_mounted $HA
 check r.another-users-refused fails_into /tmp/r.other as $A "$REPO/bin/ecryptfs-agent" unlock -u nobody
-check r.user-requests-logged sh -c "journalctl -t ecryptfs-agent --no-pager -o cat | grep -c -e 'unlock asked by the user' -e 'lock asked by the user' -e 'asked to unlock the private directory of another user' | grep -qx '[3-9]'"
+user_requests_logged() { # at least three of the user-socket lines above
+  journalctl -t ecryptfs-agent --no-pager -o cat |
+    grep -c -e 'unlock asked by the user' -e 'lock asked by the user' -e 'asked to unlock the private directory of another user' | grep -qx '[3-9]'
+}
+check r.user-requests-logged user_requests_logged
 chmod u+s /sbin/mount.ecryptfs_private /sbin/umount.ecryptfs_private
 
 # stopped and masked: the socket file stays (RemoveOnStop=no), nobody listens, the module spawns
-check r.stopped-and-masked sh -c 'systemctl stop ecryptfs-agent.socket ecryptfs-agent-user.socket ecryptfs-agent.service && systemctl mask ecryptfs-agent.socket ecryptfs-agent-user.socket ecryptfs-agent.service'
+UNITS="ecryptfs-agent.socket ecryptfs-agent-user.socket ecryptfs-agent.service"
+check r.stopped-and-masked sh -c "systemctl stop $UNITS && systemctl mask $UNITS"
 SPAWNED=$(journal_count 'open_session: agent result=success.*spawned the agent')
 check r.masked-login-unlocks sshpass -p "$APW" ssh $SSH_OPTS $PWSSH $A@127.0.0.1 "grep -qx '$PLAIN' ~/Private/secret.txt"
 spawned_again() { [ "$(journal_count 'open_session: agent result=success.*spawned the agent')" -gt "$SPAWNED" ]; }
