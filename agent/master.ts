@@ -16,11 +16,12 @@
  *    back); on SIGTERM it stops the spares, lets busy workers finish, then exits.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, closeSync, type FSWatcher, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, watch } from 'node:fs';
+import { closeSync, type FSWatcher, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseSessions, processStart, type SessionRecord } from '../src/actions/session';
 import { createLazyLogger } from '../src/os/log';
+import { ensureRootDir } from '../src/os/secure-file';
 import { DEFAULT_RUN_DIR, type ListeningSocket, listenAt, openPidfd, PAM_SOCKET_NAME, socketsFromSystemd, USER_SOCKET_NAME, whenReadable } from '../src/os/service';
 
 /** The PAM module's longest `timeout=` (pam/pam_ecryptfs_agent.c MAX_TIMEOUT) plus a margin. */
@@ -76,6 +77,8 @@ type WorkerState = 'starting' | 'ready' | 'busy';
 interface Worker {
   child: ChildProcess;
   state: WorkerState;
+  /** what it serves once busy ("pam 0", "user 1000"): named when it dies serving it */
+  request?: string;
   timer?: NodeJS.Timeout;
 }
 
@@ -125,7 +128,10 @@ export class Master {
   private startWorker(): void {
     // child fds: 3 = status pipe, 4.. = the listening sockets
     const args = this.sockets.map((s, i) => `${4 + i}:${s.kind}`);
-    const child = spawn(process.execPath, [this.opts.agentScript, 'worker', ...args], {
+    // --v8-pool-size=0: no V8 helper threads. Every set*id call of a worker (its uid switches to act
+    // as the user) is broadcast by glibc to each thread of the process, so fewer threads make each
+    // switch cheaper; a worker's one short request needs no background compiling or GC threads.
+    const child = spawn(process.execPath, ['--v8-pool-size=0', this.opts.agentScript, 'worker', ...args], {
       stdio: ['ignore', 'ignore', 'inherit', 'pipe', ...this.sockets.map((s) => s.fd)],
       env: WORKER_ENV,
       cwd: '/',
@@ -155,6 +161,7 @@ export class Master {
     }
     if (line.startsWith('busy ')) {
       w.state = 'busy';
+      w.request = line.slice(5);
       this.clearIdle();
       w.timer = setTimeout(() => {
         this.log.warning('worker still busy after the longest PAM timeout: killed', { worker: pid, request: line.slice(5) });
@@ -169,6 +176,8 @@ export class Master {
     this.workers.delete(pid);
     if (w?.timer) clearTimeout(w.timer);
     if (w && w.state !== 'busy' && !this.stopping) this.workerFailed(`exited before a request (${signal ?? `status ${code}`})`);
+    // The PAM module saw only a hang-up (and logged it, and told the user); the cause is said here.
+    if (w?.state === 'busy' && signal !== null) this.log.error(`a worker was killed by ${signal} while serving a request`, { worker: pid, request: w.request, outcome: 'worker-killed' });
     if (this.stopping) {
       if (this.workers.size === 0) process.exit(0);
       return;
@@ -342,10 +351,7 @@ export class Master {
  * (the files in it are 0600 each; only their names become visible).
  */
 function socketDirReachable(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const st = lstatSync(dir);
-  if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) throw new Error(`${dir} must be a root-owned directory that no one else can write`);
-  if ((st.mode & 0o7777) !== 0o755) chmodSync(dir, 0o755);
+  ensureRootDir(dir, 0o755, { exactMode: true });
 }
 
 /** The sockets bound here (no systemd): DIR 0755 root; agent.sock 0600, user.sock 0666. */

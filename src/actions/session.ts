@@ -11,11 +11,11 @@
  */
 import { SESSION_ID_RE } from '../formats/protocol';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentError } from '../errors';
 import { withFileLock } from '../os/lock';
-import { writeFileAtomic } from '../os/secure-file';
+import { ensureRootDir, writeFileAtomic } from '../os/secure-file';
 import { type ExtraMountRecord, parseExtraMountRecords } from '../formats/extra-mount-entries';
 
 export const DEFAULT_STATE_DIR = '/run/ecryptfs-agent';
@@ -155,11 +155,7 @@ export class SessionStore {
 
   private ensureDir(): void {
     // 0755 as ecryptfs-agent.socket makes it (its user socket lives here); every file is 0600
-    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    const st = lstatSync(this.dir);
-    if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
-      throw new AgentError('BAD_OWNER', `state directory ${this.dir} must be a root-owned directory not writable by others`);
-    }
+    ensureRootDir(this.dir, 0o755);
   }
 
   private file(uid: number): string {

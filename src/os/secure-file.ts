@@ -245,3 +245,18 @@ export function writeFileAtomic(path: string, data: Buffer, opts: WriteFileAtomi
     throw fileError(e, dirname(path), 'flush directory');
   }
 }
+
+/**
+ * A root-owned directory that no one else can write, made with `mode` when missing: the agents'
+ * state directory, also the resident agent's socket directory. Anything else there (a user's
+ * directory, a symlink, group- or world-writable) is refused, never repaired. With `exactMode`
+ * a stricter or looser mode of a good directory is set to `mode`.
+ */
+export function ensureRootDir(dir: string, mode: number, opts: { exactMode?: boolean } = {}): void {
+  fs.mkdirSync(dir, { recursive: true, mode });
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
+    throw new AgentError('BAD_OWNER', `state directory ${dir} must be a root-owned directory not writable by others`);
+  }
+  if (opts.exactMode && (st.mode & 0o7777) !== mode) fs.chmodSync(dir, mode);
+}
