@@ -1,8 +1,9 @@
 /**
- * Concurrency and a full disk (test/vm/scripts/stress-suite.sh sections a, b, d; one
- * fast-mode boot), and a VM reset in the middle of a re-wrap loop (several boots on one disk).
- * The agent-kill fault matrix (section c) is faults.vm.test.ts, its own VM so the runner can run
- * it beside this one.
+ * Concurrency, the spawned agent killed at one step of each phase, and a full disk
+ * (test/vm/scripts/stress-suite.sh sections a, b, c with a sample of kill points, d; one fast-mode
+ * boot), and a VM reset in the middle of a re-wrap loop (several boots on one disk). The full
+ * agent-kill fault matrix, through the resident agent, is faults.vm.test.ts, its own VM so the
+ * runner can run it beside this one.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -14,8 +15,8 @@ import { parseChecks } from './checks';
 import { REPO, runStressSections } from './stress';
 import { runInVm } from './vm';
 
-test('concurrency (one user, many users) and disk full during the re-wrap, in the VM', { timeout: 40 * 60_000 }, async (t) => {
-  await runStressSections(t, 'a b d', 35);
+test('concurrency (one user, many users), a spawned agent SIGKILLed in each phase, disk full during the re-wrap, in the VM', { timeout: 45 * 60_000 }, async (t) => {
+  await runStressSections(t, 'a b c d', 40, { transport: 'spawn', points: 'sample' });
 });
 
 /** One boot of the reset test: mount the disk, check what the last boot left, then (unless it is

@@ -4,7 +4,8 @@
 # Prints CHECK lines, "FIGURE ..." lines (measurements), and "PLAN login=<a> chauthtok=<b>": the
 # kill points found by tracing one clean cycle (the test expects 4 checks per login kill point and
 # 5 per chauthtok kill point on top of the fixed ones, and at least the steps it knows must exist).
-# SECTIONS (set by the test): which of a b c d to run (the fault matrix runs in its own VM)
+# SECTIONS (set by the test): which of a b c d to run (the fault matrix runs in its own VM);
+# TRANSPORT (section c): spawn or resident
 section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 per_sec() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.2f", (ms > 0 ? n * 1000 / ms : 0) }'; }
@@ -39,11 +40,11 @@ setup_user() { newuser "$1" "$2" && setup_private "$@"; }
 
 # Held sessions: pam-hold authenticates (password on its stdin), opens, prints "OPEN rc pid",
 # holds until its stdin reaches EOF, closes, prints "CLOSED rc". Module lines come out as INFO:/ERROR:.
+# in a child: closes the write ends of the holders' fifos (bash {fd}s are >= 10), whose EOF ends a hold
+close_holder_fds() { local f n; for f in /proc/self/fd/*; do n=${f##*/}; [ "$n" -ge 10 ] 2> /dev/null && eval "exec $n>&-"; done; }
 hold_start() { # hold_start NAME USER PASSWORD [SERVICE]
   rm -f /tmp/$1.in /tmp/$1.out; mkfifo /tmp/$1.in
-  # a holder must not inherit other holders' fifo write ends (bash {fd}s are >= 10)
-  ( for f in /proc/self/fd/*; do n=${f##*/}; [ "$n" -ge 10 ] 2>/dev/null && eval "exec $n>&-"; done
-    exec "$HOLD" "${4:-eat-login}" "$2" ) < /tmp/$1.in > /tmp/$1.out 2>&1 &
+  ( close_holder_fds; exec "$HOLD" "${4:-eat-login}" "$2" ) < /tmp/$1.in > /tmp/$1.out 2>&1 &
   eval "exec {fd_$1}>/tmp/$1.in"; eval "echo '$3' >&\$fd_$1"
 }
 # hold_wait NAME LINE: waits for "LINE ..." from pam-hold; gives up at once when authentication
@@ -70,7 +71,8 @@ cycle() {
 cycle_ok() { grep -q '^OPEN 0 ' /tmp/$1.out && grep -q '^CLOSED 0' /tmp/$1.out || { echo "$1: $(tr '\n' ' ' < /tmp/$1.out)"; return 1; }; }
 cycle_saw_mount() { grep -q '^mounted ' /tmp/$1.res 2>/dev/null || { echo "$1: $(cat /tmp/$1.res 2>/dev/null) / $(tr '\n' ' ' < /tmp/$1.out)"; return 1; }; }
 each() { local fn=$1 i; shift; for i in "$@"; do "$fn" "$i" || return 1; done; }
-killed_count() { grep -c 'agent killed by signal 9' /tmp/syslog; }
+# agents SIGKILLed: spawned ones as the PAM module saw them die, workers as their master saw it
+killed_count() { grep -cE 'agent killed by signal 9|worker was killed by SIGKILL while serving' /tmp/syslog; }
 # killed_once_and_proceeded BEFORE AFTER NAME: exactly one agent was SIGKILLed and the login or
 # logout went on (pam-hold saw PAM_SUCCESS from both)
 killed_once_and_proceeded() { [ $(($2 - $1)) -eq 1 ] && cycle_ok "$3" || { echo "agents killed: $(($2 - $1))"; cat /tmp/$3.out; return 1; }; }
@@ -128,11 +130,16 @@ fi # section b
 
 if section c; then
 # ---------------------------------------------------------------------------------------------
-# c. Fault matrix. A wrapper agent (root-owned, in a root-owned dir, so the shim accepts it) runs
-#    the real agent; the run chosen by $KDIR/plan ("RUN SPEC") runs under strace, which either
-#    records the step syscalls (SPEC trace) or SIGKILLs the agent on entry to the Kth call of one
-#    syscall (SPEC "SYSCALL:when=K"). Tracing one clean cycle finds every step; each step then gets
-#    its own kill, deterministic, with the invariants checked after it and after the next cycle.
+# c. Fault matrix, through one TRANSPORT (set by the test). Tracing one clean cycle finds every
+#    step; each step then gets its own SIGKILL, deterministic, with the invariants checked after it
+#    and after the next cycle. strace either records the step syscalls (SPEC trace) or SIGKILLs the
+#    agent on entry to the Kth call of one syscall (SPEC "SYSCALL:when=K"), K counted per process.
+#    spawn:    a wrapper agent (root-owned, in a root-owned dir, so the shim accepts it) runs the
+#              real agent; the run chosen by $KDIR/plan ("RUN SPEC") runs under strace.
+#    resident: the resident agent's master (started here as its unit would, minus systemd; one
+#              spare) serves every phase with a worker; strace attaches to the waiting spare right
+#              before the phase and detaches after it. The stack's agent= is /bin/false: a phase the
+#              resident agent did not serve cannot unlock, so the checks prove the transport.
 STEP_SYSCALLS=add_key,keyctl,mount,umount2,rename,unlink,mkdir,fsync
 KDIR=/usr/local/libexec/eat-fault; WRAP=$KDIR/agent
 mkdir -p $KDIR && chmod 755 /usr/local/libexec $KDIR
@@ -152,8 +159,82 @@ SH
 chmod 755 $WRAP
 arm() { echo 0 > $KDIR/count; echo "$1 $2" > $KDIR/plan; rm -f $KDIR/trace.*; }
 arm 0 none
-sed "s#agent=$AGENT#agent=$WRAP#" /etc/pam.d/eat-login > /etc/pam.d/eat-fault
-sed -i "s#agent=$AGENT#agent=$WRAP#" /etc/pam.d/common-password
+STACK_AGENT=$WRAP
+if [ "$TRANSPORT" = resident ]; then
+  STACK_AGENT=/bin/false
+  mkdir -p $RUNDIR
+  node "${AGENT%/main.js}/master.js" --listen $RUNDIR --idle-exit 0 --spares 1 > /tmp/master.log 2>&1 &
+  MASTER=$!
+fi
+sed "s#agent=$AGENT#agent=$STACK_AGENT#" /etc/pam.d/eat-login > /etc/pam.d/eat-fault
+sed -i "s#agent=$AGENT#agent=$STACK_AGENT#" /etc/pam.d/common-password
+echo "FIGURE fault matrix transport: $TRANSPORT"
+
+# resident: the master's one waiting worker (its main thread blocked in poll for a connection)
+idle_spare() {
+  local p
+  for p in $(pgrep -P "$MASTER" -f "$AGENT worker"); do
+    case $(cut -d' ' -f1 /proc/$p/syscall 2> /dev/null) in 7 | 271) echo "$p"; return 0 ;; esac
+  done
+  return 1
+}
+traced_by_strace() { ! grep -q '^TracerPid:[[:space:]]*0$' /proc/$1/status; }
+STRACE_PID=
+attach() { # attach SPEC [TRACE-FILE]: strace on the waiting spare from now until detach
+  local w
+  until_ok 120 idle_spare || { echo "no waiting spare: $(cat /tmp/master.log)"; return 1; }
+  w=$(idle_spare)
+  # not holding a holder's fifo open: its logout would never come
+  if [ "$1" = trace ]; then (close_holder_fds; exec strace -f -qq -o "$2" -e trace=$STEP_SYSCALLS -p "$w") &
+  else (close_holder_fds; exec strace -f -qq -o /dev/null -e trace="${1%%:*}" -e inject="$1":signal=KILL -p "$w") & fi
+  STRACE_PID=$!
+  until_ok 20 traced_by_strace "$w"
+}
+detach() { if [ -n "$STRACE_PID" ]; then kill "$STRACE_PID" 2> /dev/null; wait "$STRACE_PID" 2> /dev/null; STRACE_PID=; fi; }
+# armed_cycle NAME PHASE SPEC: a login and logout of $K on eat-fault with SPEC armed for PHASE
+# (open_session, close_session or all); traces land in /tmp/trace.1 (open) and /tmp/trace.2 (close)
+armed_cycle() {
+  local name=$1 ph=$2 spec=$3 run pid
+  if [ "$TRANSPORT" = spawn ]; then
+    case $ph in open_session) run=1 ;; close_session) run=2 ;; all) run=all ;; esac
+    arm $run "$spec"; rm -f /tmp/trace.[123]
+    cycle "$name" $K "$CUR" eat-fault
+    for run in 1 2 3; do cp $KDIR/trace.$run /tmp/trace.$run 2> /dev/null; done
+    arm 0 none
+    return
+  fi
+  case $ph in open_session | all) attach "$spec" /tmp/trace.1 ;; esac
+  hold_start "$name" $K "$CUR" eat-fault
+  if hold_wait "$name" OPEN > /dev/null; then
+    if mounted $HK; then echo "mounted $(sessions $K)" > /tmp/$name.res; else echo "NOT-MOUNTED $(sessions $K)" > /tmp/$name.res; fi
+  fi
+  detach
+  case $ph in close_session | all) attach "$spec" /tmp/trace.2 ;; esac
+  hold_end "$name"; hold_wait "$name" CLOSED > /dev/null
+  detach
+  # a close killed before it dropped the session: the master's watch of the login's process
+  # (gone now) runs that close; wait for it, so the next cycle starts from a settled state
+  pid=$(awk '$1 == "OPEN" { print $3 }' /tmp/$name.out)
+  [ -z "$pid" ] || until_ok 60 session_gone "$pid"
+}
+session_gone() { ! grep -qE "\"pid\": *$1[,}]" "$RUNDIR/$(id -u $K).sessions" 2> /dev/null; }
+# armed_passwd OLD NEW OUT SPEC: passwd for $K with SPEC armed for its chauthtok (trace: /tmp/trace.pw)
+armed_passwd() {
+  local rc
+  if [ "$TRANSPORT" = spawn ]; then
+    arm 1 "$4"; passwd_as $K "$1" "$2" "$3"; rc=$?
+    cp $KDIR/trace.1 /tmp/trace.pw 2> /dev/null
+    arm 0 none
+  else
+    attach "$4" /tmp/trace.pw; passwd_as $K "$1" "$2" "$3"; rc=$?; detach
+  fi
+  return $rc
+}
+# auth asks no agent: spawn, no third agent run; resident, exactly two phases served (open, close)
+auth_runs_no_agent() {
+  if [ "$TRANSPORT" = spawn ]; then test ! -e /tmp/trace.3; else [ $(($(served_count) - SERVED0)) -eq 2 ]; fi
+}
+served_count() { grep -c 'served by the resident agent' /tmp/syslog; }
 
 # steps_of TRACE PHASE: one line per kill point "PHASE SYSCALL K WHAT" — the state-changing calls of
 # the agent's main thread (its tid is the process id: the lowest in the trace), K counted per
@@ -180,14 +261,12 @@ K=eatk; KPW='Kk-pass 3131'; HK=/home/$K; KMP='kmount-pass-99'
 CUR="$KPW" # the password now (the chauthtok cases change it)
 check c.setup setup_user $K "$KPW" "$KMP"
 cycle warm $K "$KPW" eat-fault   # steady state: /run/ecryptfs-agent and the lock file exist
-arm all trace
-cycle traced $K "$KPW" eat-fault
 # a login runs the agent twice: open_session (it unwraps with the password the module kept
 # from auth, adds the keys, mounts) and close_session; auth runs no agent
-for r in 1 2; do cp $KDIR/trace.$r /tmp/trace.$r 2>/dev/null; done
-arm 0 none
+SERVED0=$(served_count)
+armed_cycle traced all trace
 check c.traced-cycle-unlocked cycle_saw_mount traced
-check c.auth-runs-no-agent test ! -e $KDIR/trace.3
+check c.auth-runs-no-agent auth_runs_no_agent
 { steps_of /tmp/trace.1 open_session; steps_of /tmp/trace.2 close_session; } > /tmp/login-steps
 has_step() { grep -q "^$1 $2 " /tmp/login-steps || { echo "no $2 step traced in $1:"; cat /tmp/login-steps; return 1; }; }
 check c.trace-open-adds-keys has_step open_session add_key
@@ -197,12 +276,9 @@ check c.trace-close-unlinks-keys grep -q '^close_session keyctl .* KEYCTL_UNLINK
 
 fault_login() { # fault_login PHASE SYSCALL K WHAT...  (4 checks)
   local ph=$1 sc=$2 k=$3; shift 3
-  local run; case $ph in open_session) run=1 ;; close_session) run=2 ;; esac
   local name="c.$ph.$sc-$k" before after m=no said f0=$nfail
   before=$(killed_count)
-  arm $run "$sc:when=$k"
-  cycle f $K "$CUR" eat-fault
-  arm 0 none
+  armed_cycle f "$ph" "$sc:when=$k"
   after=$(killed_count)
   grep -q '^mounted' /tmp/f.res && m=yes
   said=$(grep -E '^(INFO|ERROR): ' /tmp/f.out | cut -c1-110 | tr '\n' '|')
@@ -224,18 +300,23 @@ unwraps_with() { as $K sh -c "printf '%s' '$1' | ecryptfs-unwrap-passphrase $HK/
 NEXT=0
 next_pw() { NEXT=$((NEXT + 1)); PW="Qz7#rounD-$NEXT-Lmx"; }
 ls -A $HK/.ecryptfs > /tmp/ecryptfs-dir.expected
-arm all trace
-next_pw; NEW=$PW; passwd_as $K "$CUR" "$NEW" /tmp/passwd.traced; rc=$?
-cp $KDIR/trace.1 /tmp/trace.pw 2>/dev/null
-arm 0 none
+next_pw; NEW=$PW; armed_passwd "$CUR" "$NEW" /tmp/passwd.traced trace; rc=$?
 rewrapped_by_passwd() { [ "$1" -eq 0 ] && unwraps_with "$2" || { cat /tmp/passwd.traced; return 1; }; }
 check c.traced-passwd-rewraps rewrapped_by_passwd "$rc" "$NEW"
 CUR="$NEW"
 steps_of /tmp/trace.pw chauthtok > /tmp/pw-steps
 check c.trace-passwd-renames grep -q '^chauthtok rename ' /tmp/pw-steps
 npw=$(wc -l < /tmp/pw-steps)
-# FAULT_POINTS (by hand only): login or chauthtok runs just those kill points
-case "${FAULT_POINTS:-all}" in login) npw=0; : > /tmp/pw-steps ;; chauthtok) nlogin=0; : > /tmp/login-steps ;; esac
+# FAULT_POINTS: all; sample = one kill point per phase (keys added but nothing mounted yet, the
+# unmount, the re-wrap's rename), for the transport whose full matrix another run proves; login or
+# chauthtok (by hand) = just those kill points
+sample_of() { local f=$1; shift; for p in "$@"; do grep -m1 "^$p " "$f"; done > "$f.sample"; mv "$f.sample" "$f"; }
+case "${FAULT_POINTS:-all}" in
+  login) npw=0; : > /tmp/pw-steps ;;
+  chauthtok) nlogin=0; : > /tmp/login-steps ;;
+  sample) sample_of /tmp/login-steps 'open_session mount' 'close_session umount2'; sample_of /tmp/pw-steps 'chauthtok rename'
+    nlogin=$(wc -l < /tmp/login-steps); npw=$(wc -l < /tmp/pw-steps) ;;
+esac
 echo "PLAN login=$nlogin chauthtok=$npw"
 cat /tmp/login-steps /tmp/pw-steps | sed 's/^/  kill point: /'
 
@@ -248,9 +329,7 @@ fault_passwd() { # fault_passwd SYSCALL K WHAT... (5 checks)
   local name="c.chauthtok.$sc-$k" before after old="$CUR" new o=no n=no rc f0=$nfail
   next_pw; new=$PW
   before=$(killed_count)
-  arm 1 "$sc:when=$k"
-  passwd_as $K "$old" "$new" /tmp/pw.out; rc=$?
-  arm 0 none
+  armed_passwd "$old" "$new" /tmp/pw.out "$sc:when=$k"; rc=$?
   after=$(killed_count)
   unwraps_with "$old" && o=yes; unwraps_with "$new" && n=yes
   echo "FIGURE fault chauthtok before $* (#$k): kills $((after - before)); passwd exit $rc; wrapped file opens with old: $o, new: $n; ~/.ecryptfs: $(ls -A $HK/.ecryptfs | tr '\n' ' ')"
@@ -274,6 +353,7 @@ tC=$(now_ms); survived=0 # kill points after which every check passed
 while read -r ph sc k what; do fault_login "$ph" "$sc" "$k" "$what"; done < /tmp/login-steps
 while read -r ph sc k what; do fault_passwd "$sc" "$k" "$what"; done < /tmp/pw-steps
 echo "FIGURE fault matrix: $((nlogin + npw)) faults injected, $survived survived (every check passed), in $(( ($(now_ms) - tC) / 1000 )) s"
+if [ -n "${MASTER:-}" ]; then kill "$MASTER"; wait "$MASTER" 2> /dev/null; fi
 
 fi # section c
 
