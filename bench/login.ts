@@ -100,14 +100,17 @@ export function benchRss(): string[] {
   return ['agent peak RSS (/usr/bin/time -f %M)', '| run | peak RSS MiB |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${f1(v / 1024)} |`)];
 }
 
-/** Concurrent whole cycles of the one user, spawned vs resident: the logins/s figure. */
-const BURST_N = 10;
+/** Concurrent whole cycles, spawned vs resident (the logins/s figures): BURST_N cycles of one
+ * user at once, and one cycle each of BURST_USERS users at once. */
+const BURST_N = 20;
+const BURST_USERS = 10;
 
 /** The guest script: sets up a user with ecryptfs-setup-private and times pamtester per phase. */
 export function vmScript(runs: number, hold: string): string {
   return `
 set -u
 BURST_N=${BURST_N}
+BURST_USERS=${BURST_USERS}
 REPO='${REPO}'
 HOLD='${hold}'
 MOD="$REPO/build/Release/pam_ecryptfs_agent.so"
@@ -159,16 +162,27 @@ floor() { # one ITER: the Node floor of every phase of ours: bare node, the agen
 }
 for cfg in unix ref ours warm; do one $cfg 0; done; floor 0   # warm-up (page cache, first exec)
 for i in $(seq 1 ${runs}); do for cfg in unix ref ours warm; do sleep 1; one $cfg $i; done; floor $i; done
-burst() { # burst CFG N: N whole login+logout cycles of the user at once; wall time and how many ended well
-  local cfg=$1 n=$2 k t0 t1 good=0 pids=''
+# users for the many-users burst: accounts one after another (useradd locks /etc/passwd), the
+# private directories all at once
+MANY=''
+for k in $(seq 1 $BURST_USERS); do useradd -m -s /bin/bash eatm$k && echo "eatm$k:$PW" | chpasswd && MANY="$MANY eatm$k"; done
+spids=''
+for u in $MANY; do setpriv --reuid=$u --regid=$u --init-groups --reset-env env HOME=/home/$u keyctl session - \\
+  ecryptfs-setup-private --nopwcheck -l "$PW" -m "bench-mount-pass-$u" > /tmp/setup.$u 2>&1 & spids="$spids $!"; done
+wait $spids # not a bare wait: the master is a background job
+burst() { # burst CFG LABEL USER...: one whole login+logout cycle per USER, all at once; wall time, how many ended well
+  local cfg=$1 label=$2 k=0 u t0 t1 good=0 pids='' left
+  shift 2
   t0=$(ns)
-  for k in $(seq 1 $n); do echo "$PW" | "$HOLD" eat-b-$cfg $U > /tmp/burst.$cfg.$k 2>&1 & pids="$pids $!"; done
+  for u in "$@"; do k=$((k + 1)); echo "$PW" | "$HOLD" eat-b-$cfg $u > /tmp/burst.$cfg.$k 2>&1 & pids="$pids $!"; done
   wait $pids; t1=$(ns) # not a bare wait: the master is a background job too
-  for k in $(seq 1 $n); do grep -q '^CLOSED 0 ' /tmp/burst.$cfg.$k && good=$((good + 1)); done
-  mounted && echo "BENCH-WARN burst $cfg: still mounted after the last logout"
-  echo "BENCH-BURST $cfg $n $(( (t1-t0)/1000 )) $good"
+  for k in $(seq 1 $#); do grep -q '^CLOSED 0 ' /tmp/burst.$cfg.$k && good=$((good + 1)); done
+  left=$(grep -c ' - ecryptfs ' /proc/self/mountinfo)
+  [ "$left" -eq 0 ] || echo "BENCH-WARN burst $cfg $label: $left ecryptfs mounts left after the last logout"
+  echo "BENCH-BURST $cfg $label $# $(( (t1-t0)/1000 )) $good"
 }
-sleep 2; burst ours ${BURST_N}; sleep 2; burst warm ${BURST_N}
+ONE=$(for k in $(seq 1 $BURST_N); do echo $U; done)
+for cfg in ours warm; do sleep 2; burst $cfg one $ONE; sleep 2; burst $cfg many $MANY; done
 rss() { ps -o rss= -p "$1" | tr -d ' '; }
 echo "BENCH-RSS master $(rss $MASTER)"
 for w in $(pgrep -f "$AGENT worker"); do echo "BENCH-RSS spare $(rss $w)"; done
@@ -235,10 +249,17 @@ export function vmTables(output: string, accel: string, bootMs: number): string[
   }
   const tot = (cfg: string) => added(cfg, 'auth') + added(cfg, 'open') + added(cfg, 'close');
   out.push(`| whole login+logout | ${f1(tot('ref'))} | ${f1(tot('ours'))} | ${f1(tot('warm'))} | ${ratio(tot('ours'), tot('ref'))} | ${ratio(tot('warm'), tot('ref'))} |`);
-  for (const m of output.matchAll(/^BENCH-BURST (\w+) (\d+) (\d+) (\d+)$/gm)) {
-    const secs = Number(m[3]) / 1e6;
-    if (m[1] === 'ours') out.push('', `${m[2]} login+logout cycles of the user at once (pam-hold, auth + open + close each)`, '| path | wall s | cycles/s | ended well |', '|---|---|---|---|');
-    out.push(`| ${m[1] === 'ours' ? 'spawned' : 'resident'} | ${f1(secs)} | ${(Number(m[2]) / secs).toFixed(2)} | ${m[4]}/${m[2]} |`);
+  const bursts = [...output.matchAll(/^BENCH-BURST (ours|warm) (one|many) (\d+) (\d+) (\d+)$/gm)];
+  if (bursts.length) {
+    out.push('', 'whole login+logout cycles at once (pam-hold: auth + open + close each)', '| cycles | path | wall s | cycles/s | ended well |', '|---|---|---|---|---|');
+  }
+  for (const label of ['one', 'many']) {
+    for (const m of bursts.filter((b) => b[2] === label)) {
+      const n = Number(m[3]);
+      const secs = Number(m[4]) / 1e6;
+      const what = label === 'one' ? `${n} of one user` : `one each of ${n} users`;
+      out.push(`| ${what} | ${m[1] === 'ours' ? 'spawned' : 'resident'} | ${f1(secs)} | ${(n / secs).toFixed(2)} | ${m[5]}/${n} |`);
+    }
   }
   const rss = [...output.matchAll(/^BENCH-RSS (master|spare) (\d+)$/gm)].map((m) => `${m[1]} ${f1(Number(m[2]) / 1024)} MiB`);
   if (rss.length) out.push('', `resident agent RSS in the VM after the runs: ${rss.join(', ')}`);
@@ -263,7 +284,7 @@ export function vmTables(output: string, accel: string, bootMs: number): string[
 export async function benchVm(runs: number): Promise<string[]> {
   const vm = require('../test/vm/vm') as typeof import('../test/vm/vm');
   const checks = require('../test/vm/checks') as typeof import('../test/vm/checks');
-  const r = await vm.runInVm({ script: vmScript(runs, checks.buildPamHold()), mode: 'fast', timeoutMs: 15 * 60_000 });
+  const r = await vm.runInVm({ script: vmScript(runs, checks.buildPamHold()), mode: 'fast', timeoutMs: 25 * 60_000 });
   const warnings = r.output.split('\n').filter((l) => /^BENCH-(WARN|ERROR)/.test(l));
   if (!r.output.includes('BENCH-DONE')) return [`VM run did not finish (exit ${r.exitCode}):`, ...r.output.split('\n').slice(-30)];
   return [...vmTables(r.output, r.accel, r.bootMs), ...(warnings.length ? ['', 'warnings:', ...warnings] : [])];
