@@ -71,7 +71,7 @@ absolute --sysconfdir "$SYSCONFDIR"
 [ -z "$DESTDIR" ] || { absolute --destdir "$DESTDIR"; DESTDIR=${DESTDIR%/}; }
 PREFIX=${PREFIX%/}
 [ -n "$PREFIX" ] || PREFIX=/
-LIBDIR=$PREFIX/lib/$PKG
+LIBDIR=${PREFIX%/}/lib/$PKG
 MANIFEST=$LIBDIR/MANIFEST
 if [ "$(id -u)" != 0 ] && [ -z "$DESTDIR" ]; then
 	die "run as root (or give --destdir for a package root)"
@@ -143,8 +143,10 @@ head -n1 dist/agent/main.js | grep -qx '#!/usr/bin/env node' || die "unexpected 
 
 if [ -z "$PAMDIR" ]; then
 	# where this system's libpam keeps its own modules
+	# (this machine's multiarch triplet; a foreign architecture's modules may be installed too)
 	MA=$( (dpkg-architecture -qDEB_HOST_MULTIARCH || gcc -print-multiarch) 2>/dev/null || true)
-	for d in ${MA:+/usr/lib/$MA/security /lib/$MA/security} /usr/lib64/security /lib64/security /usr/lib/security /lib/security; do
+	MA=${MA:-$(uname -m)-linux-gnu}
+	for d in /usr/lib/$MA/security /lib/$MA/security /usr/lib64/security /lib64/security /usr/lib/security /lib/security; do
 		if [ -e "$d/pam_unix.so" ]; then PAMDIR=$d; break; fi
 	done
 	[ -n "$PAMDIR" ] || die "cannot tell where PAM modules go here (no pam_unix.so found): give --pam-dir"
