@@ -180,7 +180,7 @@ export const PASSWORD_MODULE = 'pam_unix.so';
 export const MODEL_UID = 1000;
 
 function glob(pattern: string, s: string): boolean {
-  const re = pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${re}$`).test(s);
 }
 
