@@ -275,3 +275,26 @@ test('pam_ecryptfs.so next to ours: double unlock named per service; a missing i
   assert.equal(inc[0]?.why, '/etc/pam.d/sshd:1 includes system-remote-login, which does not exist: Linux-PAM fails every stack that goes through it');
   assert.equal(byId(f, 'pam.auth.sshd').status, 'warn', 'its include is what fails');
 });
+
+test('hostile controls and arguments: every line of every fixture given each odd control still yields one finding per stack', () => {
+  const odd = ['[success=99 default=1]', '[default=reset]', '[]', '[success= =ok]', '[success=done default=die]', 'include', 'substack', 'bogus', '[success=-1]'];
+  let runs = 0;
+  for (const name of ['debian12', 'gentoo', 'arch', 'fedora']) {
+    const base = layout(name);
+    for (const file of base.files) {
+      const lines = file.text.split('\n');
+      lines.forEach((l, i) => {
+        const m = /^(-?\w+\s+)(\[[^\]]*\]|\S+)(\s+.*)$/.exec(l);
+        if (!m) return;
+        for (const c of odd) {
+          const text = [...lines.slice(0, i), `${m[1]}${c}${m[3]}`, ...lines.slice(i + 1)].join('\n');
+          const f = checkPam({ ...base, files: base.files.map((x) => (x === file ? { ...x, text } : x)) });
+          assert.equal(f.filter((x) => /^pam\.(auth|session|password)\./.test(x.id)).length, 7);
+          runs++;
+        }
+      });
+    }
+  }
+  assert.ok(runs > 500, String(runs));
+  assert.equal(succeedIf(['service', '=~', '[', 'service', '!~', '(*'], 'login'), false);
+});
