@@ -104,10 +104,12 @@ function placement(lookup: PamLookup, layout: PamLayout, s: ResolvedStack, p: Pa
   const anchors = parsePamFile(target, text).filter((l) => !isRule(l) || (l.type === type && !moduleIs(l, OUR_MODULE) && !moduleIs(l, REFERENCE_MODULE)));
   // "after line 0" is the top of the file
   const candidates = layout === 'fedora' && base(target) === 'postlogin' ? [0] : [...anchors.map((l) => l.line).reverse(), 0];
+  const oursRe = new RegExp(`^\\s*-?${type}\\s.*${OUR_MODULE.replace(/\./g, '\\.')}`);
+  // our existing lines become blank lines: the line numbers of the messages stay those on disk
   const strip = (t: string): string =>
     t
       .split('\n')
-      .map((l) => (new RegExp(`^\\s*-?${type}\\s.*${OUR_MODULE.replace(/\./g, '\\.')}`).test(l) ? '' : l))
+      .map((l) => (oursRe.test(l) ? '' : l))
       .join('\n');
   for (const after of candidates) {
     const sim: PamLookup = (name) => {
@@ -123,7 +125,9 @@ function placement(lookup: PamLookup, layout: PamLayout, s: ResolvedStack, p: Pa
       const spot = anchor === undefined ? `at the top of ${target}` : `to ${target} after line ${after} ("${anchor.text}")`;
       if (layout === 'debian') return `Run pam-auth-update --enable ecryptfs-agent (the package's profile), or add "${line}" ${spot}`;
       if (layout === 'fedora') {
-        return `In an authselect custom profile (authselect create-profile ecryptfs-agent -b local, docs/install.md) add "${line}" ${spot.replace(/\/etc\/pam\.d\//g, '')}, then authselect select custom/ecryptfs-agent`;
+        // the profile's templates are numbered differently from the generated files: name the line, not its number
+        const inProfile = anchor === undefined ? `at the top of ${base(target)}` : `to ${base(target)} after the line "${anchor.text}"`;
+        return `In an authselect custom profile (authselect create-profile ecryptfs-agent -b local, docs/install.md) add "${line}" ${inProfile}, then authselect select custom/ecryptfs-agent`;
       }
       return `Add "${line}" ${spot}`;
     }

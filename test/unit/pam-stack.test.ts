@@ -298,3 +298,15 @@ test('hostile controls and arguments: every line of every fixture given each odd
   assert.ok(runs > 500, String(runs));
   assert.equal(succeedIf(['service', '=~', '[', 'service', '!~', '(*'], 'login'), false);
 });
+
+test('Fedora: no session line in system-auth → the fix names the template line (not a number) of the authselect profile', () => {
+  const f = checkPam(layout('fedora', { 'system-auth': dropOurs }));
+  assert.deepEqual(notOk(f), [
+    ['pam.session.login', 'fail'],
+    ['pam.session.su', 'warn'],
+  ]);
+  assert.equal(
+    byId(f, 'pam.session.login').fix,
+    'In an authselect custom profile (authselect create-profile ecryptfs-agent -b local, docs/install.md) add "session  optional  pam_ecryptfs_agent.so unwrap" to system-auth after the line "session required pam_unix.so", then authselect select custom/ecryptfs-agent',
+  );
+});
