@@ -5,8 +5,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
-import type { DoctorFacts, FileFact, KernelFacts, PamStackFile, SwapFact, UserFacts } from '../formats/doctor';
+import type { DoctorFacts, FileFact, KernelFacts, PamFacts, PamStackFile, SwapFact, UserFacts } from '../formats/doctor';
 import { ecryptfsModuleInDep, parseProcSwaps } from '../formats/doctor';
+import { PAM_SERVICES } from '../formats/pam-doctor';
+import { isRule, parsePamFile } from '../formats/pam-stack';
 import type { UserRef } from '../os/credentials';
 
 
@@ -73,15 +75,32 @@ export function gatherKernelFacts(modulesDir?: string): KernelFacts {
   };
 }
 
-export const PAM_STACKS = ['common-auth', 'common-session', 'common-password', 'system-auth', 'password-auth'];
-
-export function gatherPamStacks(dir = '/etc/pam.d'): PamStackFile[] {
-  const out: PamStackFile[] = [];
-  for (const name of PAM_STACKS) {
-    const text = readText(join(dir, name));
-    if (text !== null) out.push({ path: join(dir, name), text });
+/**
+ * The PAM files doctor looks at: the services' files and, followed on disk, every file they
+ * include (include, substack, @include), each read once. `root` is for tests: a directory
+ * holding etc/pam.d and etc/os-release in place of /.
+ */
+export function gatherPamFacts(root = '/'): PamFacts {
+  const dir = join(root, 'etc', 'pam.d');
+  const files: PamStackFile[] = [];
+  const seen = new Set<string>();
+  const queue = PAM_SERVICES.map(([service]) => service);
+  // a bound on what a hostile or broken tree can make us read
+  while (queue.length > 0 && seen.size < 200) {
+    const name = queue.shift() as string;
+    const path = name.startsWith('/') ? join(root, name) : join(dir, name);
+    if (seen.has(path)) continue;
+    seen.add(path);
+    const text = readText(path);
+    if (text === null) continue;
+    // the pure side names files as the PAM lines do: absolute ones relative to the root
+    files.push({ path: name.startsWith('/') ? name : join(dir, name), text });
+    for (const l of parsePamFile(path, text)) {
+      if (!isRule(l)) queue.push(l.atInclude);
+      else if (l.control === 'include' || l.control === 'substack') queue.push(l.module);
+    }
   }
-  return out;
+  return { dir, files, osRelease: readText(join(root, 'etc', 'os-release')) ?? readText(join(root, 'usr', 'lib', 'os-release')) };
 }
 
 /** dm uuids of a block device and every device under it (dm slaves, recursively). */
@@ -133,10 +152,10 @@ export function gatherSwaps(): SwapFact[] | null {
   return text === null ? null : parseProcSwaps(text).map(classifySwap);
 }
 
-export function gatherDoctorFacts(user?: UserRef): DoctorFacts {
+export function gatherDoctorFacts(user?: UserRef, pamRoot = '/'): DoctorFacts {
   const facts: DoctorFacts = {
     kernel: gatherKernelFacts(),
-    pam: gatherPamStacks(),
+    pam: gatherPamFacts(pamRoot),
     swaps: gatherSwaps(),
     crypttab: readText('/etc/crypttab'),
   };

@@ -62,9 +62,10 @@ const DOCTOR_HELP = `Usage: ecryptfs-agent doctor [--json] [-u USER]
 Checks this system for what ecryptfs-agent needs, and says for each finding ok / WARN / FAIL,
 why, and how to fix it:
   - the eCryptfs kernel module (loaded or loadable; filename-encryption support) and aes;
-  - the PAM stacks (/etc/pam.d/common-auth, common-session, common-password or system-auth):
-    pam_ecryptfs_agent.so in auth, session and password, after pam_unix; no leftover
-    pam_ecryptfs.so acting as well;
+  - the PAM stacks of login, sshd and su (auth, session) and passwd (password), with their
+    include, substack and @include lines followed: pam_ecryptfs_agent.so reached when the
+    password is right, after pam_unix (not skipped by a jump, not after a sufficient
+    pam_unix); no missing included file; no pam_ecryptfs.so acting as well;
   - swap: none, zram or dm-crypt is fine; unencrypted swap fails (decrypted data reaches disk);
   - modes and owners of the files of your setup (as root: of USER's with -u USER).
 

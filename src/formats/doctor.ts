@@ -1,21 +1,13 @@
 /**
  * `ecryptfs-agent doctor`: pure evaluation. Every check takes facts gathered elsewhere
- * (src/actions/status.ts gatherDoctorFacts: /proc, /sys, /etc/pam.d, /etc/crypttab, lstat of the
+ * (src/actions/doctor-facts.ts gatherDoctorFacts: /proc, /sys, /etc/pam.d, /etc/crypttab, lstat of the
  * user's files) and returns findings: ok / warn / fail, one line why, one line fix. No I/O
  * here, so every rule is unit-tested with hand-made facts.
  */
+import type { Finding, PamFacts, Severity } from './doctor-finding';
+import { checkPam } from './pam-doctor';
 
-export type Severity = 'ok' | 'warn' | 'fail';
-
-export interface Finding {
-  /** stable id, e.g. "kernel.ecryptfs", "pam.auth", "swap", "files.wrapped-passphrase" */
-  id: string;
-  status: Severity;
-  /** what was found, one line */
-  why: string;
-  /** what to do, one line ('' when nothing) */
-  fix: string;
-}
+export type { Finding, PamFacts, PamStackFile, Severity } from './doctor-finding';
 
 export interface KernelFacts {
   /** content of /proc/filesystems, null when unreadable */
@@ -32,12 +24,6 @@ export interface KernelFacts {
   release: string;
   /** content of /proc/crypto, null when unreadable */
   procCrypto: string | null;
-}
-
-export interface PamStackFile {
-  /** e.g. /etc/pam.d/common-auth */
-  path: string;
-  text: string;
 }
 
 export interface SwapFact {
@@ -71,15 +57,14 @@ export interface UserFacts {
 
 export interface DoctorFacts {
   kernel: KernelFacts;
-  pam: PamStackFile[];
+  pam: PamFacts;
   swaps: SwapFact[] | null;
   crypttab: string | null;
   /** absent: no user chosen (root without -u) */
   user?: UserFacts;
 }
 
-export const OUR_MODULE = 'pam_ecryptfs_agent.so';
-export const REFERENCE_MODULE = 'pam_ecryptfs.so';
+export { OUR_MODULE, REFERENCE_MODULE, checkPam } from './pam-doctor';
 const ok = (id: string, why: string): Finding => ({ id, status: 'ok', why, fix: '' });
 
 // ------------------------------------------------------------------ kernel
@@ -152,101 +137,6 @@ export function checkKernel(k: KernelFacts): Finding[] {
       why: names === null ? '/proc/crypto is unreadable: cannot tell whether aes is available' : 'aes is not in /proc/crypto yet (the crypto API may load it on demand)',
       fix: 'modprobe aes (or aesni_intel / aes_generic); eCryptfs mounts use ecryptfs_cipher=aes',
     });
-  }
-  return out;
-}
-
-// ------------------------------------------------------------------ PAM
-
-export interface PamLine {
-  line: number;
-  type: 'auth' | 'account' | 'session' | 'password';
-  control: string;
-  module: string;
-  args: string[];
-}
-
-/** A PAM stack file's rules (comments, @include and unknown lines skipped; "-type" = type). */
-export function parsePamStack(text: string): PamLine[] {
-  const out: PamLine[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const raw = (lines[i] as string).replace(/#.*$/, '').trim();
-    if (raw === '' || raw.startsWith('@')) continue;
-    const m = /^-?(auth|account|session|password)\s+(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)$/.exec(raw);
-    if (!m) continue;
-    out.push({ line: i + 1, type: m[1] as PamLine['type'], control: m[2] as string, module: m[3] as string, args: (m[4] as string).split(/\s+/).filter((a) => a !== '') });
-  }
-  return out;
-}
-
-function moduleIs(l: PamLine, name: string): boolean {
-  return l.module === name || l.module.endsWith(`/${name}`);
-}
-
-const STACK_FOR: Record<'auth' | 'session' | 'password', string> = {
-  auth: 'common-auth',
-  session: 'common-session',
-  password: 'common-password',
-};
-
-const WHY_NEEDED: Record<'auth' | 'session' | 'password', string> = {
-  auth: 'logins cannot unwrap the mount passphrase',
-  session: 'nothing is mounted at login nor locked at logout',
-  password: 'a password change does not re-wrap ~/.ecryptfs/wrapped-passphrase (the next login stays locked)',
-};
-
-export function checkPam(stacks: PamStackFile[]): Finding[] {
-  if (stacks.length === 0) {
-    return [{ id: 'pam', status: 'warn', why: 'no PAM stack found (/etc/pam.d/common-* or system-auth)', fix: 'Add the module lines to your distribution’s shared PAM stacks (see README, "Using it")' }];
-  }
-  const out: Finding[] = [];
-  const parsed = stacks.map((s) => ({ path: s.path, lines: parsePamStack(s.text) }));
-  for (const type of ['auth', 'session', 'password'] as const) {
-    const id = `pam.${type}`;
-    const ours = parsed.flatMap((s) => s.lines.filter((l) => l.type === type && moduleIs(l, OUR_MODULE)).map((l) => ({ ...l, path: s.path, all: s.lines })));
-    const example = `${type.padEnd(8)} optional  ${OUR_MODULE}${type === 'auth' ? ' unwrap' : ''}`;
-    const stackName = parsed.find((s) => s.path.endsWith(STACK_FOR[type]))?.path ?? parsed[0]?.path ?? '/etc/pam.d';
-    if (ours.length === 0) {
-      out.push({
-        id,
-        status: type === 'password' ? 'warn' : 'fail',
-        why: `${OUR_MODULE} is not in the ${type} stack: ${WHY_NEEDED[type]}`,
-        fix: `Add "${example}" after pam_unix in ${stackName}`,
-      });
-      continue;
-    }
-    const first = ours[0] as (typeof ours)[number];
-    const unix = first.all.filter((l) => l.type === type && moduleIs(l, 'pam_unix.so'));
-    const before = unix.length > 0 && unix.every((u) => u.line > first.line);
-    if (before) {
-      out.push({
-        id,
-        status: type === 'session' ? 'warn' : 'fail',
-        why: `${OUR_MODULE} comes before pam_unix in ${first.path} (line ${first.line}): ${type === 'session' ? 'it runs before the session is set up' : 'the password is not known yet when it runs'}`,
-        fix: `Move line ${first.line} of ${first.path} below the pam_unix line`,
-      });
-    } else if (type === 'auth' && !first.args.includes('unwrap')) {
-      out.push({
-        id,
-        status: 'warn',
-        why: `${first.path} line ${first.line} has no "unwrap": the login password is taken as the mount passphrase itself (legacy), which setups made by setup-private do not use`,
-        fix: `Add "unwrap" to line ${first.line} of ${first.path}`,
-      });
-    } else {
-      out.push(ok(id, `${OUR_MODULE} is in the ${type} stack after pam_unix (${first.path} line ${first.line})`));
-    }
-  }
-  const leftovers = parsed.flatMap((s) => s.lines.filter((l) => moduleIs(l, REFERENCE_MODULE)).map((l) => `${s.path}:${l.line} (${l.type})`));
-  if (leftovers.length > 0) {
-    out.push({
-      id: 'pam.leftover',
-      status: 'warn',
-      why: `${REFERENCE_MODULE} (ecryptfs-utils) is also in the stacks: both modules would act (${leftovers.join(', ')})`,
-      fix: `Remove the ${REFERENCE_MODULE} lines (Debian: pam-auth-update --remove ecryptfs-utils)`,
-    });
-  } else {
-    out.push(ok('pam.leftover', `no ${REFERENCE_MODULE} in the stacks`));
   }
   return out;
 }

@@ -12,7 +12,7 @@ import {
   type Finding,
   type KernelFacts,
   parseCrypttab,
-  parsePamStack,
+  type PamFacts,
   parseProcSwaps,
   procCryptoNames,
   renderFindings,
@@ -80,18 +80,16 @@ const PASSWORD = `password	[success=1 default=ignore]	pam_unix.so obscure yescry
 password	requisite			pam_deny.so
 password	required			pam_permit.so
 `;
-const stacks = (auth: string, session: string, password: string) => [
-  { path: '/etc/pam.d/common-auth', text: auth },
-  { path: '/etc/pam.d/common-session', text: session },
-  { path: '/etc/pam.d/common-password', text: password },
-];
-
-test('PAM parsing: comments, @include, "-session", [bracket controls], module paths', () => {
-  const lines = parsePamStack('# c\n@include common-auth\n-session optional pam_x.so a b # tail\nauth [success=1 default=ignore] /lib/security/pam_unix.so nullok\nbogus\n');
-  assert.deepEqual(lines, [
-    { line: 3, type: 'session', control: 'optional', module: 'pam_x.so', args: ['a', 'b'] },
-    { line: 4, type: 'auth', control: '[success=1 default=ignore]', module: '/lib/security/pam_unix.so', args: ['nullok'] },
-  ]);
+const stacks = (auth: string, session: string, password: string): PamFacts => ({
+  dir: '/etc/pam.d',
+  osRelease: 'ID=debian\n',
+  files: [
+    { path: '/etc/pam.d/login', text: '@include common-auth\n@include common-session\n' },
+    { path: '/etc/pam.d/passwd', text: '@include common-password\n' },
+    { path: '/etc/pam.d/common-auth', text: auth },
+    { path: '/etc/pam.d/common-session', text: session },
+    { path: '/etc/pam.d/common-password', text: password },
+  ],
 });
 
 test('PAM: our module after pam_unix in auth/session/password → ok', () => {
@@ -102,46 +100,46 @@ test('PAM: our module after pam_unix in auth/session/password → ok', () => {
       `${PASSWORD}password optional pam_ecryptfs_agent.so\n`,
     ),
   );
-  for (const id of ['pam.auth', 'pam.session', 'pam.password', 'pam.leftover']) assert.equal(byId(f, id).status, 'ok', id);
+  for (const id of ['pam.auth.login', 'pam.session.login', 'pam.password.passwd', 'pam.leftover']) assert.equal(byId(f, id).status, 'ok', id);
+  assert.match(byId(f, 'pam.auth.login').why, /common-auth:6\), after pam_unix\.so \(\/etc\/pam\.d\/common-auth:3\)/);
   assert.equal(doctorExitCode(f), 0);
 });
 
 test('PAM: missing auth/session fail, missing password warns; the fix names the file and the line', () => {
   const f = checkPam(stacks(AUTH, SESSION, PASSWORD));
-  assert.equal(byId(f, 'pam.auth').status, 'fail');
-  assert.match(byId(f, 'pam.auth').fix, /auth +optional +pam_ecryptfs_agent\.so unwrap.*after pam_unix in \/etc\/pam\.d\/common-auth/);
-  assert.equal(byId(f, 'pam.session').status, 'fail');
-  assert.equal(byId(f, 'pam.password').status, 'warn');
+  assert.equal(byId(f, 'pam.auth.login').status, 'fail');
+  assert.equal(
+    byId(f, 'pam.auth.login').fix,
+    'Run pam-auth-update --enable ecryptfs-agent (the package\'s profile), or add "auth     optional  pam_ecryptfs_agent.so unwrap" to /etc/pam.d/common-auth after line 5 ("auth required pam_permit.so")',
+  );
+  assert.equal(byId(f, 'pam.session.login').status, 'fail');
+  assert.equal(byId(f, 'pam.password.passwd').status, 'warn');
+  assert.match(byId(f, 'pam.password.passwd').fix, /"password optional  pam_ecryptfs_agent\.so" to \/etc\/pam\.d\/common-password after line 3 /);
   assert.equal(doctorExitCode(f), 1);
 });
 
-test('PAM: before pam_unix fails (auth, password), warns (session); auth without unwrap warns', () => {
+test('PAM: before pam_unix fails (auth), warns (password); session only needs to be reached; auth without unwrap warns', () => {
   const before = checkPam(
     stacks(`auth optional pam_ecryptfs_agent.so unwrap\n${AUTH}`, `session optional pam_ecryptfs_agent.so\n${SESSION}`, `password optional pam_ecryptfs_agent.so\n${PASSWORD}`),
   );
-  assert.equal(byId(before, 'pam.auth').status, 'fail');
-  assert.match(byId(before, 'pam.auth').why, /before pam_unix.*line 1/);
-  assert.equal(byId(before, 'pam.password').status, 'fail');
-  assert.equal(byId(before, 'pam.session').status, 'warn');
+  assert.equal(byId(before, 'pam.auth.login').status, 'fail');
+  assert.match(byId(before, 'pam.auth.login').why, /before pam_unix.*common-auth:1 before \/etc\/pam\.d\/common-auth:4/);
+  assert.match(byId(before, 'pam.auth.login').fix, /^Move line 1 of \/etc\/pam\.d\/common-auth: .*after line 6 /);
+  assert.equal(byId(before, 'pam.password.passwd').status, 'warn');
+  assert.equal(byId(before, 'pam.session.login').status, 'ok');
   const noUnwrap = checkPam(stacks(`${AUTH}auth optional pam_ecryptfs_agent.so\n`, SESSION, PASSWORD));
-  assert.equal(byId(noUnwrap, 'pam.auth').status, 'warn');
-  assert.match(byId(noUnwrap, 'pam.auth').fix, /unwrap/);
+  assert.equal(byId(noUnwrap, 'pam.auth.login').status, 'warn');
+  assert.match(byId(noUnwrap, 'pam.auth.login').fix, /unwrap/);
 });
 
-test('PAM: a leftover pam_ecryptfs.so in the same stacks warns (both would act); system-auth works too', () => {
+test('PAM: a leftover pam_ecryptfs.so in the same stacks warns (both would act); no service file → one warning', () => {
   const f = checkPam(stacks(`${AUTH}auth required pam_ecryptfs.so unwrap\nauth optional pam_ecryptfs_agent.so unwrap\n`, SESSION, PASSWORD));
   const l = byId(f, 'pam.leftover');
   assert.equal(l.status, 'warn');
-  assert.match(l.why, /common-auth:6 \(auth\)/);
+  assert.match(l.why, /common-auth:6 \(auth\).*: both modules unlock and mount in login auth/);
   assert.match(l.fix, /pam-auth-update --remove ecryptfs-utils/);
-  const gentoo = checkPam([
-    {
-      path: '/etc/pam.d/system-auth',
-      text: 'auth required pam_unix.so try_first_pass\nauth optional pam_ecryptfs_agent.so unwrap\nsession required pam_unix.so\nsession optional pam_ecryptfs_agent.so unwrap\npassword required pam_unix.so\npassword optional pam_ecryptfs_agent.so\n',
-    },
-  ]);
-  assert.ok(gentoo.every((x) => x.status === 'ok'), JSON.stringify(gentoo));
-  assert.equal(checkPam([])[0]?.status, 'warn');
+  const none = checkPam({ dir: '/etc/pam.d', osRelease: null, files: [] });
+  assert.deepEqual(none.map((x) => [x.id, x.status]), [['pam', 'warn']]);
 });
 
 test('swap: none / zram / dm-crypt with a random key / LUKS are ok; plain fails with the fix; unknown warns', () => {
