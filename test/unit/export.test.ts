@@ -17,6 +17,7 @@ import { HEADER_FLAG, parseEcryptfsHeader, type PassphraseKeyPacket } from '../.
 import { decryptExtent, extentCount, extentIv, unwrapFileKey } from '../../src/formats/ecryptfs-file';
 import { decryptName, parseEncryptedName } from '../../src/formats/ecryptfs-name';
 import { enableOpensslLegacyCiphers } from '../../src/os/ciphers';
+import { native } from '../../src/os/native';
 import { exportKeysOf, exportTree } from '../../src/actions/export';
 import { WRITER_CIPHERS, writeLowerFile, writeLowerName } from '../helpers/ecryptfs-writer';
 
@@ -182,4 +183,24 @@ test('exportTree: DEST that is not empty is refused before anything is written',
   fs.writeFileSync(join(dest, 'keep'), 'x');
   assert.throws(() => exportTree(lower, dest, exportKeysOf(PASS, DEFAULT_SALT)), (e: unknown) => e instanceof AgentError && e.code === 'ALREADY_EXISTS');
   assert.deepEqual(fs.readdirSync(dest), ['keep']);
+});
+
+test('exportTree: a header kept in the user.ecryptfs xattr (ecryptfs_xattr_metadata): data from offset 0', (t) => {
+  const lower = join(tmp, 'lower-xattr');
+  fs.mkdirSync(lower);
+  const data = crypto.randomBytes(5000);
+  const w = writeLowerFile(data, WRITER_CIPHERS[0]!, sek, fnek.fekSig, { inXattr: true });
+  const file = join(lower, 'in-xattr.bin');
+  fs.writeFileSync(file, w.lower);
+  try {
+    native().pathSetxattr(file, 'user.ecryptfs', w.header, 0, true);
+  } catch (e) {
+    t.skip(`no user xattrs on ${tmp}: ${(e as Error).message}`);
+    return;
+  }
+  assert.equal(parseEcryptfsHeader(w.header, true).flags & HEADER_FLAG.METADATA_IN_XATTR, HEADER_FLAG.METADATA_IN_XATTR);
+  const dest = join(tmp, 'out-xattr');
+  const s = exportTree(lower, dest, exportKeysOf(PASS, DEFAULT_SALT));
+  assert.deepEqual(s.problems, []);
+  assert.ok(fs.readFileSync(join(dest, 'in-xattr.bin')).equals(data));
 });
