@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import { AgentError, isAgentError } from '../errors';
 import { deriveKey, FNEK_SALT } from '../formats/kdf';
 import { DATA_EXTENT_BYTES, type EcryptfsHeader, hasEcryptfsMarker, HEADER_BYTES_NEEDED, parseEcryptfsHeader, type PassphraseKeyPacket } from '../formats/lower-format';
-import { decryptExtent, extentCount, type FileKey, unwrapFileKey } from '../formats/ecryptfs-file';
+import { decryptExtents, extentCount, type FileKey, unwrapFileKey } from '../formats/ecryptfs-file';
 import { decryptName, parseEncryptedName } from '../formats/ecryptfs-name';
 import { call } from '../os/native';
 import { checkRecoveryKey, mountPassphraseFrom, type RecoveryKeyInput, type RecoverySource } from './recovery';
@@ -165,12 +165,10 @@ function copyContents(lowerPath: Buffer, fd: number, out: number, keys: ExportKe
         if (n === 0) throw new AgentError('CORRUPT_FILE', 'truncated while reading (the file shrank?)');
         got += n;
       }
-      for (let i = 0; i < count; i++) {
-        const plain = decryptExtent(fk, first + i, buf.subarray(i * DATA_EXTENT_BYTES, (i + 1) * DATA_EXTENT_BYTES));
-        const take = left < BigInt(DATA_EXTENT_BYTES) ? Number(left) : DATA_EXTENT_BYTES;
-        writeFully(out, take === DATA_EXTENT_BYTES ? plain : plain.subarray(0, take));
-        left -= BigInt(take);
-      }
+      const plain = decryptExtents(fk, first, buf.subarray(0, want));
+      const take = left < BigInt(want) ? Number(left) : want;
+      writeFully(out, take === want ? plain : plain.subarray(0, take));
+      left -= BigInt(take);
     }
     return { bytes: Number(size), passthrough: false };
   } finally {

@@ -14,7 +14,7 @@ import { after, test } from 'node:test';
 import { AgentError } from '../../src/errors';
 import { DEFAULT_SALT, deriveKey, FNEK_SALT } from '../../src/formats/kdf';
 import { HEADER_FLAG, parseEcryptfsHeader, type PassphraseKeyPacket } from '../../src/formats/lower-format';
-import { decryptExtent, extentCount, extentIv, unwrapFileKey } from '../../src/formats/ecryptfs-file';
+import { decryptExtent, decryptExtents, extentCount, extentIv, unwrapFileKey } from '../../src/formats/ecryptfs-file';
 import { decryptName, parseEncryptedName } from '../../src/formats/ecryptfs-name';
 import { enableOpensslLegacyCiphers } from '../../src/os/ciphers';
 import { native } from '../../src/os/native';
@@ -114,6 +114,13 @@ test(`every cipher and key size round-trips: contents of 0..8193 bytes, names, A
       assert.equal((h.keyPackets[0] as PassphraseKeyPacket).encryptedKey.length, c.code === 0x08 ? 32 : c.keyBytes);
       assert.ok(decryptWhole(lower).plain.equals(data), `${c.cbc}/${c.keyBytes}: ${size} bytes`);
     }
+    // a batch from extent 1 on (ECB pass + XOR) equals CBC per extent as the writer did it
+    const data = crypto.randomBytes(70 * 4096 + 1);
+    const { lower } = writeLowerFile(data, c, sek, fnek.fekSig);
+    const fk = unwrapFileKey(parseEcryptfsHeader(lower).keyPackets[0] as PassphraseKeyPacket, sek);
+    assert.ok(decryptExtents(fk, 1, lower.subarray(8192 + 4096)).subarray(0, data.length - 4096).equals(data.subarray(4096)), `${c.cbc}: batch`);
+    const unaligned = Buffer.concat([Buffer.alloc(1), lower.subarray(8192, 8192 + 3 * 4096)]).subarray(1); // the byte-wise XOR
+    assert.ok(decryptExtents(fk, 0, unaligned).equals(data.subarray(0, 3 * 4096)), `${c.cbc}: batch, unaligned buffer`);
     const long = Buffer.from('x'.repeat(140) + 'é');
     assert.ok(decryptName(parseEncryptedName(writeLowerName(long, c, fnekSek, fnek.fnekSig!))!, fnekSek).equals(long), `${c.ecb}/${c.keyBytes}: a 142-byte name`);
   }
