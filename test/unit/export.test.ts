@@ -18,7 +18,8 @@ import { decryptExtent, decryptExtents, extentCount, extentIv, unwrapFileKey } f
 import { decryptName, parseEncryptedName } from '../../src/formats/ecryptfs-name';
 import { enableOpensslLegacyCiphers } from '../../src/os/ciphers';
 import { native } from '../../src/os/native';
-import { exportKeysOf, exportTree } from '../../src/actions/export';
+import { exportKeysFor, exportKeysOf, exportTree } from '../../src/actions/export';
+import { wrapPassphrase } from '../../src/formats/wrapped-passphrase';
 import { WRITER_CIPHERS, writeLowerFile, writeLowerName } from '../helpers/ecryptfs-writer';
 
 interface Fixture {
@@ -210,4 +211,26 @@ test('exportTree: a header kept in the user.ecryptfs xattr (ecryptfs_xattr_metad
   const s = exportTree(lower, dest, exportKeysOf(PASS, DEFAULT_SALT));
   assert.deepEqual(s.problems, []);
   assert.ok(fs.readFileSync(join(dest, 'in-xattr.bin')).equals(data));
+});
+
+test('exportKeysFor: the wrapped-passphrase file + its password, checked against the directory; wrong ones are typed and early', () => {
+  const lower = join(tmp, 'lower-wrapped');
+  materialize(fnek, lower);
+  const wrapped = join(tmp, 'wrapped-passphrase');
+  fs.writeFileSync(wrapped, wrapPassphrase(PASS, Buffer.from('login pw'), Buffer.from('0102030405060708', 'hex')));
+  const header = { path: join(lower, fnek.entries[0]!.path), keySigs: [fnek.fekSig] };
+  const source = { lower, salt: DEFAULT_SALT, notes: [], wrappedPath: wrapped, evidence: { scanned: 1, nestedPrivate: [], header, encryptedName: { path: header.path, fnekSig: fnek.fnekSig! } } };
+  const { keys, checkedAgainst } = exportKeysFor(source, { kind: 'wrapped', secret: Buffer.from('login pw') });
+  assert.deepEqual([keys.fekSig, keys.fnekSig], [fnek.fekSig, fnek.fnekSig]);
+  assert.equal(checkedAgainst.length, 2);
+  keys.wipe();
+  assert.ok(keys.fekSek.equals(Buffer.alloc(64)), 'wipe() zeroes the keys');
+  assert.throws(() => exportKeysFor(source, { kind: 'wrapped', secret: Buffer.from('other pw') }), (e: unknown) => e instanceof AgentError && e.code === 'WRONG_PASSWORD');
+  const otherWrapped = join(tmp, 'wrapped-other');
+  fs.writeFileSync(otherWrapped, wrapPassphrase(Buffer.from('another mount passphrase'), Buffer.from('login pw'), Buffer.from('0102030405060708', 'hex')));
+  assert.throws(
+    () => exportKeysFor({ ...source, wrappedPath: otherWrapped }, { kind: 'wrapped', secret: Buffer.from('login pw') }),
+    (e: unknown) => e instanceof AgentError && e.code === 'SIG_MISMATCH',
+  );
+  assert.throws(() => exportKeysFor(source, { kind: 'mount-passphrase', secret: Buffer.from('wrong') }), (e: unknown) => e instanceof AgentError && e.code === 'WRONG_MOUNT_PASSPHRASE');
 });
