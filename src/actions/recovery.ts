@@ -292,7 +292,7 @@ const RECOVER_PARENT = '/tmp';
 const RECOVER_MOUNT_NAME = 'Private';
 
 /** The mount passphrase from the user's input (unwrapped, or copied). The caller zeroes it. */
-function mountPassphraseFrom(source: RecoverySource, input: RecoveryKeyInput): Buffer {
+export function mountPassphraseFrom(source: RecoverySource, input: RecoveryKeyInput): Buffer {
   if (input.kind === 'mount-passphrase') {
     validatePassphraseBytes(input.secret, 'mount passphrase');
     return Buffer.from(input.secret);

@@ -15,6 +15,7 @@ import { diagnoseCommands } from './diagnose-commands';
 import { mountCommands } from './mount-commands';
 import { recoveryCommands } from './recovery-commands';
 import { migrateCommands } from './migrate-commands';
+import { exportCommands } from './export-commands';
 
 export const EXIT_USAGE = 2;
 
@@ -25,6 +26,7 @@ export const commands: readonly Command[] = [
   ...migrateCommands,
   ...mountCommands,
   ...recoveryCommands,
+  ...exportCommands,
   ...diagnoseCommands,
 ];
 

@@ -21,7 +21,7 @@ import { type Arity, checkArity, NO_POSITIONALS, strict, UsageError } from './ar
 import { fail, resolveTarget } from './private-commands';
 
 /** On a terminal: prompt with echo off. From a pipe: one line, no prompt (the "-" mode of the C tools). */
-async function readSecret(io: CliIO, prompt: string, what: string): Promise<Buffer> {
+export async function readSecret(io: CliIO, prompt: string, what: string): Promise<Buffer> {
   const secret = await io.passphrases.read(process.stdin.isTTY === true ? prompt : undefined);
   if (secret === null || secret.length === 0) {
     secret?.fill(0);

@@ -8,6 +8,7 @@
  * write_tag_3/11/70_packet, ecryptfs_parse_packet_length), byte-checked against files the
  * Debian 6.1 kernel wrote (test/fixtures/recovery/*.json). Pure functions, no I/O.
  */
+import { AgentError } from '../errors';
 
 /** m1 ^ m2 at header bytes 8..15 (big-endian). */
 export const MAGIC_ECRYPTFS_MARKER = 0x3c81b7f5;
@@ -48,58 +49,143 @@ export interface LowerFileHeader {
   aesKeyBytes?: number;
 }
 
+/** Header flag bits (crypto.c ecryptfs_flag_map); the top byte of the same word is the file version. */
+export const HEADER_FLAG = { HMAC: 0x1, ENCRYPTED: 0x2, METADATA_IN_XATTR: 0x4, ENCRYPT_FILENAMES: 0x8 } as const;
+/** Highest file version the kernel reads (ECRYPTFS_SUPPORTED_FILE_VERSION). */
+export const SUPPORTED_FILE_VERSION = 3;
+/** ECRYPTFS_MINIMUM_HEADER_EXTENT_SIZE: the header size of version-0 files and the least a header in the file may have. */
+export const MIN_METADATA_BYTES = 8192;
+/** Data extents are always ECRYPTFS_DEFAULT_EXTENT_SIZE: the header's extent size only sizes the header. */
+export const DATA_EXTENT_BYTES = 4096;
+const MAX_ENCRYPTED_KEY_BYTES = 512; // ECRYPTFS_MAX_ENCRYPTED_KEY_BYTES
+/** The kernel gives the packet parser the first PAGE_SIZE - 8 bytes after the header fields. */
+const PACKET_SET_BYTES = 4096 - 8;
+
+/** A passphrase-wrapped file key (tag 3) with the sig of the auth tok that wraps it (the tag 11 after it). */
+export interface PassphraseKeyPacket {
+  kind: 'passphrase';
+  sig: string;
+  /** RFC 2440 cipher code (crypto.c ecryptfs_cipher_code_str_map) */
+  cipherCode: number;
+  /** the file key, encrypted in ECB mode with the auth tok's session key encryption key */
+  encryptedKey: Buffer;
+}
+/** A file key wrapped by a public key through ecryptfsd (tag 1): readable only with that key module. */
+export interface PublicKeyPacket {
+  kind: 'public-key';
+  sig: string;
+  encryptedKey: Buffer;
+}
+export type KeyPacket = PassphraseKeyPacket | PublicKeyPacket;
+
+/** The plaintext metadata of an encrypted file (crypto.c ecryptfs_read_headers_virt). */
+export interface EcryptfsHeader {
+  plaintextSize: bigint;
+  fileVersion: number;
+  /** HEADER_FLAG bits */
+  flags: number;
+  /** bytes before the first data extent in the lower file (0 when the header lives in the user.ecryptfs xattr) */
+  metadataBytes: number;
+  keyPackets: KeyPacket[];
+}
+
+/** True when bytes 8..15 hold the marker (m1, m1 ^ MAGIC): the file has an eCryptfs header there. */
+export function hasEcryptfsMarker(head: Buffer): boolean {
+  return head.length >= 16 && (head.readUInt32BE(8) ^ head.readUInt32BE(12)) >>> 0 === MAGIC_ECRYPTFS_MARKER;
+}
+
+function corrupt(why: string): AgentError {
+  return new AgentError('CORRUPT_FILE', `damaged eCryptfs header: ${why}`, {
+    hint: 'The lower file was truncated or altered; restore it from a backup of the encrypted directory',
+  });
+}
+
+/**
+ * Parses the header at the start of `head` (the file's first page, or the user.ecryptfs xattr
+ * when `inXattr`), as ecryptfs_read_headers_virt and ecryptfs_parse_packet_set do. Throws
+ * CORRUPT_FILE for anything the kernel would refuse; the marker must be there.
+ */
+export function parseEcryptfsHeader(head: Buffer, inXattr = false): EcryptfsHeader {
+  if (head.length < 26) throw corrupt(`${head.length} bytes, shorter than its fixed fields`);
+  if (!hasEcryptfsMarker(head)) throw corrupt('no eCryptfs marker at bytes 8..15');
+  const word = head.readUInt32BE(16);
+  const fileVersion = word >>> 24;
+  if (fileVersion > SUPPORTED_FILE_VERSION) throw corrupt(`file version ${fileVersion} (the kernel reads up to ${SUPPORTED_FILE_VERSION})`);
+  let off = 20;
+  let metadataBytes = MIN_METADATA_BYTES;
+  if (fileVersion >= 1) {
+    metadataBytes = head.readUInt32BE(20) * head.readUInt16BE(24);
+    off = 26;
+    if (!inXattr && metadataBytes < MIN_METADATA_BYTES) throw corrupt(`header size ${metadataBytes} (at least ${MIN_METADATA_BYTES})`);
+  }
+  const flags = word & 0xff;
+  const setStart = off;
+  const limit = Math.min(head.length, setStart + PACKET_SET_BYTES);
+  const keyPackets: KeyPacket[] = [];
+  for (;;) {
+    const tag = head[off];
+    if (off >= limit || (tag !== TAG_3 && tag !== TAG_1 && tag !== TAG_11)) break;
+    if (tag === TAG_11) throw corrupt('a tag 11 packet without its tag 3');
+    const len = packetLength(head, off + 1);
+    if (len === null) throw corrupt(`bad packet length at byte ${off + 1}`);
+    const body = off + 1 + len.lengthBytes;
+    if (body + len.size > limit) throw corrupt(`a packet at byte ${off} runs past the header`);
+    if (tag === TAG_3) {
+      // body: version 0x04, cipher code, S2K 0x03, hash 0x01 (MD5), salt[8], count, encrypted key
+      if (len.size < SIG_BYTES + 5) throw corrupt(`tag 3 body of ${len.size} bytes`);
+      const keyBytes = len.size - (SIG_BYTES + 5);
+      if (keyBytes > MAX_ENCRYPTED_KEY_BYTES) throw corrupt(`tag 3 key of ${keyBytes} bytes`);
+      if (head[body] !== 0x04) throw corrupt(`tag 3 version ${head[body]}`);
+      const cipherCode = head[body + 1] as number;
+      if (head[body + 2] !== 0x03 || head[body + 3] !== 0x01) throw corrupt('tag 3 string-to-key is not salted-iterated MD5');
+      const encryptedKey = Buffer.from(head.subarray(body + 13, body + len.size));
+      off = body + len.size;
+      const sig = parseTag11Sig(head, off, limit);
+      if (sig === null) throw corrupt(`no valid tag 11 (key sig) packet after the tag 3 at byte ${body - 1 - len.lengthBytes}`);
+      keyPackets.push({ kind: 'passphrase', sig: sig.sig, cipherCode, encryptedKey });
+      off = sig.end;
+    } else {
+      // body: version 0x03, key id (the sig, 8 bytes), algorithm, encrypted key
+      if (len.size < SIG_BYTES + 2) throw corrupt(`tag 1 body of ${len.size} bytes`);
+      if (len.size - (SIG_BYTES + 2) > MAX_ENCRYPTED_KEY_BYTES) throw corrupt('tag 1 key too large');
+      if (head[body] !== 0x03) throw corrupt(`tag 1 version ${head[body]}`);
+      const sig = head.subarray(body + 1, body + 1 + SIG_BYTES).toString('hex');
+      keyPackets.push({ kind: 'public-key', sig, encryptedKey: Buffer.from(head.subarray(body + SIG_BYTES + 2, body + len.size)) });
+      off = body + len.size;
+    }
+  }
+  if (keyPackets.length === 0) throw corrupt('no key packet (the kernel does not read unencrypted eCryptfs files)');
+  return { plaintextSize: head.readBigUInt64BE(0), fileVersion, flags, metadataBytes: inXattr ? 0 : metadataBytes, keyPackets };
+}
+
 /**
  * Parses the start of a lower file. Returns null when it is not an eCryptfs header (no marker:
  * a passthrough file, or a file whose header is kept in the user.ecryptfs xattr) or when its
  * key packet set is malformed.
  */
 export function parseLowerFileHeader(head: Buffer): LowerFileHeader | null {
-  if (head.length < 27) return null;
-  if ((head.readUInt32BE(8) ^ head.readUInt32BE(12)) >>> 0 !== MAGIC_ECRYPTFS_MARKER) return null;
-  const fileVersion = head[16] as number;
-  // flags (4 bytes) at 16; from file version 1 on, header extent size (4) and count (2) follow.
-  let off = fileVersion >= 1 ? 26 : 20;
-  const keySigs: string[] = [];
-  let aesKeyBytes: number | undefined;
-  for (;;) {
-    const tag = head[off];
-    if (tag === TAG_3) {
-      const len = packetLength(head, off + 1);
-      if (len === null || len.size < SIG_BYTES + 5) return null;
-      const body = off + 1 + len.lengthBytes;
-      if (body + len.size > head.length) return null;
-      // body: version 0x04, cipher code, S2K 0x03, hash, salt[8], count, encrypted key
-      if (head[body] !== 0x04) return null;
-      if (keySigs.length === 0) aesKeyBytes = AES_KEY_BYTES_BY_CODE.get(head[body + 1] as number);
-      off = body + len.size;
-      const sig = parseTag11Sig(head, off);
-      if (sig === null) return null;
-      keySigs.push(sig.sig);
-      off = sig.end;
-    } else if (tag === TAG_1) {
-      // body: version 0x03, key id (the sig, 8 bytes), algorithm, encrypted key
-      const len = packetLength(head, off + 1);
-      if (len === null || len.size < SIG_BYTES + 2) return null;
-      const body = off + 1 + len.lengthBytes;
-      if (body + len.size > head.length) return null;
-      keySigs.push(head.subarray(body + 1, body + 1 + SIG_BYTES).toString('hex'));
-      off = body + len.size;
-    } else {
-      break; // 0x00 ends the set
-    }
+  if (!hasEcryptfsMarker(head)) return null;
+  let h: EcryptfsHeader;
+  try {
+    h = parseEcryptfsHeader(head);
+  } catch (e) {
+    if (e instanceof AgentError) return null;
+    throw e;
   }
-  const out: LowerFileHeader = { fileVersion, plaintextSize: head.readBigUInt64BE(0), keySigs };
+  const out: LowerFileHeader = { fileVersion: h.fileVersion, plaintextSize: h.plaintextSize, keySigs: h.keyPackets.map((p) => p.sig) };
+  const first = h.keyPackets[0];
+  const aesKeyBytes = first?.kind === 'passphrase' ? AES_KEY_BYTES_BY_CODE.get(first.cipherCode) : undefined;
   if (aesKeyBytes !== undefined) out.aesKeyBytes = aesKeyBytes;
   return out;
 }
 
 /** Tag 11: 0xED, length, 0x62 ('b'), 8, "_CONSOLE", 4-byte date, contents (the 8-byte sig). */
-function parseTag11Sig(head: Buffer, off: number): { sig: string; end: number } | null {
+function parseTag11Sig(head: Buffer, off: number, limit: number): { sig: string; end: number } | null {
   if (head[off] !== TAG_11) return null;
   const len = packetLength(head, off + 1);
   if (len === null || len.size !== 14 + SIG_BYTES) return null;
   const body = off + 1 + len.lengthBytes;
-  if (body + len.size > head.length || head[body] !== 0x62 || head[body + 1] !== 0x08) return null;
+  if (body + len.size > limit || head[body] !== 0x62 || head[body + 1] !== 0x08) return null;
   const sigAt = body + 14;
   return { sig: head.subarray(sigAt, sigAt + SIG_BYTES).toString('hex'), end: body + len.size };
 }

@@ -12,6 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { AgentError } from '../errors';
+import { native } from './native';
 
 export interface CipherDescriptor {
   name: string;
@@ -173,4 +174,24 @@ export function systemKernelCiphers(procCrypto = '/proc/crypto'): KernelCiphers 
       return loaded;
     },
   };
+}
+
+// ------------------------------------------------------------------ OpenSSL's ciphers (edge)
+
+let legacyLoaded: boolean | undefined;
+
+/**
+ * Loads OpenSSL's legacy provider into Node's crypto (once), for the eCryptfs ciphers only it
+ * has: blowfish and cast5. False when this OpenSSL has no legacy module (those ciphers then fail
+ * with a typed CIPHER_UNAVAILABLE where they are used).
+ */
+export function enableOpensslLegacyCiphers(): boolean {
+  if (legacyLoaded === undefined) {
+    try {
+      legacyLoaded = native().loadOpensslProvider('legacy');
+    } catch {
+      legacyLoaded = false;
+    }
+  }
+  return legacyLoaded;
 }

@@ -50,6 +50,8 @@ export interface NativeAddon {
   flock(fd: number, op: number): void;
   syslog(ident: string, priority: number, message: string): void;
   sha512Iterate(first: Buffer, rounds: number): Buffer;
+  /** OSSL_PROVIDER_load(NULL, name) in Node's OpenSSL (only "legacy"); false when it is not installed. */
+  loadOpensslProvider(name: 'legacy'): boolean;
   /** A zeroed Buffer in pages of its own, locked in RAM (best effort: `mlockErrno` is 0 or the
    * errno), not in core dumps, wiped and unmapped when collected. */
   secretBuffer(size: number): Buffer & { mlockErrno?: number };

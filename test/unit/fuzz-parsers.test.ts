@@ -17,6 +17,14 @@ import { useNativeKdf } from '../../src/os/kdf-native';
 import { parseMountInfo, unescapeMountField } from '../../src/formats/mountinfo';
 import { MAX_PAM_PID, MAX_REQUEST_BYTES, parseRequest, renderRequest, type AgentRequest, type Phase } from '../../src/formats/protocol';
 import { parseWrapped, unwrapPassphrase, wrapPassphrase, wrapPassphraseV1 } from '../../src/formats/wrapped-passphrase';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { parseEcryptfsHeader, parseLowerFileHeader } from '../../src/formats/lower-format';
+import { unwrapFileKey } from '../../src/formats/ecryptfs-file';
+import { decryptName, parseEncryptedName } from '../../src/formats/ecryptfs-name';
+import { enableOpensslLegacyCiphers } from '../../src/os/ciphers';
+import { WRITER_CIPHERS, writeLowerFile, writeLowerName } from '../helpers/ecryptfs-writer';
 
 /**
  * fast-check 4's typings import `pure-rand/types/…` subpath exports, which this repo's
@@ -422,6 +430,71 @@ describe('mountinfo parser', () => {
       '24 1 8:1 / / rw - ext4 /dev/sda1 rw\n25 24 0:5 /a\\040b /mnt/x\\011y rw - tmpfs none rw\n',
     ].map((s) => Buffer.from(s));
     mutants(seeds, MUTANTS, 14, (b) => check(b.toString('utf8')));
+  });
+});
+
+// --- eCryptfs lower files: header and key packets, encrypted names ----------------------
+describe('eCryptfs header and name parsers', () => {
+  const FILE_CODES: ErrorCode[] = ['CORRUPT_FILE', 'CIPHER_UNAVAILABLE'];
+  const NAME_CODES: ErrorCode[] = ['CORRUPT_FILE', 'CIPHER_UNAVAILABLE', 'WRONG_MOUNT_PASSPHRASE'];
+  const fixtures = ['fnek', 'plain'].map(
+    (n) => JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'test', 'fixtures', 'recovery', `lower-${n}.json`), 'utf8')) as { entries: Array<{ path: string; gzipBase64?: string }> },
+  );
+  const files = fixtures.flatMap((f) => f.entries.filter((e) => e.gzipBase64 !== undefined));
+  const sek = Buffer.alloc(64, 0x5a);
+  enableOpensslLegacyCiphers();
+  // the kernel's own first pages (cut after the key packets: the rest is zeros), and the writer's for every cipher
+  const headerSeeds = [
+    ...files.map((e) => gunzipSync(Buffer.from(e.gzipBase64 as string, 'base64')).subarray(0, 160)),
+    ...WRITER_CIPHERS.map((c) => writeLowerFile(Buffer.from('x'), c, sek, '0011223344556677').header),
+  ];
+  const nameSeeds = [
+    ...fixtures.flatMap((f) => f.entries.flatMap((e) => e.path.split('/'))),
+    ...WRITER_CIPHERS.map((c, i) => writeLowerName(Buffer.from('n'.repeat(1 + i * 17)), c, sek, '8899aabbccddeeff')),
+  ];
+  let ecryptfsInputs = 0;
+
+  const checkHeader = (b: Buffer): void => {
+    ecryptfsInputs++;
+    const h = typed('parseEcryptfsHeader', ['CORRUPT_FILE'], () => parseEcryptfsHeader(b, b.length < 4096));
+    assert.equal(parseLowerFileHeader(b) === null || h !== undefined, true, 'the lenient parser accepts only what the strict one does');
+    if (!h) return;
+    assert.ok(h.keyPackets.length > 0 && h.fileVersion <= 3);
+    for (const p of h.keyPackets) {
+      assert.match(p.sig, /^[0-9a-f]{16}$/);
+      if (p.kind === 'passphrase') typed('unwrapFileKey', FILE_CODES, () => unwrapFileKey(p, sek).key.fill(0));
+    }
+  };
+  const checkName = (name: string): void => {
+    ecryptfsInputs++;
+    const enc = typed('parseEncryptedName', ['CORRUPT_FILE'], () => parseEncryptedName(name));
+    if (!enc) return;
+    const plain = typed('decryptName', NAME_CODES, () => decryptName(enc, sek));
+    if (plain) assert.ok(plain.length > 0 && !plain.includes(0) && !plain.includes(0x2f));
+  };
+
+  test('parseEcryptfsHeader + unwrapFileKey: mutations of kernel-written and writer-made headers', () => {
+    mutants(headerSeeds, 40_000, 101, checkHeader);
+  });
+
+  test('parseEcryptfsHeader: generated packet soups after valid fixed fields', () => {
+    const fixed = (headerSeeds[0] as Buffer).subarray(0, 26);
+    const packet = fc
+      .tuple(fc.constantFrom(0x8c, 0xed, 0x01, 0x00, 0x46, 0xff), fc.oneof(fc.integer({ min: 0, max: 191 }), fc.integer({ min: 192, max: 8383 })), bytes(60))
+      .map(([tag, len, body]) => Buffer.concat([Buffer.from([tag]), len < 192 ? Buffer.from([len]) : Buffer.from([Math.floor((len - 192) / 256) + 192, (len - 192) % 256]), body]));
+    fc.assert(fc.property(fc.array(packet, { maxLength: 6 }), (ps) => checkHeader(Buffer.concat([fixed, ...ps]))), { numRuns: RUNS * 3, seed: SEED + 11 });
+    fc.assert(fc.property(bytes(300), (b) => checkHeader(Buffer.concat([fixed, b]))), { numRuns: RUNS * 2, seed: SEED + 12 });
+  });
+
+  test('parseEncryptedName + decryptName: mutated and generated names', () => {
+    mutants(nameSeeds.map((n) => Buffer.from(n, 'latin1')), 30_000, 103, (b) => checkName(b.toString('latin1')));
+    const encoded = fc.stringMatching(/^[-.0-9A-Za-z]{0,120}$/).map((t) => `ECRYPTFS_FNEK_ENCRYPTED.${t}`);
+    fc.assert(fc.property(encoded, (n) => checkName(n)), { numRuns: RUNS, seed: SEED + 13 });
+  });
+
+  test('at least 100,000 eCryptfs header and name inputs', (t) => {
+    t.diagnostic(`eCryptfs inputs: ${ecryptfsInputs}`);
+    assert.ok(ecryptfsInputs >= 100_000, `only ${ecryptfsInputs}`);
   });
 });
 

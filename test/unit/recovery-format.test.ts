@@ -88,6 +88,8 @@ test('header: two-byte packet lengths (>= 192) and a second key are read like ec
     }
     h[off] = 0x04;
     h[off + 1] = cipher;
+    h[off + 2] = 0x03; // S2K salted+iterated, hash MD5: the only kind parse_tag_3_packet takes
+    h[off + 3] = 0x01;
     off += bodySize;
   };
   const tag11 = (sig: string): void => {

@@ -35,6 +35,8 @@ export async function runChecksInVm(
      * steps are discovered in the guest prints its plan). */
     expectedChecks: number | ((output: string) => number);
     memoryMb?: number;
+    /** see RunInVmOptions.collect */
+    collect?: (share: string) => void | Promise<void>;
   },
 ): Promise<string> {
   const started = Date.now();
@@ -44,6 +46,7 @@ export async function runChecksInVm(
     mode: opts.mode,
     timeoutMs: opts.timeoutMs,
     memoryMb: opts.memoryMb,
+    ...(opts.collect ? { collect: opts.collect } : {}),
     onOutput: (chunk) => process.stderr.write(chunk),
   }).catch((e: unknown) => {
     // No exit status (panic, timeout, a dead init): the kernel's last words are the only clue.

@@ -35,6 +35,9 @@ export interface RunInVmOptions {
   /** The script ends the VM by a reset (sysrq b: no sync, no unmount) on purpose: a run with no
    * exit status is then returned with `reset: true` instead of throwing. */
   expectReset?: boolean;
+  /** Called with the host path of the per-run share (the guest's /vmshare) once the VM has
+   * ended, before the share is removed: how a test takes files out of the guest. */
+  collect?: (share: string) => void | Promise<void>;
 }
 
 export interface RunInVmResult {
@@ -218,6 +221,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
       const how = signal ? `signal ${signal}` : `status ${code}`;
       throw new VmRunError(`VM ended (qemu ${how}) without an exit status from the script`, 'no-exit-status', fullConsole);
     }
+    await opts.collect?.(share);
     const raw = readFileSync(exitFile, 'utf8').trim();
     if (!/^\d+$/.test(raw)) throw new VmRunError(`bad exit status file: ${JSON.stringify(raw)}`, 'no-exit-status', fullConsole);
     return { exitCode: Number(raw), reset: false, output, bootMs, accel, totalMs, console: fullConsole };

@@ -33,6 +33,7 @@
 // /usr/include/node/openssl): no -lcrypto, so only one OpenSSL is in-process.
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 
 #include <string>
 #include <vector>
@@ -685,6 +686,17 @@ Napi::Value Sha512Iterate(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// OpenSSL's legacy provider (Blowfish, CAST5: ciphers eCryptfs offers) into the default
+// library context Node's crypto uses, so that `export` can read such directories without
+// re-executing under --openssl-legacy-provider. True when loaded (or already there).
+Napi::Value LoadOpensslProvider(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "name must be a string");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (name != "legacy") return ThrowType(env, "only the legacy provider is loaded");
+  return Napi::Boolean::New(env, OSSL_PROVIDER_load(nullptr, name.c_str()) != nullptr);
+}
+
 }  // namespace
 
 // ======================================================================
@@ -1314,6 +1326,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"flock", Flock},
       {"syslog", Syslog},
       {"sha512Iterate", Sha512Iterate},
+      {"loadOpensslProvider", LoadOpensslProvider},
       {"secretBuffer", SecretBuffer},
       {"setrlimit", SetRlimit},
       {"getrlimit", GetRlimit},

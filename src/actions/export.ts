@@ -1,0 +1,281 @@
+/**
+ * `ecryptfs-agent export`: copies the plaintext of an eCryptfs lower directory (~/.Private) to
+ * a new directory WITHOUT the kernel module: the way off eCryptfs on a kernel that no longer has
+ * it. Read-only on the lower side. Formats: src/formats/lower-format.ts (header),
+ * ecryptfs-file.ts (contents), ecryptfs-name.ts (names, symlink targets).
+ *
+ * The key is checked against what the directory says (recovery.ts checkRecoveryKey: the sigs of
+ * a file header and of an encrypted name, and Private.sig) before anything is written. Then the
+ * tree is walked depth-first, never following symlinks nor leaving the lower filesystem; every
+ * file is streamed extent by extent (bounded memory whatever its size) into a file created 0600
+ * and chmod-ed when complete. A file that cannot be read (wrong key, truncated, damaged header,
+ * unsupported cipher) is a typed error naming it; the partial copy is removed and the walk goes on.
+ */
+import * as fs from 'node:fs';
+import { AgentError, isAgentError } from '../errors';
+import { deriveKey, FNEK_SALT } from '../formats/kdf';
+import { DATA_EXTENT_BYTES, type EcryptfsHeader, hasEcryptfsMarker, HEADER_BYTES_NEEDED, parseEcryptfsHeader, type PassphraseKeyPacket } from '../formats/lower-format';
+import { decryptExtents, extentCount, type FileKey, unwrapFileKey } from '../formats/ecryptfs-file';
+import { decryptName, parseEncryptedName } from '../formats/ecryptfs-name';
+import { call } from '../os/native';
+import { checkRecoveryKey, mountPassphraseFrom, type RecoveryKeyInput, type RecoverySource } from './recovery';
+
+const XATTR_NAME = 'user.ecryptfs'; // ECRYPTFS_XATTR_NAME
+/** Extents read per read(2): 64 × 4 KiB keeps memory at 256 KiB per file whatever its size. */
+const EXTENTS_PER_READ = 64;
+
+/** The two session key encryption keys of a mount passphrase (secret memory: call wipe()). */
+export interface ExportKeys {
+  fekSig: string;
+  fnekSig: string;
+  fekSek: Buffer;
+  fnekSek: Buffer;
+  wipe(): void;
+}
+
+/** Keys from a mount passphrase and the salt of the setup (FNEK: the fixed ASCII salt, as ecryptfs-utils). */
+export function exportKeysOf(mountPassphrase: Buffer, salt: Buffer): ExportKeys {
+  const fek = deriveKey(mountPassphrase, salt);
+  const fnek = deriveKey(mountPassphrase, FNEK_SALT);
+  return {
+    fekSig: fek.sig,
+    fnekSig: fnek.sig,
+    fekSek: fek.key,
+    fnekSek: fnek.key,
+    wipe() {
+      fek.key.fill(0);
+      fnek.key.fill(0);
+    },
+  };
+}
+
+/**
+ * The mount passphrase from the user's input, checked against the directory (and Private.sig);
+ * returns the keys. Throws before anything is written.
+ */
+export function exportKeysFor(source: RecoverySource, input: RecoveryKeyInput): { keys: ExportKeys; checkedAgainst: string[] } {
+  const passphrase = mountPassphraseFrom(source, input);
+  try {
+    const keys = exportKeysOf(passphrase, source.salt);
+    try {
+      const checkedAgainst = checkRecoveryKey(source, { fekSig: keys.fekSig, fnekSig: keys.fnekSig }, input.kind);
+      return { keys, checkedAgainst };
+    } catch (e) {
+      keys.wipe();
+      throw e;
+    }
+  } finally {
+    passphrase.fill(0);
+  }
+}
+
+export interface ExportProblem {
+  /** the lower path that could not be exported */
+  lower: string;
+  error: AgentError;
+}
+
+export interface ExportSummary {
+  files: number;
+  passthrough: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  problems: ExportProblem[];
+}
+
+/** DEST must not exist (it is made 0700) or be an empty directory. */
+function prepareDest(dest: string): void {
+  try {
+    fs.mkdirSync(dest, { mode: 0o700 });
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new AgentError('IO', `cannot create ${dest}: ${(e as Error).message}`, { errno: (e as NodeJS.ErrnoException).code });
+  }
+  const st = fs.lstatSync(dest);
+  if (!st.isDirectory() || fs.readdirSync(dest).length > 0) {
+    throw new AgentError('ALREADY_EXISTS', `${dest} exists and is not an empty directory; nothing written`, { hint: 'Give a new directory (export creates it) or an empty one' });
+  }
+}
+
+function ioError(what: string, e: unknown): AgentError {
+  if (e instanceof AgentError) return e;
+  const code = (e as NodeJS.ErrnoException).code;
+  return new AgentError(code === 'ENOSPC' ? 'NO_SPACE' : 'IO', `${what}: ${(e as Error).message}`, code === undefined ? {} : { errno: code });
+}
+
+/** The header of a lower file: in its first page, else in its user.ecryptfs xattr; null for a plaintext (passthrough) file. */
+function readHeader(path: Buffer, fd: number): EcryptfsHeader | null {
+  const head = Buffer.alloc(HEADER_BYTES_NEEDED);
+  const n = fs.readSync(fd, head, 0, head.length, 0);
+  if (hasEcryptfsMarker(head.subarray(0, n))) return parseEcryptfsHeader(head.subarray(0, n));
+  let xattr: Buffer | null = null;
+  try {
+    xattr = call('system', `reading the ${XATTR_NAME} attribute of ${path.toString()}`, (a) => a.pathGetxattr(path, XATTR_NAME, true));
+  } catch (e) {
+    if (!isAgentError(e) || (e.errno !== 'ENODATA' && e.errno !== 'ENOTSUP' && e.errno !== 'EOPNOTSUPP')) throw e;
+  }
+  if (xattr !== null && hasEcryptfsMarker(xattr)) return parseEcryptfsHeader(xattr, true);
+  return null;
+}
+
+function fileKeyOf(header: EcryptfsHeader, keys: ExportKeys): FileKey {
+  const packet = header.keyPackets.find((p): p is PassphraseKeyPacket => p.kind === 'passphrase' && p.sig === keys.fekSig);
+  if (packet === undefined) {
+    throw new AgentError('WRONG_MOUNT_PASSPHRASE', `its key is wrapped by ${header.keyPackets.map((p) => `${p.kind} key ${p.sig}`).join(', ')}, not by this passphrase's key ${keys.fekSig}`, {
+      hint: 'This file was written under another key (a file moved in from another eCryptfs directory?): export it with that directory\'s mount passphrase',
+    });
+  }
+  return unwrapFileKey(packet, keys.fekSek);
+}
+
+/** Streams the plaintext of one lower file into `out` (an fd); returns the bytes written. */
+function copyContents(lowerPath: Buffer, fd: number, out: number, keys: ExportKeys): { bytes: number; passthrough: boolean } {
+  const header = readHeader(lowerPath, fd);
+  if (header === null) {
+    // a plaintext file (ecryptfs_passthrough): copied as it is
+    const buf = Buffer.alloc(EXTENTS_PER_READ * DATA_EXTENT_BYTES);
+    let pos = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) return { bytes: pos, passthrough: true };
+      writeFully(out, buf.subarray(0, n));
+      pos += n;
+    }
+  }
+  const fk = fileKeyOf(header, keys);
+  try {
+    const size = header.plaintextSize;
+    const extents = extentCount(size);
+    const lowerSize = fs.fstatSync(fd).size;
+    const needed = header.metadataBytes + extents * DATA_EXTENT_BYTES;
+    if (lowerSize < needed) {
+      throw new AgentError('CORRUPT_FILE', `truncated: the header says ${size} bytes (${extents} extents, ${needed} lower bytes), the lower file has ${lowerSize}`, {
+        hint: 'Restore this file from a backup of the encrypted directory',
+      });
+    }
+    const buf = Buffer.alloc(EXTENTS_PER_READ * DATA_EXTENT_BYTES);
+    let left = size;
+    for (let first = 0; first < extents; first += EXTENTS_PER_READ) {
+      const count = Math.min(EXTENTS_PER_READ, extents - first);
+      const want = count * DATA_EXTENT_BYTES;
+      let got = 0;
+      while (got < want) {
+        const n = fs.readSync(fd, buf, got, want - got, header.metadataBytes + first * DATA_EXTENT_BYTES + got);
+        if (n === 0) throw new AgentError('CORRUPT_FILE', 'truncated while reading (the file shrank?)');
+        got += n;
+      }
+      const plain = decryptExtents(fk, first, buf.subarray(0, want));
+      const take = left < BigInt(want) ? Number(left) : want;
+      writeFully(out, take === want ? plain : plain.subarray(0, take));
+      left -= BigInt(take);
+    }
+    return { bytes: Number(size), passthrough: false };
+  } finally {
+    fk.key.fill(0);
+  }
+}
+
+function writeFully(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+}
+
+/** A lower name (or symlink target) in plaintext. */
+function plainName(lower: Buffer, keys: ExportKeys, symlinkTarget = false): Buffer {
+  const enc = parseEncryptedName(lower.toString('latin1'));
+  if (enc === null) return lower;
+  if (enc.fnekSig !== keys.fnekSig) {
+    throw new AgentError('WRONG_MOUNT_PASSPHRASE', `its name was encrypted with the file name key ${enc.fnekSig}, not this passphrase's ${keys.fnekSig}`);
+  }
+  return decryptName(enc, keys.fnekSek, { symlinkTarget });
+}
+
+const joinB = (dir: Buffer, name: Buffer): Buffer => Buffer.concat([dir, Buffer.from('/'), name]);
+
+function setMeta(path: Buffer, st: fs.Stats, asRoot: boolean): void {
+  if (asRoot) fs.lchownSync(path, st.uid, st.gid);
+  fs.chmodSync(path, st.mode & 0o7777);
+  fs.utimesSync(path, st.atime, st.mtime);
+}
+
+/**
+ * Exports the tree `lower` into `dest` (created, or an empty directory) with `keys` (checked by
+ * the caller). Owners are kept when running as root. Never throws for one entry: its error is
+ * in the summary's problems (and passed to onProblem as it happens).
+ */
+export function exportTree(lower: string, dest: string, keys: ExportKeys, onProblem?: (p: ExportProblem) => void): ExportSummary {
+  prepareDest(dest);
+  const summary: ExportSummary = { files: 0, passthrough: 0, dirs: 0, symlinks: 0, bytes: 0, problems: [] };
+  const asRoot = process.geteuid?.() === 0;
+  const rootDev = fs.statSync(lower).dev;
+  const problem = (lowerPath: string, e: unknown): void => {
+    const error = e instanceof AgentError ? e : ioError(lowerPath, e);
+    const p = { lower: lowerPath, error };
+    summary.problems.push(p);
+    onProblem?.(p);
+  };
+
+  // Buffer paths all along: lower names of a directory without filename encryption, and
+  // decrypted names, are bytes that need not be UTF-8.
+  const walk = (lowerDir: Buffer, destDir: Buffer): void => {
+    let names: Buffer[];
+    try {
+      names = fs.readdirSync(lowerDir, { encoding: 'buffer' });
+    } catch (e) {
+      problem(lowerDir.toString(), ioError(`cannot list ${lowerDir.toString()}`, e));
+      return;
+    }
+    for (const raw of names) {
+      const lowerB = joinB(lowerDir, raw);
+      try {
+        exportEntry(lowerB, raw, destDir);
+      } catch (e) {
+        problem(lowerB.toString(), e);
+      }
+    }
+  };
+
+  const exportEntry = (lowerB: Buffer, raw: Buffer, destDir: Buffer): void => {
+    const st = fs.lstatSync(lowerB);
+    const name = plainName(raw, keys);
+    const target = joinB(destDir, name);
+    if (st.isDirectory()) {
+      if (st.dev !== rootDev) throw new AgentError('IO', 'another filesystem is mounted here: not entered');
+      fs.mkdirSync(target, { mode: 0o700 });
+      summary.dirs++;
+      walk(lowerB, target);
+      setMeta(target, st, asRoot);
+    } else if (st.isSymbolicLink()) {
+      const to = plainName(fs.readlinkSync(lowerB, { encoding: 'buffer' }), keys, true);
+      fs.symlinkSync(to, target);
+      if (asRoot) fs.lchownSync(target, st.uid, st.gid);
+      fs.lutimesSync(target, st.atime, st.mtime);
+      summary.symlinks++;
+    } else if (st.isFile()) {
+      const fd = fs.openSync(lowerB, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      try {
+        const out = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+        let done = false;
+        try {
+          const r = copyContents(lowerB, fd, out, keys);
+          summary.bytes += r.bytes;
+          if (r.passthrough) summary.passthrough++;
+          summary.files++;
+          done = true;
+        } finally {
+          fs.closeSync(out);
+          if (!done) fs.rmSync(target, { force: true });
+        }
+        setMeta(target, st, asRoot);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } else {
+      throw new AgentError('NOT_REGULAR_FILE', 'a device, fifo or socket: not exported (recreate it by hand if it matters)');
+    }
+  };
+
+  walk(Buffer.from(lower), Buffer.from(dest));
+  return summary;
+}
