@@ -65,79 +65,24 @@ fi
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$W/debian/changelog" -STimestamp)
 export SOURCE_DATE_EPOCH
 
-# --- PAM module
-install -D -m 644 build/Release/pam_ecryptfs_agent.so "$ROOT/usr/lib/$MA/security/pam_ecryptfs_agent.so"
-
-# --- agent + library: compiled JavaScript only (no tests, benchmarks, maps), same layout as
-# the tree, because dist/src/os/native.js (and the agent bundle) load the addon from
-# build/Release/ next to dist/. The agent is the one bundled file; dist/src is the CLI's.
-install -D -m 644 dist/agent/main.js "$LIB/dist/agent/main.js"
-# the resident agent's master: run as `node master.js` by ecryptfs-agent.service
-install -D -m 644 dist/agent/master.js "$LIB/dist/agent/master.js"
-for unit in ecryptfs-agent.socket ecryptfs-agent-user.socket ecryptfs-agent.service; do
-	install -D -m 644 "packaging/systemd/$unit" "$ROOT/lib/systemd/system/$unit"
-done
-(cd dist && find src -type f -name '*.js') | while read -r f; do
-	install -D -m 644 "dist/$f" "$LIB/dist/$f"
-done
-install -D -m 644 build/Release/ecryptfs_native.node "$LIB/build/Release/ecryptfs_native.node"
-# The agent is exec'd by the PAM module (root-owned, 755 checked there); a fixed interpreter
-# instead of /usr/bin/env: the agent runs as root.
-head -n1 "$LIB/dist/agent/main.js" | grep -qx '#!/usr/bin/env node' || { echo "package: unexpected agent shebang" >&2; exit 1; }
-sed -i '1s|.*|#!/usr/bin/node|' "$LIB/dist/agent/main.js"
-chmod 755 "$LIB/dist/agent/main.js"
-
-# The CLI: the project's own launcher (requires ../dist/src/cli/main.js), linked from /usr/bin.
-install -D -m 755 bin/ecryptfs-agent "$LIB/bin/ecryptfs-agent"
-sed -i '1s|^#!/usr/bin/env node$|#!/usr/bin/node|' "$LIB/bin/ecryptfs-agent"
-mkdir -p "$ROOT/usr/bin"
-ln -s "../lib/$PKG/bin/ecryptfs-agent" "$ROOT/usr/bin/ecryptfs-agent"
-
-# --- production node_modules: the dependency closure npm itself computes (winston & co.),
-# copied from the installed tree, so packaging needs no network. Top-level package dirs
-# carry their own nested node_modules, which hold only their dependencies.
-all=$(npm ls --omit=dev --all --parseable | tail -n +2 | sed "s|^$REPO/||" | sort -u)
-mods=$(grep -E '^node_modules/(@[^/]+/)?[^/]+$' <<< "$all" || true)
-[ -n "$mods" ] || { echo "package: npm ls found no production dependencies" >&2; exit 1; }
-for m in $mods; do
-	mkdir -p "$LIB/$(dirname "$m")"
-	cp -R "$m" "$LIB/$m"
-done
-# Every bundled module (nested ones too) must be covered by packaging/copyright, with a
-# license that file carries.
-node -e '
-	const fs = require("node:fs");
-	const copyright = fs.readFileSync("packaging/copyright", "utf8");
-	let bad = 0;
-	for (const dir of process.argv.slice(1)) {
-		const { name, license } = JSON.parse(fs.readFileSync(dir + "/package.json", "utf8"));
-		if (!["MIT", "ISC"].includes(license)) { console.error(`package: ${name} has license ${license}; update packaging/copyright`); bad = 1; }
-		if (!copyright.includes(`node_modules/${name}/*`)) { console.error(`package: ${name} missing from packaging/copyright`); bad = 1; }
-	}
-	process.exit(bad);' $all
-# Not needed at run time: docs, type declarations, sources maps, npm's and CI's metadata.
-find "$LIB/node_modules" -type f \( -iname '*.md' -not -iname 'license*' -o -name '*.d.ts' -o -name '*.map' \
-	-o -name '*.ts' -o -name '.npmignore' -o -name '.gitattributes' -o -name '.eslintrc*' -o -name '.travis.yml' -o -name '.editorconfig' \
-	-o -name 'tsconfig.json' -o -name '.prettierrc*' \) -delete
-find "$LIB/node_modules" -type d \( -name .github -o -name test -o -name tests \) -prune -exec rm -rf {} +
-find "$LIB/node_modules" -type d -empty -delete
-# npm's tarballs carry odd modes (e.g. 0664, executables without shebang): normalise.
-find "$LIB/node_modules" -type d -exec chmod 755 {} + -o -type f -exec chmod 644 {} +
+# --- the files every distribution gets: the neutral install into the package root (the RPM,
+# PKGBUILD and ebuild use it too, so the packages cannot drift apart). dpkg tracks the files;
+# the MANIFEST is for install.sh --uninstall of an unpackaged install only.
+bash scripts/install.sh --destdir "$ROOT" --prefix /usr --pam-dir "/usr/lib/$MA/security" \
+	--systemd-dir /lib/systemd/system --sysconfdir /etc > /dev/null
+rm "$LIB/MANIFEST"
 
 # Strip like dh_strip (the build keeps symbols for debugging).
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
 	"$ROOT/usr/lib/$MA/security/pam_ecryptfs_agent.so" "$LIB/build/Release/ecryptfs_native.node"
 
-# --- pam-auth-update profile, man pages, docs
+# --- Debian only: the pam-auth-update profile, lintian overrides, the Debian changelog,
+# compression like dh_compress (man pages, changelogs, other docs above 4 KiB)
 install -D -m 644 packaging/pam-config "$ROOT/usr/share/pam-configs/$PKG"
 install -D -m 644 packaging/lintian-overrides "$ROOT/usr/share/lintian/overrides/$PKG"
-node packaging/gen-man.js "$ROOT/usr/share/man" > /dev/null
 gzip -9n "$ROOT/usr/share/man/man1/ecryptfs-agent.1" "$ROOT/usr/share/man/man8/pam_ecryptfs_agent.8"
-install -m 644 packaging/copyright "$DOC/copyright"
-install -m 644 README.md docs/*.md "$DOC/"
 # A native package (no Debian revision): lintian wants changelog.gz, not changelog.Debian.gz.
 install -m 644 "$W/debian/changelog" "$DOC/changelog"
-# Compress like dh_compress: changelogs always, other docs above 4 KiB.
 find "$DOC" -type f \( -name changelog -o -size +4k \) -not -name copyright -exec gzip -9n {} +
 
 # --- maintainer scripts and control
