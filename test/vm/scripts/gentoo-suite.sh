@@ -12,10 +12,20 @@ busybox syslogd -n -O /tmp/syslog & sleep 0.5
 modprobe ecryptfs
 P=/etc/pam.d
 SEC=/lib/x86_64-linux-gnu/security
-# Our module as installed from this tree, and the extra option a TCG guest needs: the default
-# timeout (5 s) is for real hardware, one agent start costs several seconds of emulated CPU here.
-EAT="$REPO/build/Release/pam_ecryptfs_agent.so"
-TCG="agent=$REPO/dist/agent/main.js timeout=120"
+# Installed from this tree by the distro-neutral installer, as on a machine without a package:
+# the module into libpam's directory, the agent under /usr/lib/ecryptfs-agent (the module's
+# built-in agent path), no systemd units (an OpenRC machine: the module spawns the agent).
+# (bash's process substitution needs /dev/fd, which udev or OpenRC's devfs service create on a
+# real machine; the harness's bare devtmpfs has none)
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+INSTALL="bash $REPO/scripts/install.sh --prefix /usr --pam-dir $SEC --no-systemd"
+check g.install runs_into /tmp/g.install $INSTALL
+check g.installed-module-and-agent test -f $SEC/pam_ecryptfs_agent.so -a -x /usr/lib/ecryptfs-agent/dist/agent/main.js
+check g.installer-says-which-lines file_has -F /tmp/g.install 'auth     optional  pam_ecryptfs_agent.so unwrap'
+# Our lines are the documented ones, plus one option a TCG guest needs: the default timeout
+# (5 s) is for real hardware, one agent start costs several seconds of emulated CPU here.
+EAT=pam_ecryptfs_agent.so
+TCG=timeout=120
 
 # ---------------------------------------------------------------------------------------------
 # The stacks, byte for byte as pambase (gentoo/pambase 22b5f7d, templates/*.tpl through
@@ -112,20 +122,23 @@ check a.setup-private-reference as $A env HOME=$HA keyctl session - ecryptfs-set
 check a.caller-useradd newuser $B "$BPW"
 check a.caller-in-wheel usermod -aG wheel $B
 gone() { until_ok 60 not_mounted $HA && no_key $A "$(sig1 $HA)" && no_key $A "$(sed -n 2p $HA/.ecryptfs/Private.sig)"; }
+# prints MARKER FILE: a client's output shows MARKER. The commands echo MARKER-$((40 + 2)), so the
+# command line itself (echoed by the pty, or in expect's spawn line) never matches MARKER-42.
+OK42='$((40 + 2))'
 prints() { grep -q "$1" "$2" || { cat "$2"; return 1; }; }
 
 # l. login(1) on a pty (system-local-login): unlocks, the plaintext written there is ciphertext
 #    below; the logout locks (unmounted, both keys unlinked, no session counted).
-check l.login-unlocks login_as $A "$APW" "mountpoint -q ~/Private && echo '$PLAIN' > ~/Private/secret.txt && echo LOGIN-WROTE" /tmp/l.out
-check l.login-wrote prints LOGIN-WROTE /tmp/l.out
+check l.login-unlocks login_as $A "$APW" "mountpoint -q ~/Private && echo '$PLAIN' > ~/Private/secret.txt && echo LOGIN-WROTE-$OK42" /tmp/l.out
+check l.login-wrote prints LOGIN-WROTE-42 /tmp/l.out
 check l.logout-locks gone
 check l.no-session-left equal_text 0 "$(sessions $A)"
 check l.ciphertext-below sh -c "! grep -rq '$PLAIN' $HA/.Private && [ -n \"\$(ls $HA/.Private)\" ]"
 check l.logged-mounted grep -q "private directory mounted.*user=$A" /tmp/syslog
 
 # s. su - (su-l → su → system-auth), called by the wheel user
-check s.su-unlocks su_as $B $A "$APW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT" /tmp/s.out
-check s.su-read-plaintext prints SU-SAW-PLAINTEXT /tmp/s.out
+check s.su-unlocks su_as $B $A "$APW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT-$OK42" /tmp/s.out
+check s.su-read-plaintext prints SU-SAW-PLAINTEXT-42 /tmp/s.out
 check s.su-logout-locks gone
 
 # h. sshd (system-remote-login), started by hand on lo with password authentication; a session
@@ -141,7 +154,7 @@ check h.ssh-logout-locks gone
 ssh_as_a "grep -qx '$PLAIN' ~/Private/secret.txt && sleep 25" > /tmp/h.long 2>&1 & LONG=$!
 check h.held-session-mounted until_ok 90 mounted $HA
 check h.one-session-counted equal_text 1 "$(sessions $A)"
-check h.su-while-held su_as $B $A "$APW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT" /tmp/h.su
+check h.su-while-held su_as $B $A "$APW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT-$OK42" /tmp/h.su
 check h.still-mounted-after-su-logout mounted $HA
 check h.held-session-saw-plaintext wait $LONG
 check h.last-logout-locks gone
@@ -170,8 +183,8 @@ check p.passwd qc_passwd $A "$APW" "$NEWPW" /tmp/p.out
 check p.passwdqc-asked prints 'Enter new password' /tmp/p.out
 unwraps() { as $A sh -c "printf '%s' '$1' | ecryptfs-unwrap-passphrase $HA/.ecryptfs/wrapped-passphrase - | grep -qx 'gentoo-mount-pass-5'"; }
 check p.reference-unwraps-with-new unwraps "$NEWPW"
-check p.new-password-unlocks su_as $B $A "$NEWPW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT" /tmp/p.su
-check p.new-password-read prints SU-SAW-PLAINTEXT /tmp/p.su
+check p.new-password-unlocks su_as $B $A "$NEWPW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT-$OK42" /tmp/p.su
+check p.new-password-read prints SU-SAW-PLAINTEXT-42 /tmp/p.su
 check p.logout-locks gone
 WRAPPED=$(sha256sum < $HA/.ecryptfs/wrapped-passphrase); SHADOW=$(grep "^$A:" /etc/shadow)
 check p.weak-password-refused fails_into /tmp/p.weak qc_passwd $A "$NEWPW" 'abc12' /tmp/p.weak.out
@@ -194,14 +207,26 @@ check f.nothing-unlocked gone
 check k.second-wrong fails_into /tmp/k.x su_as $B $A 'wrong-again' true /tmp/k.su
 check k.third-wrong fails_into /tmp/k.x su_as $B $A 'wrong-thrice' true /tmp/k.su
 check k.three-counted faillock_count $A 3
-check k.locked-out-su-refused fails_into /tmp/k.x su_as $B $A "$NEWPW" "echo SHOULD-NOT-RUN" /tmp/k.right
+check k.locked-out-su-refused fails_into /tmp/k.x su_as $B $A "$NEWPW" "echo SHOULD-NOT-RUN-$OK42" /tmp/k.right
 check k.told-locked prints 'account is locked' /tmp/k.right
 check k.locked-out-unlocks-nothing gone
 check k.agent-never-mounted equal_text "$MOUNTS" "$(grep -c "private directory mounted.*user=$A" /tmp/syslog)"
 check k.faillock-reset faillock --user $A --reset
 check k.none-counted faillock_count $A 0
-check k.after-reset-unlocks su_as $B $A "$NEWPW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT" /tmp/k.su
+check k.after-reset-unlocks su_as $B $A "$NEWPW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT-$OK42" /tmp/k.su
 check k.after-reset-locks gone
+
+# u. install.sh --uninstall removes what it installed and never breaks login: with our lines
+#    still in system-auth (it never edits pam.d; it says they remain) su and login(1) work,
+#    nothing is mounted.
+check u.uninstall runs_into /tmp/u.uninstall bash $REPO/scripts/install.sh --uninstall --prefix /usr --pam-dir $SEC --no-systemd
+check u.module-and-agent-gone sh -c "[ ! -e $SEC/pam_ecryptfs_agent.so ] && [ ! -e /usr/lib/ecryptfs-agent ] && [ ! -e /usr/bin/ecryptfs-agent ]"
+check u.says-lines-remain file_has -F /tmp/u.uninstall "$P/system-auth"
+check u.su-still-works su_as $B $A "$NEWPW" "echo SU-STILL-WORKS-$OK42" /tmp/u.su
+check u.su-ran prints SU-STILL-WORKS-42 /tmp/u.su
+check u.login-still-works login_as $A "$NEWPW" "echo LOGIN-STILL-WORKS-$OK42" /tmp/u.login
+check u.login-ran prints LOGIN-STILL-WORKS-42 /tmp/u.login
+check u.nothing-mounted gone
 
 check z.no-secret-in-syslog sh -c "! grep -qF -e '$APW' -e '$NEWPW' -e 'gentoo-mount-pass' /tmp/syslog"
 echo "--- agent log"; grep ecryptfs-agent /tmp/syslog | tail -n 12
