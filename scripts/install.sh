@@ -71,7 +71,7 @@ absolute --sysconfdir "$SYSCONFDIR"
 [ -z "$DESTDIR" ] || { absolute --destdir "$DESTDIR"; DESTDIR=${DESTDIR%/}; }
 PREFIX=${PREFIX%/}
 [ -n "$PREFIX" ] || PREFIX=/
-LIBDIR=$PREFIX/lib/$PKG
+LIBDIR=${PREFIX%/}/lib/$PKG
 MANIFEST=$LIBDIR/MANIFEST
 if [ "$(id -u)" != 0 ] && [ -z "$DESTDIR" ]; then
 	die "run as root (or give --destdir for a package root)"
@@ -106,22 +106,19 @@ if [ -n "$UNINSTALL" ]; then
 		systemctl disable --now $UNITS >/dev/null 2>&1 || true
 		systemctl stop ecryptfs-agent.service >/dev/null 2>&1 || true
 	fi
+	gone=()
 	for line in "${lines[@]}"; do
-		path=${line#? }
+		path=$DESTDIR${line#? }
 		case $line in
-			f\ *) if [ -f "$DESTDIR$path" ] && [ ! -L "$DESTDIR$path" ]; then rm -f "$DESTDIR$path"; fi ;;
-			l\ *) if [ -L "$DESTDIR$path" ]; then rm -f "$DESTDIR$path"; fi ;;
+			f\ *) if [ -f "$path" ] && [ ! -L "$path" ]; then gone+=("$path"); fi ;;
+			l\ *) if [ -L "$path" ]; then gone+=("$path"); fi ;;
 		esac
 	done
-	rm -f "$DESTDIR$MANIFEST"
-	# the directories this script created (recorded parents first), deepest first, if empty now
-	for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-		case ${lines[i]} in
-			d\ *)
-				path=${lines[i]#d }
-				rmdir "$DESTDIR$path" 2>/dev/null || [ ! -d "$DESTDIR$path" ] || echo "install: kept $DESTDIR$path (not empty)" >&2 ;;
-		esac
-	done
+	rm -f -- "${gone[@]}" "$DESTDIR$MANIFEST"
+	# the directories this script created, each before its parent (reverse order), if empty now
+	while read -r path; do
+		rmdir "$DESTDIR$path" 2>/dev/null || [ ! -d "$DESTDIR$path" ] || echo "install: kept $DESTDIR$path (not empty)" >&2
+	done < <(printf '%s\n' "${lines[@]}" | sed -n 's/^d //p' | LC_ALL=C sort -r)
 	if systemd_live; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
 	echo "install: removed ecryptfs-agent from ${DESTDIR:-/}"
 	users=$(pam_users)
@@ -146,8 +143,10 @@ head -n1 dist/agent/main.js | grep -qx '#!/usr/bin/env node' || die "unexpected 
 
 if [ -z "$PAMDIR" ]; then
 	# where this system's libpam keeps its own modules
+	# (this machine's multiarch triplet; a foreign architecture's modules may be installed too)
 	MA=$( (dpkg-architecture -qDEB_HOST_MULTIARCH || gcc -print-multiarch) 2>/dev/null || true)
-	for d in ${MA:+/usr/lib/$MA/security /lib/$MA/security} /usr/lib64/security /lib64/security /usr/lib/security /lib/security; do
+	MA=${MA:-$(uname -m)-linux-gnu}
+	for d in /usr/lib/$MA/security /lib/$MA/security /usr/lib64/security /lib64/security /usr/lib/security /lib/security; do
 		if [ -e "$d/pam_unix.so" ]; then PAMDIR=$d; break; fi
 	done
 	[ -n "$PAMDIR" ] || die "cannot tell where PAM modules go here (no pam_unix.so found): give --pam-dir"
@@ -180,9 +179,8 @@ install -D -m 755 dist/agent/main.js "$LIB/dist/agent/main.js"
 sed -i '1s|.*|#!/usr/bin/node|' "$LIB/dist/agent/main.js"
 # the resident agent's master: run as `node master.js` by ecryptfs-agent.service
 install -D -m 644 dist/agent/master.js "$LIB/dist/agent/master.js"
-(cd dist && find src -type f -name '*.js') | while read -r f; do
-	install -D -m 644 "dist/$f" "$LIB/dist/$f"
-done
+(cd dist && find src -type f -name '*.js' -print0 | xargs -0 cp --parents -t "$LIB/dist")
+find "$LIB/dist/src" -type d -exec chmod 755 {} + -o -type f -exec chmod 644 {} +
 install -D -m 644 build/Release/ecryptfs_native.node "$LIB/build/Release/ecryptfs_native.node"
 
 # The CLI: the project's own launcher (requires ../dist/src/cli/main.js), linked from bin/.
@@ -243,29 +241,32 @@ OLD=
 NEW=$W/MANIFEST
 # directories created by an earlier run stay recorded as ours
 grep '^d ' <<< "$OLD" > "$NEW" || true
+(cd "$S" && find . -mindepth 1 -type d -printf '%P\n' | LC_ALL=C sort) > "$W/dirs"   # parents first
+(cd "$S" && find . -mindepth 1 ! -type d -printf '%P\n' | LC_ALL=C sort) > "$W/files"
+[ -z "$(cd "$S" && find . -name $'*\n*')" ] || die "a file name with a newline in the tree"
+dirs=()
+declare -A recorded=()
+while read -r line; do recorded[$line]=1; done < "$NEW"
+while read -r p; do
+	if [ ! -d "$DESTDIR/$p" ]; then
+		dirs+=("$DESTDIR/$p")
+		[ -n "${recorded["d /$p"]:-}" ] || echo "d /$p" >> "$NEW"
+	fi
+done < "$W/dirs"
 OWN=()
 [ "$(id -u)" != 0 ] || OWN=(-o 0 -g 0)
-while IFS= read -r -d '' p; do
-	p=${p#.}
-	if [ -L "$S$p" ]; then
-		ln -sfn "$(readlink "$S$p")" "$DESTDIR$p"
-		[ "$(id -u)" != 0 ] || chown -h 0:0 "$DESTDIR$p"
-		echo "l $p" >> "$NEW"
-	elif [ -d "$S$p" ]; then
-		if [ ! -d "$DESTDIR$p" ]; then
-			install -d -m 755 "${OWN[@]}" "$DESTDIR$p"
-			grep -qxF "d $p" "$NEW" || echo "d $p" >> "$NEW"
-		fi
-	else
-		# install(1) unlinks the old file first: a running process keeps its mapping of the old .so
-		install -m "$(stat -c %a "$S$p")" "${OWN[@]}" "$S$p" "$DESTDIR$p"
-		echo "f $p" >> "$NEW"
-	fi
-done < <(cd "$S" && find . -mindepth 1 -print0 | LC_ALL=C sort -z)   # parents before children
+[ ${#dirs[@]} -eq 0 ] || install -d -m 755 "${OWN[@]}" "${dirs[@]}"
+# Files and links in one tar stream, modes kept, root's when run as root; directories that
+# existed stay as they are. tar unlinks each old file first: a running process keeps its
+# mapping of the old .so.
+tar -C "$S" --no-recursion -T "$W/files" --owner=0 --group=0 --numeric-owner -cf - | tar -C "${DESTDIR:-/}" -xpf -
+while read -r p; do
+	if [ -L "$S/$p" ]; then echo "l /$p"; else echo "f /$p"; fi
+done < "$W/files" >> "$NEW"
 # files of an earlier install that this one no longer has
-while read -r kind path; do
-	case $kind in f|l) grep -qxF "$kind $path" "$NEW" || rm -f "$DESTDIR$path" ;; esac
-done <<< "$OLD"
+comm -23 <(grep '^[fl] ' <<< "$OLD" | LC_ALL=C sort) <(LC_ALL=C sort "$NEW") | while read -r kind path; do
+	rm -f "$DESTDIR$path"
+done
 install -m 644 "${OWN[@]}" "$NEW" "$DESTDIR$MANIFEST"
 
 echo "install: installed ecryptfs-agent into ${DESTDIR:-/} (prefix $PREFIX, PAM module in $PAMDIR${SYSTEMDDIR:+, units in $SYSTEMDDIR})"

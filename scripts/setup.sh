@@ -28,6 +28,8 @@ PACKAGES=(
   libpam-passwdqc passwdqc
   # packaging: the .deb, its checks and man pages
   dpkg-dev lintian man-db groff-base
+  # the RPM built from the same file list (scripts/build-rpm.sh, test/host/install.test.ts)
+  rpm
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
