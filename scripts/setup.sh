@@ -24,6 +24,8 @@ PACKAGES=(
   qemu-system-x86 busybox-static kmod cpio xz-utils zstd
   # systemd-mode VM (sshd logins, logind, the systemd user manager)
   systemd systemd-sysv dbus libpam-systemd openssh-server openssh-client
+  # Gentoo-stack VM suite: pam_passwdqc and its /etc/passwdqc.conf (pam_faillock is in libpam-modules)
+  libpam-passwdqc passwdqc
   # packaging: the .deb, its checks and man pages
   dpkg-dev lintian man-db groff-base
   # the RPM built from the same file list (scripts/build-rpm.sh, test/host/install.test.ts)
@@ -41,6 +43,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # common-* stacks; our tests use their own service files, so that is harmless here.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# libpam-passwdqc's postinst enables its pam-auth-update profile, which puts pam_passwdqc into the
+# host's common-password (so into every VM guest's su/passwd/chpasswd, with other prompts).
+# Only the Gentoo suite uses it, from its own stack: keep it out of Debian's (idempotent).
+if grep -q pam_passwdqc /etc/pam.d/common-password 2>/dev/null; then pam-auth-update --disable passwdqc; fi
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 npm run build

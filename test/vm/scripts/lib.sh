@@ -75,7 +75,19 @@ reference_sigs() {
 # user_keyring_empty USER: USER's user keyring (@u) holds no key (asked with keyctl: /proc/keys
 # still lists an unlinked key until the kernel's key garbage collector has run)
 user_keyring_empty() { local k; k=$(as "$1" keyctl rlist @u 2>&1) && [ -z "$k" ] || { echo "@u of $1: $k"; return 1; }; }
-export -f as file_has fails_into runs_into fed equal_text with_reference_private reference_sigs user_keyring_empty
+# The private directory of a user and its keys (HOME as argument; login, gentoo and others):
+# mounted HOME: HOME/Private is an eCryptfs mount; not_mounted HOME: it is not
+mounted() { awk -v m="$1/Private" '$5 == m && $0 ~ / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
+not_mounted() { ! mounted "$1"; }
+# has_key USER SIG: an auth tok with SIG is linked in the user keyring of USER (keyctl, not
+# /proc/keys, which may still list an unlinked key until the kernel's key garbage collector has run)
+has_key() { as "$1" keyctl session - sh -c "keyctl link @u @s && keyctl search @u user $2" > /dev/null 2>&1; }
+no_key() { ! has_key "$@"; }
+# sessions USER: how many sessions the agent counts open for USER
+sessions() { local f="/run/ecryptfs-agent/$(id -u "$1").sessions"; if [ -f "$f" ]; then grep -c '"id"' "$f"; else echo 0; fi; }
+sig1() { head -n1 "$1/.ecryptfs/Private.sig"; }
+newuser() { useradd -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
+export -f as mounted not_mounted has_key no_key file_has fails_into runs_into fed equal_text with_reference_private reference_sigs user_keyring_empty
 
 # Interactive logins through a pty (expect): su and passwd ask on the terminal, as for a person.
 # A missing prompt or an early end stops the run at once (exit 124 / 125) instead of waiting out

@@ -9,16 +9,7 @@
 use_our_module debug
 CLI="$REPO/bin/ecryptfs-agent"
 
-mounted() { awk -v m="$1/Private" '$5 == m && $0 ~ / - ecryptfs / { f = 1 } END { exit !f }' /proc/self/mountinfo; }
-not_mounted() { ! mounted "$1"; }
-# an auth tok with sig $2 is linked in the user keyring of $1 (keyctl, not /proc/keys, which may
-# still list an unlinked key until the kernel's key garbage collector has run)
-has_key() { as "$1" keyctl session - sh -c "keyctl link @u @s && keyctl search @u user $2" > /dev/null 2>&1; }
-no_key() { ! has_key "$@"; }
-sessions() { local f="/run/ecryptfs-agent/$(id -u "$1").sessions"; if [ -f "$f" ]; then grep -c '"id"' "$f"; else echo 0; fi; }
-sig1() { head -n1 "$1/.ecryptfs/Private.sig"; }
 sig2() { sed -n 2p "$1/.ecryptfs/Private.sig"; }
-newuser() { useradd -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
 
 # ---------------------------------------------------------------------------------------------
 # a. A private directory set up by ecryptfs-setup-private (the reference peer, FNEK on) is
