@@ -124,7 +124,7 @@ if [ -n "$UNINSTALL" ]; then
 	users=$(pam_users)
 	if [ -z "$DESTDIR" ] && [ -n "$users" ]; then
 		echo "install: the PAM module is gone but these files still name it:" >&2
-		grep -n 'pam_ecryptfs_agent\.so' $users >&2 || true
+		grep -Hn 'pam_ecryptfs_agent\.so' $users >&2 || true
 		echo "install: remove those lines (this script never edits $SYSCONFDIR/pam.d)" >&2
 	fi
 	exit 0

@@ -128,9 +128,6 @@ check a.setup-private-reference as $A env HOME=$HA keyctl session - ecryptfs-set
 check a.caller-useradd newuser $B "$BPW"
 check a.caller-in-wheel usermod -aG wheel $B
 gone() { until_ok 60 not_mounted $HA && no_key $A "$(sig1 $HA)" && no_key $A "$(sed -n 2p $HA/.ecryptfs/Private.sig)"; }
-# prints MARKER FILE: a client's output shows MARKER. The commands echo MARKER-$((40 + 2)), so the
-# command line itself (echoed by the pty, or in expect's spawn line) never matches MARKER-42.
-OK42='$((40 + 2))'
 prints() { grep -q "$1" "$2" || { cat "$2"; return 1; }; }
 
 # l. login(1) on a pty (system-local-login): unlocks, the plaintext written there is ciphertext

@@ -113,6 +113,10 @@ exit [lindex \$result 3]
 EXP
   as "$1" expect -f /tmp/su.exp > "$5" 2>&1
 }
+# A marker for a command typed on a pty (login_as, su_as): the pty echoes the typed text back, so
+# a marker typed literally is in the output even when the command failed; "...-$OK42" prints as
+# "...-42" only when the shell ran the echo.
+OK42='$((40 + 2))'
 # login_as USER PASSWORD COMMAND OUTFILE: a console login (root runs login(1) on expect's pty,
 # as getty would), PASSWORD typed, COMMAND run in the login shell, then exit; output in OUTFILE
 login_as() {

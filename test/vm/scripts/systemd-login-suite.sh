@@ -91,8 +91,8 @@ check r.keys-gone-after-logout until_ok 30 no_user_keys $A
 # a console login (login(1), as getty runs it) through the same worker path
 console_reads() { # console_reads NAME: the login read the plaintext (output in /tmp/r.NAME.console)
   local out=/tmp/r.$1.console
-  login_as $A "$APW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo CONSOLE-SAW-PLAINTEXT" $out
-  grep -q CONSOLE-SAW-PLAINTEXT $out || { cat $out; return 1; }
+  login_as $A "$APW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo CONSOLE-SAW-PLAINTEXT-$OK42" $out
+  grep -q CONSOLE-SAW-PLAINTEXT-42 $out || { cat $out; return 1; }
 }
 check r.console-login-unlocks console_reads resident
 check r.console-logout-locks until_ok 60 not_mounted $HA
