@@ -1,6 +1,7 @@
 /** The shapes doctor's checks share (src/formats/doctor.ts, pam-doctor.ts): a finding, and the PAM facts. */
 
-export type Severity = 'ok' | 'warn' | 'fail';
+/** info: said once, never a problem (it changes neither the counts nor the exit code) */
+export type Severity = 'ok' | 'info' | 'warn' | 'fail';
 
 export interface Finding {
   /** stable id, e.g. "kernel.ecryptfs", "pam.auth.login", "swap", "files.wrapped-passphrase" */

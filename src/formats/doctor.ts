@@ -274,8 +274,16 @@ export function checkUserFiles(u: UserFacts | undefined): Finding[] {
 
 // ------------------------------------------------------------------ all
 
+/** The way off eCryptfs, said once as information: never a warning, nothing to fix. */
+export const LEAVING_ECRYPTFS: Finding = {
+  id: 'ecryptfs.leaving',
+  status: 'info',
+  why: 'eCryptfs is in maintenance only upstream; `ecryptfs-agent export` reads ~/.Private without the kernel module, should you ever leave it (docs/leaving-ecryptfs.md)',
+  fix: '',
+};
+
 export function evaluateDoctor(facts: DoctorFacts): Finding[] {
-  return [...checkKernel(facts.kernel), ...checkPam(facts.pam), ...checkSwap(facts.swaps, facts.crypttab), ...checkUserFiles(facts.user)];
+  return [...checkKernel(facts.kernel), ...checkPam(facts.pam), ...checkSwap(facts.swaps, facts.crypttab), ...checkUserFiles(facts.user), LEAVING_ECRYPTFS];
 }
 
 export function doctorExitCode(findings: Finding[]): number {
@@ -283,7 +291,7 @@ export function doctorExitCode(findings: Finding[]): number {
 }
 
 export function renderFindings(findings: Finding[]): string {
-  const tag: Record<Severity, string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' };
+  const tag: Record<Severity, string> = { ok: 'ok  ', info: 'info', warn: 'WARN', fail: 'FAIL' };
   const lines: string[] = [];
   for (const f of findings) {
     lines.push(`[${tag[f.status]}] ${f.id}: ${f.why}`);

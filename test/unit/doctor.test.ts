@@ -215,4 +215,11 @@ test('evaluateDoctor, exit code, human and JSON output', () => {
   assert.equal(json.ok, false);
   assert.deepEqual(json.findings, findings);
   assert.equal(doctorExitCode([{ id: 'x', status: 'warn', why: '', fix: '' }]), 0);
+  // the way off eCryptfs: once, last, as information that counts nowhere
+  assert.equal(findings.filter((f) => f.id === 'ecryptfs.leaving').length, 1);
+  assert.equal(findings.at(-1)?.status, 'info');
+  assert.match(text, /^\[info\] ecryptfs\.leaving: .*ecryptfs-agent export.*docs\/leaving-ecryptfs\.md\)$/m);
+  const withoutInfo = renderFindings(findings.filter((f) => f.status !== 'info'));
+  assert.equal(text.split('\n').at(-2), withoutInfo.split('\n').at(-2), 'the summary line does not count it');
+  assert.equal(doctorExitCode([{ id: 'x', status: 'info', why: '', fix: '' }]), 0);
 });
