@@ -53,13 +53,13 @@ export function cipherOfCode(code: number): FileCipher {
   return c;
 }
 
-/** Legacy-provider ciphers need `node --openssl-legacy-provider`; the CLI re-executes itself with it. */
+/** Legacy-provider ciphers (blowfish, cast5) need OpenSSL's legacy provider, which export loads (os/ciphers enableOpensslLegacyCiphers). */
 function unsupported(c: FileCipher, keyBytes: number, why: string): AgentError {
   return new AgentError('CIPHER_UNAVAILABLE', `cannot decrypt ${c.name} (${keyBytes}-byte key) here: ${why}`, {
     hint:
       c.openssl('cbc', keyBytes) === null
         ? `${c.name} is not in OpenSSL and not implemented yet: mount the directory with the kernel module and copy the files out (ecryptfs-agent recover)`
-        : `OpenSSL's legacy provider has ${c.name}: run under node --openssl-legacy-provider (ecryptfs-agent export does it itself)`,
+        : `OpenSSL's legacy provider has ${c.name}: ecryptfs-agent export loads it when OpenSSL has it (the legacy module of libssl3)`,
   });
 }
 

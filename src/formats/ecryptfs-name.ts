@@ -96,7 +96,7 @@ export function decryptName(name: EncryptedName, fnekSek: Buffer, opts: { symlin
       plain = Buffer.concat([d.update(name.ciphertext), d.final()]);
     } catch (e) {
       throw new AgentError('CIPHER_UNAVAILABLE', `cannot decrypt ${cipher.name} file names here: ${(e as Error).message}`, {
-        hint: `OpenSSL's legacy provider has ${cipher.name}: run under node --openssl-legacy-provider (ecryptfs-agent export does it itself)`,
+        hint: `OpenSSL's legacy provider has ${cipher.name}: ecryptfs-agent export loads it when OpenSSL has it (the legacy module of libssl3)`,
       });
     }
     const nul = plain.indexOf(0);
