@@ -234,23 +234,23 @@ check u.login-still-works login_as $A "$NEWPW" "echo LOGIN-STILL-WORKS-$OK42" /t
 check u.login-ran prints LOGIN-STILL-WORKS-42 /tmp/u.login
 check u.nothing-mounted gone
 
-# f. The RPM (scripts/build-rpm.sh on the host, packaging/rpm/ecryptfs-agent.spec) unpacked into
+# r. The RPM (scripts/build-rpm.sh on the host, packaging/rpm/ecryptfs-agent.spec) unpacked into
 #    / with rpm2cpio, as rpm places it (the module in %{_libdir}/security = /usr/lib64/security,
 #    which Debian's libpam does not search: the lines name it by path), and su through Fedora's
 #    stack as docs/install.md gives it: authselect's local profile with faillock (system-auth as a
 #    substack, our auth and password lines at the top of postlogin, the session line in
 #    system-auth), su as Fedora ships it (test/fixtures/pam/stacks/fedora). pam_lastlog2 (not in
 #    Debian 12) is left out of postlogin; everything else is as rendered.
-check f.rpm-payload sh -c "cd / && rpm2cpio $RPM | cpio -idmu --quiet"
-check f.rpm-module-and-agent test -f /usr/lib64/security/$EAT -a -x /usr/lib/ecryptfs-agent/dist/agent/main.js
+check r.rpm-payload sh -c "cd / && rpm2cpio $RPM | cpio -idmu --quiet"
+check r.rpm-module-and-agent test -f /usr/lib64/security/$EAT -a -x /usr/lib/ecryptfs-agent/dist/agent/main.js
 FED=$REPO/test/fixtures/pam/stacks/fedora/etc/pam.d
 for f in system-auth postlogin su; do
   grep -v pam_lastlog2 $FED/$f | sed "s#[[:space:]]$EAT\(.*\)#  /usr/lib64/security/$EAT\1 $TCG#" > $P/$f
 done
-check f.three-fedora-lines equal_text 3 "$(cat $P/system-auth $P/postlogin | grep -c "/usr/lib64/security/$EAT")"
-check f.su-unlocks su_as $B $A "$NEWPW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT-$OK42" /tmp/f.su
-check f.su-read-plaintext prints SU-SAW-PLAINTEXT-42 /tmp/f.su
-check f.su-logout-locks gone
+check r.three-fedora-lines equal_text 3 "$(cat $P/system-auth $P/postlogin | grep -c "/usr/lib64/security/$EAT")"
+check r.su-unlocks su_as $B $A "$NEWPW" "grep -qx '$PLAIN' ~/Private/secret.txt && echo SU-SAW-PLAINTEXT-$OK42" /tmp/r.su
+check r.su-read-plaintext prints SU-SAW-PLAINTEXT-42 /tmp/r.su
+check r.su-logout-locks gone
 
 check z.no-secret-in-syslog sh -c "! grep -qF -e '$APW' -e '$NEWPW' -e 'gentoo-mount-pass' /tmp/syslog"
 echo "--- agent log"; grep ecryptfs-agent /tmp/syslog | tail -n 12
