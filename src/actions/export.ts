@@ -12,12 +12,15 @@
  * unsupported cipher) is a typed error naming it; the partial copy is removed and the walk goes on.
  */
 import * as fs from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { AgentError, isAgentError } from '../errors';
 import { deriveKey, FNEK_SALT } from '../formats/kdf';
 import { DATA_EXTENT_BYTES, type EcryptfsHeader, hasEcryptfsMarker, HEADER_BYTES_NEEDED, parseEcryptfsHeader, type PassphraseKeyPacket } from '../formats/lower-format';
 import { decryptExtents, extentCount, type FileKey, unwrapFileKey } from '../formats/ecryptfs-file';
 import { decryptName, parseEncryptedName } from '../formats/ecryptfs-name';
+import { lookupUid, type UserInfo } from '../os/credentials';
 import { call } from '../os/native';
+import { lstatOrNull } from '../os/secure-file';
 import { checkRecoveryKey, mountPassphraseFrom, type RecoveryKeyInput, type RecoverySource } from './recovery';
 
 const XATTR_NAME = 'user.ecryptfs'; // ECRYPTFS_XATTR_NAME
@@ -197,6 +200,46 @@ function setMeta(path: Buffer, st: fs.Stats, asRoot: boolean): void {
   if (asRoot) fs.lchownSync(path, st.uid, st.gid);
   fs.chmodSync(path, st.mode & 0o7777);
   fs.utimesSync(path, st.atime, st.mtime);
+}
+
+/** Whose rights an export runs with: the caller's own, or (root) those of LOWER's owner. */
+export type ExportRights = { kind: 'own' } | { kind: 'owner'; user: UserInfo };
+
+/** Why root must not walk this path: someone else owns it or a directory above it, or can write there. */
+function notRootsAlone(path: string): string | null {
+  for (let p = path; ; p = dirname(p)) {
+    const st = lstatOrNull(p);
+    if (st !== null) {
+      if (st.uid !== 0) return `${p} belongs to uid ${st.uid}`;
+      // world-writable is fine only when sticky (/tmp): no one else can rename root's entries there
+      if ((st.mode & 0o022) !== 0 && !(st.isDirectory() && (st.mode & 0o1000) !== 0)) return `${p} is writable by others`;
+    }
+    if (p === '/') return null;
+  }
+}
+
+/**
+ * Root never walks a tree another user can change under it: a directory swapped for a symlink
+ * in the middle of the walk would make root read any file of the system and copy it out (owned
+ * by that user), or write into any directory. So as root, a tree a user owns is exported with
+ * that user's rights (DEST must then be somewhere they may write); a tree root owns is walked as
+ * root only when no one else owns or can write it, DEST, or any directory above either.
+ */
+export function exportRights(lower: string, dest: string): ExportRights {
+  if (process.geteuid?.() !== 0) return { kind: 'own' };
+  const real = fs.realpathSync(lower);
+  const owner = fs.lstatSync(real).uid;
+  if (owner !== 0) return { kind: 'owner', user: lookupUid(owner) };
+  const destReal = join(fs.realpathSync(dirname(resolve(dest))), basename(resolve(dest)));
+  for (const p of [real, destReal]) {
+    const why = notRootsAlone(p);
+    if (why !== null) {
+      throw new AgentError('UNSAFE_PATH', `refusing to export as root: ${why}, so another user could change the tree under root`, {
+        hint: `Run export as the user who owns those files, or copy ${lower} (cp -a) into a directory only root can change and export to one`,
+      });
+    }
+  }
+  return { kind: 'own' };
 }
 
 /**

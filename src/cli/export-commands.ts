@@ -8,7 +8,7 @@ import { hardenProcess, asUser } from '../os/credentials';
 import { enableOpensslLegacyCiphers } from '../os/ciphers';
 import { loadPrivateSetup } from '../actions/private-setup';
 import { locateRecoverySource, type RecoveryKeyInput } from '../actions/recovery';
-import { exportKeysFor, exportTree } from '../actions/export';
+import { exportKeysFor, exportRights, exportTree } from '../actions/export';
 import { type Command, defineCommand } from './command';
 import { strict, UsageError } from './args';
 import { fail, resolveTarget } from './private-commands';
@@ -29,6 +29,11 @@ The key is
   -m, --mount-passphrase  the mount passphrase itself.
 It is checked against the key sigs in the headers and encrypted names of LOWER (and Private.sig
 when there is one) before anything is written.
+
+As root, a tree a user owns is read and DEST written with that user's rights (DEST must be
+somewhere they may write), never root's: they could change the tree under root while it is
+walked. A tree root owns is exported as root only when no one else owns or can write it, DEST,
+or a directory above either.
 
 Names, contents, modes, times and symlinks are copied (owners too when run as root). Files are
 decrypted extent by extent, whatever their size; plaintext (passthrough) files are copied as
@@ -82,7 +87,10 @@ export const exportCommand = defineCommand({
       try {
         io.err(`Key checked against ${checkedAgainst.join('; ')}.\n`);
         enableOpensslLegacyCiphers();
-        const s = exportTree(source.lower, dest, keys, (p) => io.err(`ecryptfs-agent export: ${p.lower}: not exported: ${p.error.message}\n  hint: ${p.error.hint}\n`));
+        const rights = exportRights(source.lower, dest);
+        if (rights.kind === 'owner') io.err(`As root: exporting with the rights of ${rights.user.name}, the owner of ${source.lower}.\n`);
+        const walk = () => exportTree(source.lower, dest, keys, (p) => io.err(`ecryptfs-agent export: ${p.lower}: not exported: ${p.error.message}\n  hint: ${p.error.hint}\n`));
+        const s = rights.kind === 'owner' ? asUser(rights.user, walk) : walk();
         io.out(
           `Exported ${source.lower} to ${dest}: ${s.files} file${s.files === 1 ? '' : 's'} (${s.bytes} bytes${s.passthrough > 0 ? `, ${s.passthrough} plaintext passthrough` : ''}), ` +
             `${s.dirs} director${s.dirs === 1 ? 'y' : 'ies'}, ${s.symlinks} symlink${s.symlinks === 1 ? '' : 's'}` +
