@@ -83,14 +83,16 @@ export const exportCommand = defineCommand({
       }
       const prompt = kind === 'wrapped' ? `Enter the login (wrapping) passphrase for ${source.wrappedPath}` : `Enter the MOUNT passphrase of ${source.lower}`;
       secret = await readSecret(io, prompt, kind === 'wrapped' ? 'login (wrapping) passphrase' : 'mount passphrase');
-      const { keys, checkedAgainst } = exportKeysFor(source, { kind, secret });
+      // every read of the tree (the key check's too) and every write of DEST with these rights
+      const rights = exportRights(source.lower, dest);
+      const withRights = <T>(fn: () => T): T => (rights.kind === 'owner' ? asUser(rights.user, fn) : fn());
+      if (rights.kind === 'owner') io.err(`As root: exporting with the rights of ${rights.user.name}, the owner of ${source.lower}.\n`);
+      const secretNow = secret;
+      const { keys, checkedAgainst } = withRights(() => exportKeysFor(source, { kind, secret: secretNow }));
       try {
         io.err(`Key checked against ${checkedAgainst.join('; ')}.\n`);
         enableOpensslLegacyCiphers();
-        const rights = exportRights(source.lower, dest);
-        if (rights.kind === 'owner') io.err(`As root: exporting with the rights of ${rights.user.name}, the owner of ${source.lower}.\n`);
-        const walk = () => exportTree(source.lower, dest, keys, (p) => io.err(`ecryptfs-agent export: ${p.lower}: not exported: ${p.error.message}\n  hint: ${p.error.hint}\n`));
-        const s = rights.kind === 'owner' ? asUser(rights.user, walk) : walk();
+        const s = withRights(() => exportTree(source.lower, dest, keys, (p) => io.err(`ecryptfs-agent export: ${p.lower}: not exported: ${p.error.message}\n  hint: ${p.error.hint}\n`)));
         io.out(
           `Exported ${source.lower} to ${dest}: ${s.files} file${s.files === 1 ? '' : 's'} (${s.bytes} bytes${s.passthrough > 0 ? `, ${s.passthrough} plaintext passthrough` : ''}), ` +
             `${s.dirs} director${s.dirs === 1 ? 'y' : 'ies'}, ${s.symlinks} symlink${s.symlinks === 1 ? '' : 's'}` +
