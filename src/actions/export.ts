@@ -205,15 +205,20 @@ function setMeta(path: Buffer, st: fs.Stats, asRoot: boolean): void {
 /** Whose rights an export runs with: the caller's own, or (root) those of LOWER's owner. */
 export type ExportRights = { kind: 'own' } | { kind: 'owner'; user: UserInfo };
 
-/** Why root must not walk this path: someone else owns it or a directory above it, or can write there. */
+/** Why someone other than root can change this: its owner, or its mode. */
+function othersCanChange(st: fs.Stats): string | null {
+  if (st.uid !== 0) return `it belongs to uid ${st.uid}`;
+  // world-writable is fine only when sticky (/tmp): no one else can rename root's entries there
+  if ((st.mode & 0o022) !== 0 && !(st.isDirectory() && (st.mode & 0o1000) !== 0)) return 'it is writable by others';
+  return null;
+}
+
+/** Why root must not walk this path: someone else can change it or a directory above it. */
 function notRootsAlone(path: string): string | null {
   for (let p = path; ; p = dirname(p)) {
     const st = lstatOrNull(p);
-    if (st !== null) {
-      if (st.uid !== 0) return `${p} belongs to uid ${st.uid}`;
-      // world-writable is fine only when sticky (/tmp): no one else can rename root's entries there
-      if ((st.mode & 0o022) !== 0 && !(st.isDirectory() && (st.mode & 0o1000) !== 0)) return `${p} is writable by others`;
-    }
+    const why = st === null ? null : othersCanChange(st);
+    if (why !== null) return `${p}: ${why}`;
     if (p === '/') return null;
   }
 }
@@ -285,6 +290,10 @@ export function exportTree(lower: string, dest: string, keys: ExportKeys, onProb
     const target = joinB(destDir, name);
     if (st.isDirectory()) {
       if (st.dev !== rootDev) throw new AgentError('IO', 'another filesystem is mounted here: not entered');
+      // as root (a tree only root can change, exportRights): a directory someone else can change
+      // inside it is not walked by root either
+      const why = asRoot ? othersCanChange(st) : null;
+      if (why !== null) throw new AgentError('UNSAFE_PATH', `${why}: not entered as root`, { hint: 'Export that directory as its owner' });
       fs.mkdirSync(target, { mode: 0o700 });
       summary.dirs++;
       walk(lowerB, target);

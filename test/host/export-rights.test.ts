@@ -47,12 +47,12 @@ test('exportRights: whose rights root exports with', { skip: !asRoot && 'needs r
   assert.equal(r.kind === 'owner' && r.user.uid, u.uid, "a user's tree: with that user's rights");
   const rootsInTheirs = join(u.home, 'root-copy');
   fs.mkdirSync(rootsInTheirs);
-  assert.throws(() => exportRights(rootsInTheirs, join(rootDir, 'out')), unsafe(new RegExp(`${u.home} belongs to uid ${u.uid}`)), 'root-owned, under their home');
+  assert.throws(() => exportRights(rootsInTheirs, join(rootDir, 'out')), unsafe(new RegExp(`${u.home}: it belongs to uid ${u.uid}`)), 'root-owned, under their home');
   assert.throws(() => exportRights(own, join(u.home, 'out')), unsafe(/belongs to uid/), 'DEST under their home');
   const shared = join(rootDir, 'shared');
   fs.mkdirSync(join(shared, 'lower'), { recursive: true });
   fs.chmodSync(shared, 0o777);
-  assert.throws(() => exportRights(join(shared, 'lower'), join(rootDir, 'out')), unsafe(/is writable by others/), 'a world-writable, not sticky, directory above');
+  assert.throws(() => exportRights(join(shared, 'lower'), join(rootDir, 'out')), unsafe(/: it is writable by others/), 'a world-writable, not sticky, directory above');
 });
 
 test("export as root of a user's tree runs with the user's rights: a root-only file in it stays out", { skip: !asRoot && 'needs root (real owners)' }, () => {
@@ -76,4 +76,18 @@ test("export as root of a user's tree runs with the user's rights: a root-only f
   const r2 = spawnSync(CLI, ['export', '-m', lower, join(rootDir, 'out2')], { input: `${MOUNT_PASS}\n`, encoding: 'utf8' });
   assert.equal(r2.status, 1, r2.stdout + r2.stderr);
   assert.equal(fs.existsSync(join(rootDir, 'out2')), false);
+});
+
+test('export as root of a tree only root can change leaves out a directory inside it that a user owns', { skip: !asRoot && 'needs root (real owners)' }, () => {
+  const lower = join(rootDir, 'root-tree');
+  const key = deriveKey(Buffer.from(MOUNT_PASS), DEFAULT_SALT);
+  fs.mkdirSync(join(lower, 'theirs'), { recursive: true });
+  fs.writeFileSync(join(lower, 'note.txt'), writeLowerFile(Buffer.from('root words\n'), WRITER_CIPHERS[0]!, key.key, key.sig).lower);
+  fs.writeFileSync(join(lower, 'theirs', 'x.txt'), writeLowerFile(Buffer.from('x\n'), WRITER_CIPHERS[0]!, key.key, key.sig).lower);
+  fs.chownSync(join(lower, 'theirs'), u.uid, u.gid);
+  const dest = join(rootDir, 'root-out');
+  const r = spawnSync(CLI, ['export', '-m', lower, dest], { input: `${MOUNT_PASS}\n`, encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, new RegExp(`theirs: not exported: it belongs to uid ${u.uid}: not entered as root`));
+  assert.deepEqual(fs.readdirSync(dest), ['note.txt']);
 });
