@@ -26,6 +26,7 @@ test('two-user adversarial suite in the VM', { timeout: 40 * 60_000 }, async (t)
     script: `REPO='${REPO}'\n${body}`,
     mode: 'fast',
     timeoutMs: 35 * 60_000,
+    cpus: 2, // the races need the attacker's process and root's running at the same time
     memoryMb: 1536, // migrate-home's case: a 64 MiB home, its plaintext original and its ciphertext, in the guest's tmpfs
     expectedChecks,
   });

@@ -35,6 +35,8 @@ export async function runChecksInVm(
      * steps are discovered in the guest prints its plan). */
     expectedChecks: number | ((output: string) => number);
     memoryMb?: number;
+    /** see RunInVmOptions.cpus */
+    cpus?: number;
     /** see RunInVmOptions.collect */
     collect?: (share: string) => void | Promise<void>;
   },
@@ -46,6 +48,7 @@ export async function runChecksInVm(
     mode: opts.mode,
     timeoutMs: opts.timeoutMs,
     memoryMb: opts.memoryMb,
+    ...(opts.cpus ? { cpus: opts.cpus } : {}),
     ...(opts.collect ? { collect: opts.collect } : {}),
     onOutput: (chunk) => process.stderr.write(chunk),
   }).catch((e: unknown) => {

@@ -25,6 +25,11 @@ export interface RunInVmOptions {
   timeoutMs: number;
   /** Guest RAM, default 1024. */
   memoryMb?: number;
+  /** Guest CPUs. Default: 2 under KVM, 1 under TCG, where two guests share the 2-core machine
+   * and a one-vCPU guest ran the login suite twice as fast as a two-vCPU one beside it
+   * (multi-threaded TCG's cost of keeping two vCPUs coherent). Suites whose point is true
+   * parallelism (races, concurrent logins) ask for 2. */
+  cpus?: number;
   /** Called with each chunk of guest console output (boot messages and the script's output). */
   onOutput?: (chunk: string) => void;
   /** Prepared image; default: prepareVm() (idempotent, cached). */
@@ -103,6 +108,7 @@ let announced = false;
 
 export function qemuArgs(
   image: VmImage, accel: Accel, mode: VmMode, share: string, serialLog: string, memoryMb: number, disks: readonly string[] = [],
+  cpus: number = accel === 'kvm' ? 2 : 1,
 ): string[] {
   const cmdline = [
     'console=ttyS0', 'quiet', 'loglevel=4', 'panic=-1', 'rdinit=/init',
@@ -121,7 +127,7 @@ export function qemuArgs(
     // qboot jumps straight to the kernel; SeaBIOS spends measurable time under TCG.
     '-machine', 'pc', ...(existsSync(QBOOT) ? ['-bios', QBOOT] : []),
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
-    '-m', String(memoryMb), '-smp', '2',
+    '-m', String(memoryMb), '-smp', String(cpus),
     '-kernel', image.vmlinux, '-initrd', image.initramfs, '-append', cmdline,
     '-chardev', `file,id=ser0,path=${serialLog}`, '-serial', 'chardev:ser0',
     '-device', 'virtio-serial-pci',
@@ -155,7 +161,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
     writeFileSync(join(share, JOB_SCRIPT), opts.script, { mode: 0o755 });
     writeFileSync(serialLog, '');
     const timeoutMs = opts.timeoutMs * timeoutScale();
-    const args = qemuArgs(image, accel, opts.mode, share, serialLog, opts.memoryMb ?? 1024, opts.disks);
+    const args = qemuArgs(image, accel, opts.mode, share, serialLog, opts.memoryMb ?? 1024, opts.disks, opts.cpus);
     const t0 = Date.now();
     const { consoleText, stderr, bootMs, timedOut, code, signal } = await new Promise<{
       consoleText: string; stderr: string; bootMs: number; timedOut: boolean; code: number | null;

@@ -59,7 +59,7 @@ one() {
   [ "$sparse" = 40960 ] || { echo "lower size of the sparse file: $sparse, want 40960"; return 1; }
   cp -a $d/l "$OUT/$name.lower"
 }
-# both of one cipher at once (the guest has 2 CPUs), each into its log and status file
+# both of one cipher at once, each into its log and status file
 both() { one $1 $2 fnek $3 > /tmp/e/$1-$2-fnek.log 2>&1; echo $? > /tmp/e/$1-$2-fnek.rc; }
 result() { cat /tmp/e/$1.log; [ "$(cat /tmp/e/$1.rc)" = 0 ]; }
 export -f populate record one result
