@@ -36,7 +36,6 @@ ecryptfs_list() { awk '/ - ecryptfs / { print $5 " <- " $(NF-1) " " $NF }' /proc
 has_key() { as "$1" keyctl session - sh -c "keyctl link @u @s && keyctl search @u user $2" > /dev/null 2>&1; }
 no_key() { ! has_key "$@"; }
 sig1() { head -n1 "$1/.ecryptfs/Private.sig"; }
-newuser() { useradd -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
 login() { echo "$2" | timeout 300 pamtester eat-login "$1" authenticate open_session > "${3:-/tmp/login.out}" 2>&1; }
 open_only() { timeout 300 pamtester eat-login "$1" open_session > "${2:-/tmp/login.out}" 2>&1; }
 logout() { timeout 300 pamtester eat-login "$1" close_session > "${2:-/tmp/logout.out}" 2>&1; }
@@ -168,7 +167,7 @@ no_agent_err_since() { ! tail -n +"$(($1 + 1))" /tmp/syslog | grep -E '\.err .*(
 says_nothing_of_agent() { local m; m=$(grep -aiE 'ecryptfs-agent|refusing' "$1" | tr -d '\r' | cat -v); [ -z "$m" ] || { echo "$m"; return 1; }; }
 
 # ------------------------------------------------------------------------------ users
-check adv.setup.users sh -c "$(declare -f newuser); newuser $A '$APW' && newuser $B '$BPW' && newuser $M '$MPW'"
+check adv.setup.users sh -c "$(declare -f newuser set_password); newuser $A '$APW' && newuser $B '$BPW' && newuser $M '$MPW'"
 check adv.setup.alice-private as $A env HOME=$HA keyctl session - ecryptfs-setup-private --nopwcheck -n -l "$APW" -m "$AMP"
 check adv.setup.bob-private as $B env HOME=$HB keyctl session - ecryptfs-setup-private --nopwcheck -n -l "$BPW" -m "$BMP"
 ASIG=$(sig1 $HA); BSIG=$(sig1 $HB)

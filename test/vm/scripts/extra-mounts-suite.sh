@@ -41,7 +41,7 @@ export X HX VAULT REMOTE RMNT
 # ---------------------------------------------------------------------------------------------
 # s. A ~/Private (ecryptfs-setup-private, FNEK on) and two extra mounts sharing its sig:
 #    /etc/fstab "user,noauto" (encrypted directory: a bind mount) and the user's list (a tmpfs).
-check s.useradd bash -c "useradd -m -s /bin/bash $X && echo '$X:$XPW' | chpasswd"
+check s.useradd newuser $X "$XPW"
 check s.setup-private as $X env HOME=$HX keyctl session - ecryptfs-setup-private --nopwcheck -l "$XPW" -m "mount-pass-$X-2718"
 S1=$(sig1 $HX); S2=$(sig2 $HX)
 check s.bind-lower bash -c "mkdir -p /srv/eatx-vault '$HX/.Vault' && chown $X: /srv/eatx-vault '$HX/.Vault' && chmod 700 /srv/eatx-vault && mount --bind /srv/eatx-vault '$HX/.Vault'"

@@ -86,8 +86,11 @@ no_key() { ! has_key "$@"; }
 # sessions USER: how many sessions the agent counts open for USER
 sessions() { local f="/run/ecryptfs-agent/$(id -u "$1").sessions"; if [ -f "$f" ]; then grep -c '"id"' "$f"; else echo 0; fi; }
 sig1() { head -n1 "$1/.ecryptfs/Private.sig"; }
-newuser() { useradd -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
-export -f as mounted not_mounted has_key no_key file_has fails_into runs_into fed equal_text with_reference_private reference_sigs user_keyring_empty
+# set_password USER PASSWORD: its SHA-512 crypt hash written as it is (chpasswd -e runs no PAM): a
+# new account has nothing to re-wrap, and an agent started for it costs a Node start under TCG
+set_password() { printf '%s:%s\n' "$1" "$(printf '%s' "$2" | openssl passwd -6 -stdin)" | chpasswd -e; }
+newuser() { useradd -m -s /bin/bash "$1" && set_password "$1" "$2"; }
+export -f as set_password mounted not_mounted has_key no_key file_has fails_into runs_into fed equal_text with_reference_private reference_sigs user_keyring_empty
 
 # Interactive logins through a pty (expect): su and passwd ask on the terminal, as for a person.
 # A missing prompt or an early end stops the run at once (exit 124 / 125) instead of waiting out

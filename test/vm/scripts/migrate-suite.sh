@@ -59,7 +59,7 @@ newuser() {
   local i
   for i in 1 2 3 4 5 6; do
     if [ "$(getent passwd "$1" | cut -d: -f1)" != "$1" ]; then useradd -m -s /bin/bash "$1" 2>/tmp/useradd.err || { sleep 1; continue; }; fi
-    echo "$1:$2" | chpasswd 2>>/tmp/useradd.err && return 0
+    set_password "$1" "$2" 2>>/tmp/useradd.err && return 0
     sleep 1
   done
   cat /tmp/useradd.err; return 1

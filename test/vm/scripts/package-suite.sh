@@ -68,8 +68,8 @@ slow_vm_timeout
 # b. A private directory made by ecryptfs-setup-private; another user's su with the password
 #    (a setuid PAM application through common-*) unlocks it, and the logout locks it.
 # No subordinate ids: shadow's link()-based lock on /etc/subgid fails on this overlay.
-newuser() { useradd -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
-check b.useradd sh -c "$(declare -f newuser); newuser $A '$APW' && newuser $B '$BPW'"
+newuser() { useradd -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 -m -s /bin/bash "$1" && set_password "$1" "$2"; }
+check b.useradd sh -c "$(declare -f newuser set_password); newuser $A '$APW' && newuser $B '$BPW'"
 check b.setup-private as $A env HOME=$HA keyctl session - ecryptfs-setup-private --nopwcheck -l "$APW" -m "mount-pass-$A-4242"
 check b.locked-before not_mounted $HA
 check b.su-login-writes su_as_b b1 "printf '%s\n' '$PLAIN' > $HA/Private/secret.txt && echo SU-WROTE"

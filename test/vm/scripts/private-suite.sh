@@ -18,7 +18,6 @@ no_key() { ! has_key "$@"; }
 no_user_keys() { ! as "$1" grep -q " user  *[0-9a-f]\{16\}: " /proc/keys; }
 sig1() { head -n1 "$1/.ecryptfs/Private.sig"; }
 sig2() { sed -n 2p "$1/.ecryptfs/Private.sig"; }
-newuser() { useradd -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
 modes() { stat -c '%a %U' "$@" | tr '\n' ' '; }
 # the printed mount passphrase: the indented line after the banner
 printed_pass() { sed -n '/YOUR MOUNT PASSPHRASE/{n;n;p}' "$1" | tr -d ' '; }

@@ -12,7 +12,6 @@
 CLI="$REPO/bin/ecryptfs-agent"
 MODDIR=/lib/modules/$(uname -r)
 DISK=/mnt/otherdisk
-newuser() { useradd -m -s /bin/bash "$1" && echo "$1:$2" | chpasswd; }
 no_ecryptfs_mounts() { ! grep -q ' - ecryptfs ' /proc/self/mountinfo; }
 root_has_key() { keyctl search @u user "$1" > /dev/null 2>&1; }
 no_root_keys() { ! keyctl rlist @u 2>/dev/null | grep -q .; }

@@ -27,7 +27,7 @@ SSH_OPTS='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLeve
 PWSSH="-o PreferredAuthentications=password -o PubkeyAuthentication=no"
 
 A=eatsys; APW='Sys-pass 2026'; HA=/home/$A; PLAIN='eatvm-systemd-plaintext-91'
-check s.useradd sh -c "useradd -m -s /bin/bash $A && echo '$A:$APW' | chpasswd"
+check s.useradd newuser $A "$APW"
 check s.setup-private-reference as $A env HOME=$HA keyctl session - ecryptfs-setup-private --nopwcheck -l "$APW" -m "sys-mount-pass-7"
 # Lingering: user@UID.service starts now and stays, with its own PAM session (service systemd-user).
 check s.linger loginctl enable-linger $A
