@@ -11,6 +11,7 @@
  * and chmod-ed when complete. A file that cannot be read (wrong key, truncated, damaged header,
  * unsupported cipher) is a typed error naming it; the partial copy is removed and the walk goes on.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AgentError, isAgentError } from '../errors';
@@ -132,8 +133,9 @@ function fileKeyOf(header: EcryptfsHeader, keys: ExportKeys): FileKey {
   return unwrapFileKey(packet, keys.fekSek);
 }
 
-/** Streams the plaintext of one lower file into `out` (an fd); returns the bytes written. */
-function copyContents(lowerPath: Buffer, fd: number, out: number, keys: ExportKeys): { bytes: number; passthrough: boolean } {
+/** Streams the plaintext of one lower file (open as `fd`) into `sink`, in chunks of at most
+ * 64 extents; returns the plaintext size. */
+function streamPlain(lowerPath: Buffer, fd: number, keys: ExportKeys, sink: (chunk: Buffer) => void): { bytes: number; passthrough: boolean } {
   const header = readHeader(lowerPath, fd);
   if (header === null) {
     // a plaintext file (ecryptfs_passthrough): copied as it is
@@ -142,7 +144,7 @@ function copyContents(lowerPath: Buffer, fd: number, out: number, keys: ExportKe
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, pos);
       if (n === 0) return { bytes: pos, passthrough: true };
-      writeFully(out, buf.subarray(0, n));
+      sink(buf.subarray(0, n));
       pos += n;
     }
   }
@@ -170,7 +172,7 @@ function copyContents(lowerPath: Buffer, fd: number, out: number, keys: ExportKe
       }
       const plain = decryptExtents(fk, first, buf.subarray(0, want));
       const take = left < BigInt(want) ? Number(left) : want;
-      writeFully(out, take === want ? plain : plain.subarray(0, take));
+      sink(take === want ? plain : plain.subarray(0, take));
       left -= BigInt(take);
     }
     return { bytes: Number(size), passthrough: false };
@@ -310,7 +312,7 @@ export function exportTree(lower: string, dest: string, keys: ExportKeys, onProb
         const out = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
         let done = false;
         try {
-          const r = copyContents(lowerB, fd, out, keys);
+          const r = streamPlain(lowerB, fd, keys, (chunk) => writeFully(out, chunk));
           summary.bytes += r.bytes;
           if (r.passthrough) summary.passthrough++;
           summary.files++;
@@ -329,5 +331,100 @@ export function exportTree(lower: string, dest: string, keys: ExportKeys, onProb
   };
 
   walk(Buffer.from(lower), Buffer.from(dest));
+  return summary;
+}
+
+/** What verifyTree found: counts of what matched, and every difference, named. */
+export interface VerifySummary {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  differences: string[];
+}
+
+/** SHA-256 of a file's bytes, read in 256 KiB pieces. */
+function hashOfFile(path: Buffer): string {
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const h = createHash('sha256');
+    const buf = Buffer.alloc(EXTENTS_PER_READ * DATA_EXTENT_BYTES);
+    for (let pos = 0; ; ) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) return h.digest('hex');
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Compares a copy made by exportTree with the lower tree, read again from the start: the same
+ * names (none missing, none extra), the same kinds, symlink targets, modes, and for every file
+ * the SHA-256 of its plaintext decrypted anew against the SHA-256 of the copy's bytes. Read-only
+ * on both sides; never throws for one entry (it is a difference).
+ */
+export function verifyTree(lower: string, copy: string, keys: ExportKeys): VerifySummary {
+  const summary: VerifySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, differences: [] };
+  const differ = (what: Buffer, why: string): void => {
+    summary.differences.push(`${what.toString()}: ${why}`);
+  };
+  const walk = (lowerDir: Buffer, copyDir: Buffer): void => {
+    let names: Buffer[];
+    let copied: Buffer[];
+    try {
+      names = fs.readdirSync(lowerDir, { encoding: 'buffer' });
+      copied = fs.readdirSync(copyDir, { encoding: 'buffer' });
+    } catch (e) {
+      differ(copyDir, `cannot be listed: ${(e as Error).message}`);
+      return;
+    }
+    const expected = new Set<string>();
+    for (const raw of names) {
+      const lowerB = joinB(lowerDir, raw);
+      let copyB = lowerB;
+      try {
+        const name = plainName(raw, keys);
+        expected.add(name.toString('latin1'));
+        copyB = joinB(copyDir, name);
+        verifyEntry(lowerB, copyB);
+      } catch (e) {
+        differ(copyB, (e as Error).message);
+      }
+    }
+    for (const name of copied) if (!expected.has(name.toString('latin1'))) differ(joinB(copyDir, name), 'not in the encrypted directory');
+  };
+  const verifyEntry = (lowerB: Buffer, copyB: Buffer): void => {
+    const st = fs.lstatSync(lowerB);
+    const cp = lstatOrNull(copyB);
+    if (cp === null) throw new Error('missing from the copy');
+    const kind = (x: fs.Stats): string => (x.isDirectory() ? 'directory' : x.isSymbolicLink() ? 'symlink' : x.isFile() ? 'file' : 'special file');
+    if (kind(st) !== kind(cp)) throw new Error(`a ${kind(cp)} in the copy, a ${kind(st)} in the encrypted directory`);
+    if (!st.isSymbolicLink() && (st.mode & 0o7777) !== (cp.mode & 0o7777)) throw new Error(`mode ${(cp.mode & 0o7777).toString(8)}, want ${(st.mode & 0o7777).toString(8)}`);
+    if (st.isDirectory()) {
+      summary.dirs++;
+      walk(lowerB, copyB);
+    } else if (st.isSymbolicLink()) {
+      const want = plainName(fs.readlinkSync(lowerB, { encoding: 'buffer' }), keys, true);
+      if (!fs.readlinkSync(copyB, { encoding: 'buffer' }).equals(want)) throw new Error('its target differs');
+      summary.symlinks++;
+    } else if (st.isFile()) {
+      const h = createHash('sha256');
+      const fd = fs.openSync(lowerB, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      let bytes: number;
+      try {
+        bytes = streamPlain(lowerB, fd, keys, (chunk) => h.update(chunk)).bytes;
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (cp.size !== bytes) throw new Error(`${cp.size} bytes, the plaintext has ${bytes}`);
+      if (hashOfFile(copyB) !== h.digest('hex')) throw new Error('its bytes differ from the plaintext (SHA-256)');
+      summary.files++;
+      summary.bytes += bytes;
+    }
+  };
+  walk(Buffer.from(lower), Buffer.from(copy));
   return summary;
 }

@@ -193,7 +193,7 @@ function renderHoldersWithLegend(dir: string, holders: MountHolder[]): string {
  * Refuses while USER has a process (any of its uids is USER's) or any process uses a file under
  * dirs. `stage`: the phase about to start in a run (the message then says the run stopped there).
  */
-function checkNoProcesses(user: UserInfo, dirs: string[], stage?: string): void {
+export function checkNoProcesses(user: UserInfo, dirs: string[], stage?: string, command = 'migrate-home'): void {
   const seen = new Map<number, MountHolder>();
   for (const dir of dirs) {
     for (const h of processesUsingTree(dir, user.uid).holders) {
@@ -205,7 +205,7 @@ function checkNoProcesses(user: UserInfo, dirs: string[], stage?: string): void 
     const holders = [...seen.values()].sort((a, b) => a.pid - b.pid);
     const where = stage === undefined ? '' : ` (found before the ${stage}: the migration stopped there, nothing is lost)`;
     throw new AgentError('IN_USE', `${user.name} is logged in or has processes running (${holders.length})${where}; the home must not change while it is migrated:\n${renderHoldersWithLegend(user.home, holders)}`, {
-      hint: `Log ${user.name} out and end those processes (loginctl terminate-user ${user.name}, or pkill -KILL -u ${user.name}), then run migrate-home again${stage === undefined ? '' : ' to resume'}`,
+      hint: `Log ${user.name} out and end those processes (loginctl terminate-user ${user.name}, or pkill -KILL -u ${user.name}), then run ${command} again${stage === undefined ? '' : ' to resume'}`,
     });
   }
 }
@@ -376,7 +376,7 @@ export function describeExpiry(v: string): string {
   return v === '' ? 'never' : new Date(Number(v) * 86_400_000).toISOString().slice(0, 10);
 }
 
-function readExpiry(user: string): string | null {
+export function readExpiry(user: string): string | null {
   return shadowExpiry(fs.readFileSync(SHADOW_FILE, 'utf8'), user);
 }
 

@@ -68,8 +68,7 @@ function readUserConfig(owner: { uid: number; name: string }, path: string, opts
  * agent ignores quietly. ~/.ecryptfs with a wrapped passphrase or auto-mount but no Private.sig is
  * a setup that lost a file: SETUP_INCOMPLETE, so the login says why it stays locked.
  */
-export function loadPrivateSetup(user: UserRef): PrivateSetup | null {
-  const configDir = join(user.home, '.ecryptfs');
+export function loadPrivateSetup(user: UserRef, configDir = join(user.home, '.ecryptfs')): PrivateSetup | null {
   try {
     checkConfigDir(user, configDir);
   } catch (e) {

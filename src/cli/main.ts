@@ -15,6 +15,7 @@ import { diagnoseCommands } from './diagnose-commands';
 import { mountCommands } from './mount-commands';
 import { recoveryCommands } from './recovery-commands';
 import { migrateCommands } from './migrate-commands';
+import { migrateOutCommands } from './migrate-out-commands';
 import { exportCommands } from './export-commands';
 
 export const EXIT_USAGE = 2;
@@ -24,6 +25,7 @@ export const commands: readonly Command[] = [
   ...keyCommands,
   ...privateCommands,
   ...migrateCommands,
+  ...migrateOutCommands,
   ...mountCommands,
   ...recoveryCommands,
   ...exportCommands,

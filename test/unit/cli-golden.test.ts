@@ -31,6 +31,7 @@ const STRICT_TOO_MANY: Record<string, string[]> = {
   recover: ['DIR', 'extra'],
   export: ['LOWER', 'DEST', 'extra'],
   'migrate-home': ['-u', 'alice', 'extra'],
+  'migrate-out': ['-u', 'alice', '--to', 'plain', 'extra'],
   status: ['alice', 'extra'],
   doctor: ['extra'],
 };
@@ -50,6 +51,10 @@ const OTHER_USAGE: Array<[name: string, argv: string[]]> = [
   ['export--missing-dest', ['export', 'LOWER']],
   ['export--user-and-mount-passphrase', ['export', '-u', 'alice', '-m', 'LOWER', 'DEST']],
   ['migrate-home--missing-user', ['migrate-home']],
+  ['migrate-out--missing-user', ['migrate-out', '--to', 'plain']],
+  ['migrate-out--missing-target', ['migrate-out', '-u', 'alice']],
+  ['migrate-out--fscrypt-not-yet', ['migrate-out', '-u', 'alice', '--to', 'fscrypt']],
+  ['migrate-out--finish-and-yes', ['migrate-out', '-u', 'alice', '--finish', '--yes']],
   ['keys--too-many', ['keys', 'extra']],
   ['forget--not-a-sig', ['forget', 'not-a-sig']],
   ['forget--option-after-sig', ['forget', '0123456789abcdef', '--force']],

@@ -6,7 +6,9 @@
  * kernel has no eCryptfs at all, and compares every file byte for byte (sha256), type, mode,
  * mtime and link target. Ciphers OpenSSL has (aes 16/24/32, des3_ede, blowfish 16/56 and cast5
  * through the legacy provider) must export completely; twofish and cast6 must fail with the
- * typed "not supported yet" error and write no garbage.
+ * typed "not supported yet" error and write no garbage. In the same boot, `migrate-out --to plain`
+ * of a private directory set up by ecryptfs-setup-private, whose files the kernel wrote through a
+ * login: the same files in ~/Private afterwards, and a login that unlocks nothing.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -39,7 +41,7 @@ function describeTree(dir: string): { sums: string; meta: string } {
   return { sums, meta };
 }
 
-test('export: every kernel-written cipher/key size, names encrypted or not, read back here without the module', { timeout: 10 * 60_000 }, async (t) => {
+test('export: every kernel-written cipher/key size, names encrypted or not, read back here without the module; migrate-out --to plain of a kernel-written private directory', { timeout: 10 * 60_000 }, async (t) => {
   const body = readFileSync(join(REPO, 'test', 'vm', 'scripts', 'export-suite.sh'), 'utf8');
   const specs = (/^SPECS='([^']*)'/m.exec(body)?.[1] ?? '').split(' ').filter(Boolean);
   const literal = body.split('\n').filter((l) => /^check [a-z]\.[a-z0-9.-]+ /.test(l)).length;

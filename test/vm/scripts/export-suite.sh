@@ -6,7 +6,8 @@
 # directory (read through the mount with ecryptfs_passthrough). What the mount shows (sha256 of every file, type, mode,
 # mtime, link target) and the lower directory are copied to /vmshare/export; the host half
 # (test/vm/export.vm.test.ts) runs `ecryptfs-agent export` on the copies, without any kernel
-# module, and compares. Run as root by export.vm.test.ts, which prepends lib.sh and REPO=.
+# module, and compares. Then (o) migrate-out --to plain of a reference setup whose files the
+# kernel wrote through a login. Run as root by export.vm.test.ts, which prepends lib.sh and REPO=.
 
 OUT=/vmshare/export
 PW='vm-export-mount-passphrase'
@@ -72,3 +73,27 @@ for spec in $SPECS; do
   check "e.write-$c-$kb-plain" result $c-$kb-plain
 done
 check e.copied-out bash -c "[ \$(ls -d $OUT/*.lower | wc -l) = 18 ]"
+
+# o. migrate-out --to plain, end to end: a private directory set up by the reference tools, files
+#    written by the kernel through a login with our module, then migrated out (no module needed:
+#    the host test kills it at every step); afterwards a login unlocks nothing and shows the files.
+use_our_module
+CLI=$REPO/bin/ecryptfs-agent; U=eatout; UPW='Out-pw 77'; HU=/home/$U
+o_setup() { newuser $U "$UPW" && as $U env HOME=$HU keyctl session - ecryptfs-setup-private --nopwcheck -l "$UPW" -m out-mount-pass-9 > /tmp/o.setup 2>&1; }
+o_login_writes() {
+  fed "$UPW" pamtester eat-login $U authenticate open_session > /tmp/o.open 2>&1 && mounted $HU &&
+    cp -a /tmp/src /tmp/o-src && chown -R $U: /tmp/o-src && as $U cp -a --sparse=always /tmp/o-src/. $HU/Private/ &&
+    (cd $HU/Private && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) > /tmp/o.sums &&
+    pamtester eat-login $U close_session > /tmp/o.close 2>&1 && not_mounted $HU
+}
+check o.setup-reference o_setup
+check o.login-writes-through-the-kernel o_login_writes
+check o.migrate-out runs_into /tmp/o.mo bash -c "printf '%s\n' '$UPW' | $CLI migrate-out -u $U --to plain --yes"
+check o.same-files-in-private bash -c "cd $HU/Private && sha256sum --quiet --strict -c /tmp/o.sums && [ \$(find . -type f | wc -l) = \$(wc -l < /tmp/o.sums) ]"
+check o.all-owned-by-the-user bash -c "! find $HU/Private ! -user $U | grep ."
+o_login_unlocks_nothing() {
+  fed "$UPW" pamtester eat-login $U authenticate open_session close_session > /tmp/o.login 2>&1 && not_mounted $HU &&
+    user_keyring_empty $U && [ -s $HU/Private/size-4097 ]
+}
+check o.login-unlocks-nothing o_login_unlocks_nothing
+check o.finish-removes-the-ciphertext bash -c "$CLI migrate-out -u $U --finish > /tmp/o.fin 2>&1 && [ ! -e $HU/.Private ] && [ ! -e $HU/.ecryptfs.migrated-out ]"

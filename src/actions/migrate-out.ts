@@ -1,0 +1,351 @@
+/**
+ * `migrate-out --to plain`: the way off eCryptfs for a user whose disk is encrypted as a whole
+ * already. The plaintext of ~/.Private is read WITHOUT the kernel module (export.ts), written
+ * into a new directory beside ~/Private, verified file by file (the plaintext decrypted anew
+ * against the copy's bytes, SHA-256), and only then put in ~/Private's place; ~/.ecryptfs moves
+ * aside (so pam_ecryptfs_agent and pam_ecryptfs find no setup and do nothing for the user) and
+ * ~/.Private stays, until `migrate-out --finish` removes both.
+ *
+ * Journaled and resumable: a root-only journal (/var/lib/ecryptfs-agent/migrate-out/USER.json)
+ * names the phase that completed; each step either is redone from scratch (the export into the
+ * staging directory, the verification) or recognises its own half-done state (the switch), so a
+ * run killed anywhere and run again ends where an unkilled run would have, and the ciphertext is
+ * never touched before --finish.
+ *
+ * Root acts with the user's rights on everything under the home (asUser): the user's own
+ * processes could change those trees, and then they change only what they could change anyway.
+ * The user must be logged out with no process left (like migrate-home).
+ */
+import * as fs from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { AgentError } from '../errors';
+import { asUser, type UserInfo } from '../os/credentials';
+import { readMountInfo } from '../os/mount';
+import { ensureRootDir, lstatOrNull, writeFileAtomic } from '../os/secure-file';
+import { exportKeysFor, exportTree, verifyTree, type ExportKeys, type ExportProblem, type ExportSummary, type VerifySummary } from './export';
+import { checkNoProcesses, describeExpiry, LOCKED_EXPIRY, MOUNT_POINT_README_LINKS, readExpiry, setExpiry } from './migrate-home';
+import { loadPrivateSetup, type PrivateSetup } from './private-setup';
+import { locateRecoverySource } from './recovery';
+
+export const MIGRATE_OUT_STATE_DIR = '/var/lib/ecryptfs-agent/migrate-out';
+
+/** Completed phases, in order. */
+export const MIGRATE_OUT_PHASES = ['started', 'exported', 'verified', 'switched'] as const;
+export type MigrateOutPhase = (typeof MIGRATE_OUT_PHASES)[number];
+
+export interface MigrateOutJournal {
+  version: 1;
+  target: 'plain';
+  user: string;
+  uid: number;
+  /** the encrypted directory (~/.Private) */
+  lower: string;
+  /** where it was mounted (~/Private): where the plaintext goes */
+  upper: string;
+  /** ~/.ecryptfs, and where it moves at the switch */
+  configDir: string;
+  keptConfigDir: string;
+  /** the new directory the plaintext is written into, beside upper */
+  staging: string;
+  phase: MigrateOutPhase;
+  /** ISO time of the first run */
+  started: string;
+  /** while a run has the account locked (migrate-home's lock: expiry day 1), the expiry field
+   * from before ('' = never), put back when the run ends or by the next run after a kill */
+  previousExpiry?: string;
+}
+
+const phaseIndex = (p: MigrateOutPhase): number => MIGRATE_OUT_PHASES.indexOf(p);
+
+/** Where a user's journal is. */
+export function journalPath(user: string, stateDir = MIGRATE_OUT_STATE_DIR): string {
+  return join(stateDir, `${user}.json`);
+}
+
+/** The journal's fields checked one by one: a damaged journal is refused, never guessed at. */
+export function parseMigrateOutJournal(text: string, file: string): MigrateOutJournal {
+  const bad = (why: string): AgentError =>
+    new AgentError('BAD_CONFIG', `${file}: ${why}`, { hint: `The migration state is damaged. ~/.Private is untouched until --finish; remove ${file} and run migrate-out again` });
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    throw bad('not JSON');
+  }
+  if (typeof j !== 'object' || j === null) throw bad('not an object');
+  const o = j as Record<string, unknown>;
+  if (o.version !== 1) throw bad(`version ${String(o.version)}`);
+  if (o.target !== 'plain') throw bad(`target ${String(o.target)}`);
+  for (const k of ['user', 'lower', 'upper', 'configDir', 'keptConfigDir', 'staging', 'started'] as const) {
+    if (typeof o[k] !== 'string' || (o[k] as string).length === 0) throw bad(`${k} missing`);
+  }
+  for (const k of ['lower', 'upper', 'configDir', 'keptConfigDir', 'staging'] as const) {
+    if (!(o[k] as string).startsWith('/')) throw bad(`${k} is not absolute`);
+  }
+  if (!Number.isInteger(o.uid) || (o.uid as number) < 0) throw bad('uid missing');
+  if (o.previousExpiry !== undefined && (typeof o.previousExpiry !== 'string' || !/^\d{0,7}$/.test(o.previousExpiry))) throw bad('previousExpiry malformed');
+  if (!MIGRATE_OUT_PHASES.includes(o.phase as MigrateOutPhase)) throw bad(`phase ${String(o.phase)}`);
+  return o as unknown as MigrateOutJournal;
+}
+
+export function readJournal(user: string, stateDir = MIGRATE_OUT_STATE_DIR): MigrateOutJournal | null {
+  const file = journalPath(user, stateDir);
+  const st = lstatOrNull(file);
+  if (st === null) return null;
+  if (!st.isFile() || st.uid !== 0 || (st.mode & 0o077) !== 0) {
+    throw new AgentError('BAD_OWNER', `${file} must be a root-only regular file`, { hint: `Remove ${file} if you did not make it, and run migrate-out again` });
+  }
+  return parseMigrateOutJournal(fs.readFileSync(file, 'utf8'), file);
+}
+
+function writeJournal(j: MigrateOutJournal, stateDir: string): void {
+  ensureRootDir(stateDir, 0o700, { exactMode: true });
+  writeFileAtomic(journalPath(j.user, stateDir), Buffer.from(`${JSON.stringify(j, null, 2)}\n`), { mode: 0o600 });
+}
+
+/** The names a migration to plain uses for a setup. */
+export function plainLayout(setup: Pick<PrivateSetup, 'lower' | 'upper' | 'configDir'>): Pick<MigrateOutJournal, 'lower' | 'upper' | 'configDir' | 'keptConfigDir' | 'staging'> {
+  return {
+    lower: setup.lower,
+    upper: setup.upper,
+    configDir: setup.configDir,
+    keptConfigDir: `${setup.configDir}.migrated-out`,
+    staging: join(dirname(setup.upper), `${basename(setup.upper)}.migrate-out`),
+  };
+}
+
+/**
+ * The mount point as a locked setup leaves it: empty, or holding only the links
+ * ecryptfs-setup-private puts there (README.txt, Access-Your-Private-Data.desktop, telling how
+ * to unlock). Returns those links' names; null when it holds anything else (files the user wrote
+ * while it was locked: not ours to remove).
+ */
+function lockedMountPointLinks(dir: string): string[] | null {
+  const links: string[] = [];
+  for (const n of fs.readdirSync(dir)) {
+    const want = MOUNT_POINT_README_LINKS.find(([name]) => name === n)?.[1];
+    if (want === undefined || !fs.lstatSync(join(dir, n)).isSymbolicLink() || fs.readlinkSync(join(dir, n)) !== want) return null;
+    links.push(n);
+  }
+  return links;
+}
+
+export interface MigrateOutPlan {
+  user: UserInfo;
+  setup: PrivateSetup;
+  journal: MigrateOutJournal;
+  /** a journal was there: this run resumes it */
+  resuming: boolean;
+}
+
+export interface MigrateOutOptions {
+  stateDir?: string;
+}
+
+/**
+ * Everything checked before a run changes anything: root, a complete setup (or a journal to
+ * resume), the user logged out with no process, ~/Private not mounted and holding nothing of
+ * its own, an encrypted directory rather than an encrypted home.
+ */
+export function planMigrateOut(user: UserInfo, opts: MigrateOutOptions = {}): MigrateOutPlan {
+  if (process.geteuid?.() !== 0) throw new AgentError('PERMISSION', 'migrate-out needs root', { hint: `Run it as root: sudo ecryptfs-agent migrate-out -u ${user.name} --to plain` });
+  const stateDir = opts.stateDir ?? MIGRATE_OUT_STATE_DIR;
+  const previous = readJournal(user.name, stateDir);
+  if (previous !== null && previous.uid !== user.uid) {
+    throw new AgentError('BAD_CONFIG', `${journalPath(user.name, stateDir)} belongs to uid ${previous.uid}, not ${user.name} (${user.uid})`, { hint: 'Remove that journal: it is from another account of the same name' });
+  }
+  if (previous?.phase === 'switched') {
+    throw new AgentError('ALREADY_EXISTS', `${user.name} was migrated out already: ${previous.upper} holds the plaintext; ${previous.lower} and ${previous.keptConfigDir} are kept`, {
+      hint: `Once ${user.name} has checked their files: ecryptfs-agent migrate-out -u ${user.name} --finish`,
+    });
+  }
+  // the setup as the user sees it; on resume after the switch began, ~/.ecryptfs may be aside already
+  const setup = asUser(user, () => loadPrivateSetup(user) ?? (previous ? loadPrivateSetup(user, previous.keptConfigDir) : null));
+  if (setup === null) throw new AgentError('NOT_FOUND', `${user.name} has no eCryptfs private directory (${user.home}/.ecryptfs/Private.sig)`, { hint: 'Nothing to migrate' });
+  if (setup.upper === user.home) {
+    throw new AgentError('SETUP_INCOMPLETE', `${user.name}'s whole home is encrypted (made by migrate-home): migrate-out moves a private directory only`, {
+      hint: `Export the home instead: ecryptfs-agent export -u ${user.name} ${setup.lower} NEW-DIR, then make NEW-DIR the home`,
+    });
+  }
+  if (!setup.hasWrappedPassphrase) {
+    throw new AgentError('NOT_FOUND', `${setup.wrappedPassphrasePath} does not exist: the login password cannot open this directory`, {
+      hint: `Use the mount passphrase: ecryptfs-agent export -u ${user.name} -m ${setup.lower} NEW-DIR`,
+    });
+  }
+  const layout = plainLayout({ ...setup, configDir: previous?.configDir ?? setup.configDir });
+  checkNoProcesses(user, [user.home, layout.lower, dirname(layout.upper)], undefined, 'migrate-out');
+  const mounted = readMountInfo().find((m) => m.mountPoint === layout.upper || m.mountPoint === layout.staging);
+  if (mounted !== undefined) {
+    throw new AgentError('IN_USE', `${mounted.mountPoint} is mounted (${mounted.fsType})`, { hint: `Lock it first: ecryptfs-agent lock -u ${user.name}` });
+  }
+  asUser(user, () => {
+    const lowerSt = lstatOrNull(layout.lower);
+    if (lowerSt === null || !lowerSt.isDirectory()) throw new AgentError('NOT_ECRYPTFS_DIR', `${layout.lower} is not a directory`, { hint: 'Nothing to migrate' });
+    const up = lstatOrNull(layout.upper);
+    if (up !== null && (!up.isDirectory() || lockedMountPointLinks(layout.upper) === null)) {
+      // before the switch ~/Private is the empty mount point; after it, it holds the plaintext
+      if (previous === null || phaseIndex(previous.phase) < phaseIndex('verified') || lstatOrNull(layout.staging) !== null) {
+        throw new AgentError('ALREADY_EXISTS', `${layout.upper} is not the empty directory eCryptfs mounts on (files written while it was locked?)`, {
+          hint: `Move what is in ${layout.upper} elsewhere, then run migrate-out again`,
+        });
+      }
+    }
+    if (previous === null && lstatOrNull(layout.staging) !== null) {
+      throw new AgentError('ALREADY_EXISTS', `${layout.staging} exists and no migration of ${user.name} is recorded`, { hint: `Move ${layout.staging} away, then run migrate-out again` });
+    }
+  });
+  const journal: MigrateOutJournal = previous ?? { version: 1, target: 'plain', user: user.name, uid: user.uid, ...layout, phase: 'started', started: new Date().toISOString() };
+  return { user, setup, journal, resuming: previous !== null };
+}
+
+export interface MigrateOutResult {
+  exported?: ExportSummary;
+  verified?: VerifySummary;
+  journal: MigrateOutJournal;
+}
+
+export interface MigrateOutHooks {
+  /** each entry the export could not read, as it happens */
+  onProblem?: (p: ExportProblem) => void;
+  /** each phase as it completes */
+  onPhase?: (phase: MigrateOutPhase) => void;
+  /** what the user should know as it happens (the account lock) */
+  onNote?: (line: string) => void;
+}
+
+/**
+ * Runs (or resumes) the migration planned by planMigrateOut with the login password (which
+ * unwraps ~/.ecryptfs/wrapped-passphrase; checked against the directory before anything is
+ * written). Stops with a typed error, nothing switched, when an entry cannot be exported or the
+ * copy differs from the plaintext.
+ */
+export function migrateOutToPlain(plan: MigrateOutPlan, loginPassword: Buffer, opts: MigrateOutOptions & MigrateOutHooks = {}): MigrateOutResult {
+  const stateDir = opts.stateDir ?? MIGRATE_OUT_STATE_DIR;
+  const { user } = plan;
+  const j: MigrateOutJournal = { ...plan.journal };
+  const result: MigrateOutResult = { journal: j };
+  const done = (phase: MigrateOutPhase, announce = true): void => {
+    j.phase = phase;
+    writeJournal(j, stateDir);
+    if (announce) opts.onPhase?.(phase);
+  };
+  // the key first: a wrong password changes nothing, not even the journal
+  const source = asUser(user, () => locateRecoverySource(j.lower));
+  source.wrappedPath = plan.setup.wrappedPassphrasePath;
+  source.salt = plan.setup.salt;
+  const { keys } = asUser(user, () => exportKeysFor(source, { kind: 'wrapped', secret: loginPassword }));
+  try {
+    // No login of the user's may mount or change ~/.Private while it is copied, verified and
+    // switched: the account is locked as migrate-home locks it (and unlocked however the run ends)
+    j.previousExpiry = j.previousExpiry ?? readExpiry(user.name) ?? '';
+    writeJournal(j, stateDir);
+    setExpiry(user.name, LOCKED_EXPIRY);
+    opts.onNote?.(`The account ${user.name} is LOCKED while the migration runs (expiry date ${describeExpiry(LOCKED_EXPIRY)}; it was ${describeExpiry(j.previousExpiry)}); it is unlocked when the run ends, successfully or not.`);
+    try {
+      runPhases(plan, j, result, keys, done, opts);
+    } finally {
+      const previous = j.previousExpiry;
+      setExpiry(user.name, previous);
+      delete j.previousExpiry;
+      writeJournal(j, stateDir);
+      opts.onNote?.(`The account ${user.name} is unlocked again (expiry date ${describeExpiry(previous)}).`);
+    }
+  } finally {
+    keys.wipe();
+  }
+  return result;
+}
+
+function runPhases(plan: MigrateOutPlan, j: MigrateOutJournal, result: MigrateOutResult, keys: ExportKeys, done: (p: MigrateOutPhase, announce?: boolean) => void, opts: MigrateOutHooks): void {
+  const { user } = plan;
+  if (phaseIndex(j.phase) < phaseIndex('exported')) {
+    asUser(user, () => {
+      // a copy a killed run left is redone whole: cheaper to reason about than a partial one
+      fs.rmSync(j.staging, { recursive: true, force: true });
+      result.exported = exportTree(j.lower, j.staging, keys, opts.onProblem);
+    });
+    const problems = result.exported?.problems.length ?? 0;
+    if (problems > 0) {
+      throw new AgentError('VERIFY_FAILED', `${problems} entr${problems === 1 ? 'y' : 'ies'} of ${j.lower} could not be read (listed above); nothing was switched`, {
+        hint: `${j.staging} holds what could be read; ${j.lower} is untouched. Restore those files from a backup (or move them out of ${j.upper} while it is unlocked), then run migrate-out again`,
+      });
+    }
+    done('exported');
+  }
+  if (phaseIndex(j.phase) < phaseIndex('verified')) {
+    result.verified = asUser(user, () => verifyTree(j.lower, j.staging, keys));
+    const diffs = result.verified.differences;
+    if (diffs.length > 0) {
+      done('started', false); // the next run copies anew
+      throw new AgentError('VERIFY_FAILED', `the copy differs from the encrypted directory in ${diffs.length} place${diffs.length === 1 ? '' : 's'}: ${diffs.slice(0, 5).join('; ')}${diffs.length > 5 ? '; …' : ''}`, {
+        hint: `Nothing was switched and ${j.lower} is untouched. Run migrate-out again (it copies anew); if it differs again, the disk may be failing`,
+      });
+    }
+    done('verified');
+  }
+  // a process root started as the user meanwhile (su from root, cron started before the lock)
+  checkNoProcesses(user, [user.home, j.lower, dirname(j.upper)], 'switch', 'migrate-out');
+  switchToPlain(user, j);
+  done('switched');
+}
+
+/**
+ * A run that ends before migrateOutToPlain (refused, no password) still ends the lock a killed
+ * run left. Returns the expiry restored, if any.
+ */
+export function releaseLeftAccountLock(user: Pick<UserInfo, 'name'>, opts: MigrateOutOptions = {}): string | null {
+  const stateDir = opts.stateDir ?? MIGRATE_OUT_STATE_DIR;
+  const j = readJournal(user.name, stateDir);
+  if (j?.previousExpiry === undefined) return null;
+  const previous = j.previousExpiry;
+  setExpiry(user.name, previous);
+  delete j.previousExpiry;
+  writeJournal(j, stateDir);
+  return previous;
+}
+
+/**
+ * ~/.ecryptfs aside, the empty mount point out, the verified copy in its place. Each step
+ * recognises that it was done already, so a run killed between two of them resumes here.
+ */
+function switchToPlain(user: UserInfo, j: MigrateOutJournal): void {
+  asUser(user, () => {
+    if (lstatOrNull(j.configDir) !== null) {
+      if (lstatOrNull(j.keptConfigDir) !== null) throw new AgentError('ALREADY_EXISTS', `${j.keptConfigDir} exists: ${j.configDir} cannot move there`, { hint: `Move ${j.keptConfigDir} away, then run migrate-out again` });
+      fs.renameSync(j.configDir, j.keptConfigDir);
+    }
+    if (lstatOrNull(j.staging) !== null) {
+      if (lstatOrNull(j.upper) !== null) {
+        // the mount point, empty but for ecryptfs-setup-private's links (checked at planning);
+        // it is 0500 while locked: made writable to take them out
+        const links = lockedMountPointLinks(j.upper);
+        if (links === null) throw new AgentError('ALREADY_EXISTS', `${j.upper} is not the empty directory eCryptfs mounts on`, { hint: `Move what is in ${j.upper} elsewhere, then run migrate-out again` });
+        if (links.length > 0) fs.chmodSync(j.upper, 0o700);
+        for (const n of links) fs.unlinkSync(join(j.upper, n));
+        fs.rmdirSync(j.upper);
+      }
+      fs.renameSync(j.staging, j.upper);
+    }
+  });
+}
+
+/**
+ * `migrate-out --finish`: after a completed migration, removes the kept ciphertext (~/.Private)
+ * and ~/.ecryptfs (moved aside), then the journal. Refuses unless the journal says switched.
+ */
+export function finishMigrateOut(user: UserInfo, opts: MigrateOutOptions = {}): MigrateOutJournal {
+  if (process.geteuid?.() !== 0) throw new AgentError('PERMISSION', 'migrate-out needs root', { hint: `Run it as root: sudo ecryptfs-agent migrate-out -u ${user.name} --finish` });
+  const stateDir = opts.stateDir ?? MIGRATE_OUT_STATE_DIR;
+  const j = readJournal(user.name, stateDir);
+  if (j === null) throw new AgentError('NOT_FOUND', `no migration of ${user.name} is recorded (${journalPath(user.name, stateDir)})`, { hint: `Migrate first: ecryptfs-agent migrate-out -u ${user.name} --to plain` });
+  if (j.uid !== user.uid) throw new AgentError('BAD_CONFIG', `${journalPath(user.name, stateDir)} belongs to uid ${j.uid}, not ${user.name} (${user.uid})`, { hint: 'Remove that journal: it is from another account of the same name' });
+  if (j.phase !== 'switched') {
+    throw new AgentError('SETUP_INCOMPLETE', `the migration of ${user.name} stopped after "${j.phase}": nothing may be removed yet`, { hint: `Finish it first: ecryptfs-agent migrate-out -u ${user.name} --to plain` });
+  }
+  asUser(user, () => {
+    fs.rmSync(j.lower, { recursive: true, force: true });
+    fs.rmSync(j.keptConfigDir, { recursive: true, force: true });
+  });
+  fs.rmSync(journalPath(user.name, stateDir), { force: true });
+  return j;
+}
