@@ -4,8 +4,8 @@
  * login/logout cycles of one user, default 10) and ECRYPTFS_AGENT_STRESS_M (users at once, 6).
  * The defaults keep the whole `.ci/run` under the brief's 45 minutes on a 2-core TCG machine
  * (every cycle is ≈10 s of emulated CPU, ≈15 s when all start at once); 10 cycles of one user
- * still keep 6 to 8 sessions open at once. The full sizes (N=50, M=20) run on demand, with their
- * last figures in test/vm/README.md.
+ * still overlap fully (all 10 sessions seen open at once in the 2026-12-07 run). The full sizes
+ * (N=50, M=20) run on demand, with their last figures in test/vm/README.md.
  * ECRYPTFS_AGENT_FAULT_POINTS=login|chauthtok narrows the fault matrix when debugging by hand.
  * The full matrix runs through the resident agent (faults.vm.test.ts); the spawned agent gets one
  * kill point per phase ('sample', in stress.vm.test.ts's boot).
