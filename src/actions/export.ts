@@ -22,6 +22,7 @@ import { decryptName, parseEncryptedName } from '../formats/ecryptfs-name';
 import { lookupUid, type UserInfo } from '../os/credentials';
 import { call } from '../os/native';
 import { lstatOrNull } from '../os/secure-file';
+import { hashStream } from './migrate-tree';
 import { checkRecoveryKey, mountPassphraseFrom, type RecoveryKeyInput, type RecoverySource } from './recovery';
 
 const XATTR_NAME = 'user.ecryptfs'; // ECRYPTFS_XATTR_NAME
@@ -343,22 +344,7 @@ export interface VerifySummary {
   differences: string[];
 }
 
-/** SHA-256 of a file's bytes, read in 256 KiB pieces. */
-function hashOfFile(path: Buffer): string {
-  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  try {
-    const h = createHash('sha256');
-    const buf = Buffer.alloc(EXTENTS_PER_READ * DATA_EXTENT_BYTES);
-    for (let pos = 0; ; ) {
-      const n = fs.readSync(fd, buf, 0, buf.length, pos);
-      if (n === 0) return h.digest('hex');
-      h.update(buf.subarray(0, n));
-      pos += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+const kindOf = (x: fs.Stats): string => (x.isDirectory() ? 'directory' : x.isSymbolicLink() ? 'symlink' : x.isFile() ? 'file' : 'special file');
 
 /**
  * Compares a copy made by exportTree with the lower tree, read again from the start: the same
@@ -400,8 +386,7 @@ export function verifyTree(lower: string, copy: string, keys: ExportKeys): Verif
     const st = fs.lstatSync(lowerB);
     const cp = lstatOrNull(copyB);
     if (cp === null) throw new Error('missing from the copy');
-    const kind = (x: fs.Stats): string => (x.isDirectory() ? 'directory' : x.isSymbolicLink() ? 'symlink' : x.isFile() ? 'file' : 'special file');
-    if (kind(st) !== kind(cp)) throw new Error(`a ${kind(cp)} in the copy, a ${kind(st)} in the encrypted directory`);
+    if (kindOf(st) !== kindOf(cp)) throw new Error(`a ${kindOf(cp)} in the copy, a ${kindOf(st)} in the encrypted directory`);
     if (!st.isSymbolicLink() && (st.mode & 0o7777) !== (cp.mode & 0o7777)) throw new Error(`mode ${(cp.mode & 0o7777).toString(8)}, want ${(st.mode & 0o7777).toString(8)}`);
     if (st.isDirectory()) {
       summary.dirs++;
@@ -420,7 +405,14 @@ export function verifyTree(lower: string, copy: string, keys: ExportKeys): Verif
         fs.closeSync(fd);
       }
       if (cp.size !== bytes) throw new Error(`${cp.size} bytes, the plaintext has ${bytes}`);
-      if (hashOfFile(copyB) !== h.digest('hex')) throw new Error('its bytes differ from the plaintext (SHA-256)');
+      const copyFd = fs.openSync(copyB, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      let copied: string;
+      try {
+        copied = hashStream(copyFd).sha256;
+      } finally {
+        fs.closeSync(copyFd);
+      }
+      if (copied !== h.digest('hex')) throw new Error('its bytes differ from the plaintext (SHA-256)');
       summary.files++;
       summary.bytes += bytes;
     }

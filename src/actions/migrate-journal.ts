@@ -23,7 +23,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { AgentError } from '../errors';
-import { writeFileAtomic } from '../os/secure-file';
+import { ensureRootDir, writeFileAtomic } from '../os/secure-file';
 
 export const MIGRATE_STATE_DIR = '/var/lib/ecryptfs-agent/migrate';
 
@@ -217,11 +217,7 @@ export class MigrateState {
 
   /** Creates the directory (root, 700) and checks that nobody else can write there. */
   ensureDir(): void {
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const st = fs.lstatSync(this.dir);
-    if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
-      throw new AgentError('BAD_OWNER', `state directory ${this.dir} must be a root-owned directory not writable by others`);
-    }
+    ensureRootDir(this.dir, 0o700);
   }
 
   /** The journal of an interrupted migration, or null. */

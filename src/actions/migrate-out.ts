@@ -244,10 +244,7 @@ export function migrateOutToPlain(plan: MigrateOutPlan, loginPassword: Buffer, o
     try {
       runPhases(plan, j, result, keys, done, opts);
     } finally {
-      const previous = j.previousExpiry;
-      setExpiry(user.name, previous);
-      delete j.previousExpiry;
-      writeJournal(j, stateDir);
+      const previous = endAccountLock(user, j, stateDir);
       opts.onNote?.(`The account ${user.name} is unlocked again (expiry date ${describeExpiry(previous)}).`);
     }
   } finally {
@@ -296,8 +293,12 @@ function runPhases(plan: MigrateOutPlan, j: MigrateOutJournal, result: MigrateOu
 export function releaseLeftAccountLock(user: Pick<UserInfo, 'name'>, opts: MigrateOutOptions = {}): string | null {
   const stateDir = opts.stateDir ?? MIGRATE_OUT_STATE_DIR;
   const j = readJournal(user.name, stateDir);
-  if (j?.previousExpiry === undefined) return null;
-  const previous = j.previousExpiry;
+  return j?.previousExpiry === undefined ? null : endAccountLock(user, j, stateDir);
+}
+
+/** The expiry from before the lock put back, and taken out of the journal; returns it. */
+function endAccountLock(user: Pick<UserInfo, 'name'>, j: MigrateOutJournal, stateDir: string): string {
+  const previous = j.previousExpiry ?? '';
   setExpiry(user.name, previous);
   delete j.previousExpiry;
   writeJournal(j, stateDir);

@@ -269,7 +269,7 @@ function openSource(dir: DirHandle, name: Buffer): number {
 }
 
 /** Reads fd to its end: the SHA-256 and length of its bytes, each chunk also handed to `sink`. */
-function hashStream(fd: number, sink?: (chunk: Buffer) => void): { sha256: string; size: number } {
+export function hashStream(fd: number, sink?: (chunk: Buffer) => void): { sha256: string; size: number } {
   const hash = createHash('sha256');
   const buf = Buffer.allocUnsafe(CHUNK);
   let size = 0;
