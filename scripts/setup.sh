@@ -18,8 +18,9 @@ PACKAGES=(
   keyutils ecryptfs-utils
   # PAM clients for tests
   pamtester expect sshpass
-  # test tools: process and syscall inspection; rsync for the reference ecryptfs-migrate-home (VM suite)
-  strace psmisc lsof rsync
+  # test tools: process and syscall inspection; rsync for the reference ecryptfs-migrate-home (VM suite);
+  # e2fsprogs for ext4 images (migrate-out --to fscrypt; fscrypt itself is installed only in the guest)
+  strace psmisc lsof rsync e2fsprogs
   # VM suite: Debian's kernel under qemu
   qemu-system-x86 busybox-static kmod cpio xz-utils zstd
   # systemd-mode VM (sshd logins, logind, the systemd user manager)

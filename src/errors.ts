@@ -48,6 +48,8 @@ export type ErrorCode =
   | 'NO_SPACE'
   | 'NAME_TOO_LONG'
   | 'VERIFY_FAILED'
+  | 'NO_FS_ENCRYPTION'
+  | 'FSCRYPT'
   // usage
   | 'USAGE'
   | 'CANCELLED';
@@ -94,6 +96,8 @@ const HINTS: Record<ErrorCode, string> = {
   NO_SPACE: 'Free space on that filesystem (or move data out of the home), then try again',
   NAME_TOO_LONG: 'Rename the files listed (eCryptfs stores at most 143-byte names with filename encryption), or migrate with --no-fnek',
   VERIFY_FAILED: 'Nothing was removed: the plaintext original is intact. Check the disk and the kernel log (dmesg), then run migrate-home again to resume',
+  NO_FS_ENCRYPTION: 'fscrypt needs ext4 with the encrypt feature on a kernel with CONFIG_FS_ENCRYPTION; the message names what is missing. Without it, migrate-out --to plain on a LUKS-encrypted disk is the way',
+  FSCRYPT: 'fscrypt refused (its message is above); fscrypt status DIR shows the directory. Nothing of the eCryptfs side was changed: run migrate-out again to resume',
   USAGE: 'See ecryptfs-agent --help',
   CANCELLED: 'Nothing was changed; run the command again when you are ready',
 };

@@ -80,6 +80,11 @@ export interface ExportProblem {
   error: AgentError;
 }
 
+export interface TreeOptions {
+  /** names at the top of the destination that are not the export's and stay (fscrypt's recovery readme) */
+  keep?: readonly string[];
+}
+
 export interface ExportSummary {
   files: number;
   passthrough: number;
@@ -90,7 +95,7 @@ export interface ExportSummary {
 }
 
 /** DEST must not exist (it is made 0700) or be an empty directory. */
-function prepareDest(dest: string): void {
+function prepareDest(dest: string, keep: readonly string[]): void {
   try {
     fs.mkdirSync(dest, { mode: 0o700 });
     return;
@@ -98,7 +103,7 @@ function prepareDest(dest: string): void {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new AgentError('IO', `cannot create ${dest}: ${(e as Error).message}`, { errno: (e as NodeJS.ErrnoException).code });
   }
   const st = fs.lstatSync(dest);
-  if (!st.isDirectory() || fs.readdirSync(dest).length > 0) {
+  if (!st.isDirectory() || fs.readdirSync(dest).some((n) => !keep.includes(n))) {
     throw new AgentError('ALREADY_EXISTS', `${dest} exists and is not an empty directory; nothing written`, { hint: 'Give a new directory (export creates it) or an empty one' });
   }
 }
@@ -255,8 +260,8 @@ export function exportRights(lower: string, dest: string): ExportRights {
  * the caller). Owners are kept when running as root. Never throws for one entry: its error is
  * in the summary's problems (and passed to onProblem as it happens).
  */
-export function exportTree(lower: string, dest: string, keys: ExportKeys, onProblem?: (p: ExportProblem) => void): ExportSummary {
-  prepareDest(dest);
+export function exportTree(lower: string, dest: string, keys: ExportKeys, onProblem?: (p: ExportProblem) => void, opts: TreeOptions = {}): ExportSummary {
+  prepareDest(dest, opts.keep ?? []);
   const summary: ExportSummary = { files: 0, passthrough: 0, dirs: 0, symlinks: 0, bytes: 0, problems: [] };
   const asRoot = process.geteuid?.() === 0;
   const rootDev = fs.statSync(lower).dev;
@@ -352,7 +357,7 @@ const kindOf = (x: fs.Stats): string => (x.isDirectory() ? 'directory' : x.isSym
  * the SHA-256 of its plaintext decrypted anew against the SHA-256 of the copy's bytes. Read-only
  * on both sides; never throws for one entry (it is a difference).
  */
-export function verifyTree(lower: string, copy: string, keys: ExportKeys): VerifySummary {
+export function verifyTree(lower: string, copy: string, keys: ExportKeys, opts: TreeOptions = {}): VerifySummary {
   const summary: VerifySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, differences: [] };
   const differ = (what: Buffer, why: string): void => {
     summary.differences.push(`${what.toString()}: ${why}`);
@@ -380,7 +385,8 @@ export function verifyTree(lower: string, copy: string, keys: ExportKeys): Verif
         differ(copyB, (e as Error).message);
       }
     }
-    for (const name of copied) if (!expected.has(name.toString('latin1'))) differ(joinB(copyDir, name), 'not in the encrypted directory');
+    const kept = copyDir === top ? (opts.keep ?? []) : [];
+    for (const name of copied) if (!expected.has(name.toString('latin1')) && !kept.includes(name.toString())) differ(joinB(copyDir, name), 'not in the encrypted directory');
   };
   const verifyEntry = (lowerB: Buffer, copyB: Buffer): void => {
     const st = fs.lstatSync(lowerB);
@@ -417,6 +423,7 @@ export function verifyTree(lower: string, copy: string, keys: ExportKeys): Verif
       summary.bytes += bytes;
     }
   };
-  walk(Buffer.from(lower), Buffer.from(copy));
+  const top = Buffer.from(copy);
+  walk(Buffer.from(lower), top);
   return summary;
 }

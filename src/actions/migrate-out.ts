@@ -1,10 +1,16 @@
 /**
- * `migrate-out --to plain`: the way off eCryptfs for a user whose disk is encrypted as a whole
- * already. The plaintext of ~/.Private is read WITHOUT the kernel module (export.ts), written
- * into a new directory beside ~/Private, verified file by file (the plaintext decrypted anew
- * against the copy's bytes, SHA-256), and only then put in ~/Private's place; ~/.ecryptfs moves
- * aside (so pam_ecryptfs_agent and pam_ecryptfs find no setup and do nothing for the user) and
- * ~/.Private stays, until `migrate-out --finish` removes both.
+ * `migrate-out`: the way off eCryptfs. The plaintext of ~/.Private is read WITHOUT the kernel
+ * module (export.ts), written into a new directory beside ~/Private, verified file by file (the
+ * plaintext decrypted anew against the copy's bytes, SHA-256), and only then put in ~/Private's
+ * place; ~/.ecryptfs moves aside (so pam_ecryptfs_agent and pam_ecryptfs find no setup and do
+ * nothing for the user) and ~/.Private stays, until `migrate-out --finish` removes both.
+ *
+ * Two targets. `plain`: the new directory is an ordinary one (for a disk encrypted as a whole
+ * already). `fscrypt`: the new directory is encrypted by the filesystem (ext4 + Debian's
+ * fscrypt), protected by the login password through a login protector, so that pam_fscrypt
+ * unlocks it at login and locks it at the last logout. The copy is verified after a lock and an
+ * unlock with the login password: read anew from the disk through the new side's decryption, and
+ * proof that the password opens it before anything is switched.
  *
  * Journaled and resumable: a root-only journal (/var/lib/ecryptfs-agent/migrate-out/USER.json)
  * names the phase that completed; each step either is redone from scratch (the export into the
@@ -22,6 +28,18 @@ import { AgentError } from '../errors';
 import { asUser, type UserInfo } from '../os/credentials';
 import { readMountInfo } from '../os/mount';
 import { ensureRootDir, lstatOrNull, writeFileAtomic } from '../os/secure-file';
+import { FSCRYPT_RECOVERY_README } from '../formats/fscrypt-facts';
+import {
+  checkFscryptReady,
+  checkPassphraseForFscrypt,
+  checkPathOnlyOwnerCanChange,
+  fscryptEncrypt,
+  fscryptLock,
+  fscryptSetup,
+  fscryptStatus,
+  fscryptUnlock,
+  type FscryptReadiness,
+} from '../os/fscrypt';
 import { exportKeysFor, exportTree, verifyTree, type ExportKeys, type ExportProblem, type ExportSummary, type VerifySummary } from './export';
 import { checkNoProcesses, describeExpiry, LOCKED_EXPIRY, MOUNT_POINT_README_LINKS, readExpiry, setExpiry } from './migrate-home';
 import { loadPrivateSetup, type PrivateSetup } from './private-setup';
@@ -32,10 +50,12 @@ export const MIGRATE_OUT_STATE_DIR = '/var/lib/ecryptfs-agent/migrate-out';
 /** Completed phases, in order. */
 export const MIGRATE_OUT_PHASES = ['started', 'exported', 'verified', 'switched'] as const;
 export type MigrateOutPhase = (typeof MIGRATE_OUT_PHASES)[number];
+export const MIGRATE_OUT_TARGETS = ['plain', 'fscrypt'] as const;
+export type MigrateOutTarget = (typeof MIGRATE_OUT_TARGETS)[number];
 
 export interface MigrateOutJournal {
   version: 1;
-  target: 'plain';
+  target: MigrateOutTarget;
   user: string;
   uid: number;
   /** the encrypted directory (~/.Private) */
@@ -50,6 +70,8 @@ export interface MigrateOutJournal {
   phase: MigrateOutPhase;
   /** ISO time of the first run */
   started: string;
+  /** --to fscrypt: the staging directory's fscrypt policy, once it has one */
+  fscryptPolicy?: string;
   /** while a run has the account locked (migrate-home's lock: expiry day 1), the expiry field
    * from before ('' = never), put back when the run ends or by the next run after a kill */
   previousExpiry?: string;
@@ -75,7 +97,7 @@ export function parseMigrateOutJournal(text: string, file: string): MigrateOutJo
   if (typeof j !== 'object' || j === null) throw bad('not an object');
   const o = j as Record<string, unknown>;
   if (o.version !== 1) throw bad(`version ${String(o.version)}`);
-  if (o.target !== 'plain') throw bad(`target ${String(o.target)}`);
+  if (!MIGRATE_OUT_TARGETS.includes(o.target as MigrateOutTarget)) throw bad(`target ${String(o.target)}`);
   for (const k of ['user', 'lower', 'upper', 'configDir', 'keptConfigDir', 'staging', 'started'] as const) {
     if (typeof o[k] !== 'string' || (o[k] as string).length === 0) throw bad(`${k} missing`);
   }
@@ -83,6 +105,7 @@ export function parseMigrateOutJournal(text: string, file: string): MigrateOutJo
     if (!(o[k] as string).startsWith('/')) throw bad(`${k} is not absolute`);
   }
   if (!Number.isInteger(o.uid) || (o.uid as number) < 0) throw bad('uid missing');
+  if (o.fscryptPolicy !== undefined && (typeof o.fscryptPolicy !== 'string' || !/^[0-9a-f]{16,64}$/.test(o.fscryptPolicy))) throw bad('fscryptPolicy malformed');
   if (o.previousExpiry !== undefined && (typeof o.previousExpiry !== 'string' || !/^\d{0,7}$/.test(o.previousExpiry))) throw bad('previousExpiry malformed');
   if (!MIGRATE_OUT_PHASES.includes(o.phase as MigrateOutPhase)) throw bad(`phase ${String(o.phase)}`);
   return o as unknown as MigrateOutJournal;
@@ -103,8 +126,8 @@ function writeJournal(j: MigrateOutJournal, stateDir: string): void {
   writeFileAtomic(journalPath(j.user, stateDir), Buffer.from(`${JSON.stringify(j, null, 2)}\n`), { mode: 0o600 });
 }
 
-/** The names a migration to plain uses for a setup. */
-export function plainLayout(setup: Pick<PrivateSetup, 'lower' | 'upper' | 'configDir'>): Pick<MigrateOutJournal, 'lower' | 'upper' | 'configDir' | 'keptConfigDir' | 'staging'> {
+/** The names a migration uses for a setup (both targets). */
+export function migrateOutLayout(setup: Pick<PrivateSetup, 'lower' | 'upper' | 'configDir'>): Pick<MigrateOutJournal, 'lower' | 'upper' | 'configDir' | 'keptConfigDir' | 'staging'> {
   return {
     lower: setup.lower,
     upper: setup.upper,
@@ -136,10 +159,17 @@ export interface MigrateOutPlan {
   journal: MigrateOutJournal;
   /** a journal was there: this run resumes it */
   resuming: boolean;
+  /** --to fscrypt: what fscrypt needs and what is still to be set up */
+  fscrypt?: FscryptReadiness;
 }
 
 export interface MigrateOutOptions {
   stateDir?: string;
+}
+
+export interface PlanOptions extends MigrateOutOptions {
+  /** default plain */
+  target?: MigrateOutTarget;
 }
 
 /**
@@ -147,10 +177,14 @@ export interface MigrateOutOptions {
  * resume), the user logged out with no process, ~/Private not mounted and holding nothing of
  * its own, an encrypted directory rather than an encrypted home.
  */
-export function planMigrateOut(user: UserInfo, opts: MigrateOutOptions = {}): MigrateOutPlan {
-  if (process.geteuid?.() !== 0) throw new AgentError('PERMISSION', 'migrate-out needs root', { hint: `Run it as root: sudo ecryptfs-agent migrate-out -u ${user.name} --to plain` });
+export function planMigrateOut(user: UserInfo, opts: PlanOptions = {}): MigrateOutPlan {
+  const target = opts.target ?? 'plain';
+  if (process.geteuid?.() !== 0) throw new AgentError('PERMISSION', 'migrate-out needs root', { hint: `Run it as root: sudo ecryptfs-agent migrate-out -u ${user.name} --to ${target}` });
   const stateDir = opts.stateDir ?? MIGRATE_OUT_STATE_DIR;
   const previous = readJournal(user.name, stateDir);
+  if (previous !== null && previous.target !== target) {
+    throw new AgentError('ALREADY_EXISTS', `a migration of ${user.name} to ${previous.target} is recorded (stopped after "${previous.phase}")`, { hint: `Resume it: ecryptfs-agent migrate-out -u ${user.name} --to ${previous.target}` });
+  }
   if (previous !== null && previous.uid !== user.uid) {
     throw new AgentError('BAD_CONFIG', `${journalPath(user.name, stateDir)} belongs to uid ${previous.uid}, not ${user.name} (${user.uid})`, { hint: 'Remove that journal: it is from another account of the same name' });
   }
@@ -172,7 +206,7 @@ export function planMigrateOut(user: UserInfo, opts: MigrateOutOptions = {}): Mi
       hint: `Use the mount passphrase: ecryptfs-agent export -u ${user.name} -m ${setup.lower} NEW-DIR`,
     });
   }
-  const layout = plainLayout({ ...setup, configDir: previous?.configDir ?? setup.configDir });
+  const layout = migrateOutLayout({ ...setup, configDir: previous?.configDir ?? setup.configDir });
   checkNoProcesses(user, [user.home, layout.lower, dirname(layout.upper)], undefined, 'migrate-out');
   const mounted = readMountInfo().find((m) => m.mountPoint === layout.upper || m.mountPoint === layout.staging);
   if (mounted !== undefined) {
@@ -194,13 +228,21 @@ export function planMigrateOut(user: UserInfo, opts: MigrateOutOptions = {}): Mi
       throw new AgentError('ALREADY_EXISTS', `${layout.staging} exists and no migration of ${user.name} is recorded`, { hint: `Move ${layout.staging} away, then run migrate-out again` });
     }
   });
-  const journal: MigrateOutJournal = previous ?? { version: 1, target: 'plain', user: user.name, uid: user.uid, ...layout, phase: 'started', started: new Date().toISOString() };
-  return { user, setup, journal, resuming: previous !== null };
+  const journal: MigrateOutJournal = previous ?? { version: 1, target, user: user.name, uid: user.uid, ...layout, phase: 'started', started: new Date().toISOString() };
+  const plan: MigrateOutPlan = { user, setup, journal, resuming: previous !== null };
+  if (target === 'fscrypt') {
+    plan.fscrypt = checkFscryptReady(dirname(layout.upper), readMountInfo());
+    // fscrypt acts on paths as root: none of them may be changeable by anyone but root and the user (who is locked out)
+    checkPathOnlyOwnerCanChange(layout.staging, user.uid);
+  }
+  return plan;
 }
 
 export interface MigrateOutResult {
   exported?: ExportSummary;
   verified?: VerifySummary;
+  /** --to fscrypt: the file where fscrypt wrote the directory's recovery passphrase, if it did */
+  recoveryReadme?: string;
   journal: MigrateOutJournal;
 }
 
@@ -219,9 +261,10 @@ export interface MigrateOutHooks {
  * written). Stops with a typed error, nothing switched, when an entry cannot be exported or the
  * copy differs from the plaintext.
  */
-export function migrateOutToPlain(plan: MigrateOutPlan, loginPassword: Buffer, opts: MigrateOutOptions & MigrateOutHooks = {}): MigrateOutResult {
+export function migrateOut(plan: MigrateOutPlan, loginPassword: Buffer, opts: MigrateOutOptions & MigrateOutHooks = {}): MigrateOutResult {
   const stateDir = opts.stateDir ?? MIGRATE_OUT_STATE_DIR;
   const { user } = plan;
+  if (plan.fscrypt !== undefined) checkPassphraseForFscrypt(loginPassword);
   const j: MigrateOutJournal = { ...plan.journal };
   const result: MigrateOutResult = { journal: j };
   const done = (phase: MigrateOutPhase, announce = true): void => {
@@ -242,7 +285,8 @@ export function migrateOutToPlain(plan: MigrateOutPlan, loginPassword: Buffer, o
     setExpiry(user.name, LOCKED_EXPIRY);
     opts.onNote?.(`The account ${user.name} is LOCKED while the migration runs (expiry date ${describeExpiry(LOCKED_EXPIRY)}; it was ${describeExpiry(j.previousExpiry)}); it is unlocked when the run ends, successfully or not.`);
     try {
-      runPhases(plan, j, result, keys, done, opts);
+      const steps = plan.fscrypt === undefined ? plainSteps(user, j) : fscryptSteps(plan, plan.fscrypt, j, loginPassword, result);
+      runPhases(plan, j, result, keys, steps, done, opts);
     } finally {
       const previous = endAccountLock(user, j, stateDir);
       opts.onNote?.(`The account ${user.name} is unlocked again (expiry date ${describeExpiry(previous)}).`);
@@ -253,13 +297,92 @@ export function migrateOutToPlain(plan: MigrateOutPlan, loginPassword: Buffer, o
   return result;
 }
 
-function runPhases(plan: MigrateOutPlan, j: MigrateOutJournal, result: MigrateOutResult, keys: ExportKeys, done: (p: MigrateOutPhase, announce?: boolean) => void, opts: MigrateOutHooks): void {
+/** What a target adds to the phases both share. */
+interface TargetSteps {
+  /** Makes the staging directory ready for a whole new copy (a copy a killed run left is redone
+   * whole: cheaper to reason about than a partial one). */
+  prepareStaging(): void;
+  /** Before the verification: the copy is to be read anew, from the disk. */
+  beforeVerify(): void;
+  /** After the switch (repeated by a run resuming there). */
+  afterSwitch(): void;
+}
+
+function plainSteps(user: UserInfo, j: MigrateOutJournal): TargetSteps {
+  return {
+    prepareStaging: () => {
+      asUser(user, () => fs.rmSync(j.staging, { recursive: true, force: true }));
+    },
+    beforeVerify: () => undefined,
+    afterSwitch: () => undefined,
+  };
+}
+
+/**
+ * --to fscrypt: the staging directory is an fscrypt directory of the user's, protected by their
+ * login passphrase. fscrypt runs as root (its login protectors live in /.fscrypt, root's); the
+ * user's files are written and read with the user's rights, as for plain.
+ */
+function fscryptSteps(plan: MigrateOutPlan, ready: FscryptReadiness, j: MigrateOutJournal, password: Buffer, result: MigrateOutResult): TargetSteps {
   const { user } = plan;
+  const status = (dir: string): ReturnType<typeof fscryptStatus> => fscryptStatus(ready.bin, dir, user.name, ready.mount.mountPoint);
+  const loginProtector = (dir: string, s: NonNullable<ReturnType<typeof fscryptStatus>>): string => {
+    if (s.loginProtector === null) {
+      throw new AgentError('FSCRYPT', `${dir} (fscrypt policy ${s.policy}) has no login protector of ${user.name}`, { hint: `Move ${dir} away (it is not this migration's), then run migrate-out again` });
+    }
+    return s.loginProtector;
+  };
+  /** locked (the kernel forgets its plaintext), then unlocked with the login password */
+  const relock = (dir: string): void => {
+    const s = status(dir);
+    if (s === null) throw new AgentError('FSCRYPT', `${dir} is not encrypted by fscrypt any more`, { hint: `Move ${dir} away, then run migrate-out again: it copies anew` });
+    if (s.unlocked !== 'No') fscryptLock(ready.bin, dir, user.name);
+    fscryptUnlock(ready.bin, dir, user.name, loginProtector(dir, s), password);
+  };
+  return {
+    prepareStaging: () => {
+      fscryptSetup(ready.bin, ready.setup);
+      ready.setup = [];
+      let s = lstatOrNull(j.staging) === null ? null : status(j.staging);
+      if (s === null) {
+        // none yet, or a killed run's plain directory from before `fscrypt encrypt` ended
+        asUser(user, () => {
+          fs.rmSync(j.staging, { recursive: true, force: true });
+          fs.mkdirSync(j.staging, { mode: 0o700 });
+        });
+        fscryptEncrypt(ready.bin, j.staging, user.name, password);
+        s = status(j.staging);
+        if (s === null) throw new AgentError('FSCRYPT', `fscrypt encrypt ${j.staging} left it unencrypted`);
+      } else if (s.unlocked !== 'Yes') {
+        fscryptUnlock(ready.bin, j.staging, user.name, loginProtector(j.staging, s), password);
+      }
+      loginProtector(j.staging, s);
+      j.fscryptPolicy = s.policy;
+      // fscrypt's recovery readme holds the one copy of the recovery passphrase: it stays
+      asUser(user, () => {
+        for (const n of fs.readdirSync(j.staging)) if (n !== FSCRYPT_RECOVERY_README) fs.rmSync(join(j.staging, n), { recursive: true, force: true });
+      });
+    },
+    beforeVerify: () => relock(j.staging),
+    afterSwitch: () => {
+      const s = status(j.upper);
+      if (s === null || s.unlocked === 'No') return; // locked by a run killed after this
+      // its name can be read while it is unlocked only
+      const readme = join(j.upper, FSCRYPT_RECOVERY_README);
+      if (asUser(user, () => lstatOrNull(readme)?.isFile() === true)) result.recoveryReadme = readme;
+      fscryptLock(ready.bin, j.upper, user.name);
+    },
+  };
+}
+
+function runPhases(plan: MigrateOutPlan, j: MigrateOutJournal, result: MigrateOutResult, keys: ExportKeys, steps: TargetSteps, done: (p: MigrateOutPhase, announce?: boolean) => void, opts: MigrateOutHooks): void {
+  const { user } = plan;
+  // what stays in the staging directory beside the copy (fscrypt's recovery readme)
+  const keep = plan.fscrypt === undefined ? [] : [FSCRYPT_RECOVERY_README];
   if (phaseIndex(j.phase) < phaseIndex('exported')) {
+    steps.prepareStaging();
     asUser(user, () => {
-      // a copy a killed run left is redone whole: cheaper to reason about than a partial one
-      fs.rmSync(j.staging, { recursive: true, force: true });
-      result.exported = exportTree(j.lower, j.staging, keys, opts.onProblem);
+      result.exported = exportTree(j.lower, j.staging, keys, opts.onProblem, { keep });
     });
     const problems = result.exported?.problems.length ?? 0;
     if (problems > 0) {
@@ -270,7 +393,8 @@ function runPhases(plan: MigrateOutPlan, j: MigrateOutJournal, result: MigrateOu
     done('exported');
   }
   if (phaseIndex(j.phase) < phaseIndex('verified')) {
-    result.verified = asUser(user, () => verifyTree(j.lower, j.staging, keys));
+    steps.beforeVerify();
+    result.verified = asUser(user, () => verifyTree(j.lower, j.staging, keys, { keep }));
     const diffs = result.verified.differences;
     if (diffs.length > 0) {
       done('started', false); // the next run copies anew
@@ -282,12 +406,13 @@ function runPhases(plan: MigrateOutPlan, j: MigrateOutJournal, result: MigrateOu
   }
   // a process root started as the user meanwhile (su from root, cron started before the lock)
   checkNoProcesses(user, [user.home, j.lower, dirname(j.upper)], 'switch', 'migrate-out');
-  switchToPlain(user, j);
+  switchDirectories(user, j);
+  steps.afterSwitch();
   done('switched');
 }
 
 /**
- * A run that ends before migrateOutToPlain (refused, no password) still ends the lock a killed
+ * A run that ends before migrateOut (refused, no password) still ends the lock a killed
  * run left. Returns the expiry restored, if any.
  */
 export function releaseLeftAccountLock(user: Pick<UserInfo, 'name'>, opts: MigrateOutOptions = {}): string | null {
@@ -309,7 +434,7 @@ function endAccountLock(user: Pick<UserInfo, 'name'>, j: MigrateOutJournal, stat
  * ~/.ecryptfs aside, the empty mount point out, the verified copy in its place. Each step
  * recognises that it was done already, so a run killed between two of them resumes here.
  */
-function switchToPlain(user: UserInfo, j: MigrateOutJournal): void {
+function switchDirectories(user: UserInfo, j: MigrateOutJournal): void {
   asUser(user, () => {
     if (lstatOrNull(j.configDir) !== null) {
       if (lstatOrNull(j.keptConfigDir) !== null) throw new AgentError('ALREADY_EXISTS', `${j.keptConfigDir} exists: ${j.configDir} cannot move there`, { hint: `Move ${j.keptConfigDir} away, then run migrate-out again` });
@@ -338,10 +463,10 @@ export function finishMigrateOut(user: UserInfo, opts: MigrateOutOptions = {}): 
   if (process.geteuid?.() !== 0) throw new AgentError('PERMISSION', 'migrate-out needs root', { hint: `Run it as root: sudo ecryptfs-agent migrate-out -u ${user.name} --finish` });
   const stateDir = opts.stateDir ?? MIGRATE_OUT_STATE_DIR;
   const j = readJournal(user.name, stateDir);
-  if (j === null) throw new AgentError('NOT_FOUND', `no migration of ${user.name} is recorded (${journalPath(user.name, stateDir)})`, { hint: `Migrate first: ecryptfs-agent migrate-out -u ${user.name} --to plain` });
+  if (j === null) throw new AgentError('NOT_FOUND', `no migration of ${user.name} is recorded (${journalPath(user.name, stateDir)})`, { hint: `Migrate first: ecryptfs-agent migrate-out -u ${user.name} --to fscrypt|plain` });
   if (j.uid !== user.uid) throw new AgentError('BAD_CONFIG', `${journalPath(user.name, stateDir)} belongs to uid ${j.uid}, not ${user.name} (${user.uid})`, { hint: 'Remove that journal: it is from another account of the same name' });
   if (j.phase !== 'switched') {
-    throw new AgentError('SETUP_INCOMPLETE', `the migration of ${user.name} stopped after "${j.phase}": nothing may be removed yet`, { hint: `Finish it first: ecryptfs-agent migrate-out -u ${user.name} --to plain` });
+    throw new AgentError('SETUP_INCOMPLETE', `the migration of ${user.name} stopped after "${j.phase}": nothing may be removed yet`, { hint: `Finish it first: ecryptfs-agent migrate-out -u ${user.name} --to ${j.target}` });
   }
   asUser(user, () => {
     fs.rmSync(j.lower, { recursive: true, force: true });

@@ -278,7 +278,7 @@ export function checkUserFiles(u: UserFacts | undefined): Finding[] {
 export const LEAVING_ECRYPTFS: Finding = {
   id: 'ecryptfs.leaving',
   status: 'info',
-  why: 'eCryptfs is in maintenance only upstream; `ecryptfs-agent export` reads ~/.Private without the kernel module, and `migrate-out --to plain` moves a user off it, verified, where the disk is encrypted as a whole (docs/leaving-ecryptfs.md)',
+  why: 'eCryptfs is in maintenance only upstream; `ecryptfs-agent export` reads ~/.Private without the kernel module, and `migrate-out` moves a user off it, verified: `--to fscrypt` (ext4 encryption, unlocked at login by pam_fscrypt) or `--to plain` where the disk is encrypted as a whole (docs/leaving-ecryptfs.md)',
   fix: '',
 };
 

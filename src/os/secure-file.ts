@@ -247,6 +247,14 @@ export function writeFileAtomic(path: string, data: Buffer, opts: WriteFileAtomi
 }
 
 /**
+ * Owned by root and writable by no group or other: only root can change what it holds or names.
+ * (A sticky directory writable by others does not count: others still add names to it.)
+ */
+export function onlyRootCanChange(st: fs.Stats | fs.BigIntStats): boolean {
+  return Number(st.uid) === 0 && (Number(st.mode) & 0o022) === 0;
+}
+
+/**
  * A root-owned directory that no one else can write, made with `mode` when missing: the agents'
  * state directory, also the resident agent's socket directory. Anything else there (a user's
  * directory, a symlink, group- or world-writable) is refused, never repaired. With `exactMode`
@@ -255,7 +263,7 @@ export function writeFileAtomic(path: string, data: Buffer, opts: WriteFileAtomi
 export function ensureRootDir(dir: string, mode: number, opts: { exactMode?: boolean } = {}): void {
   fs.mkdirSync(dir, { recursive: true, mode });
   const st = fs.lstatSync(dir);
-  if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
+  if (!st.isDirectory() || !onlyRootCanChange(st)) {
     throw new AgentError('BAD_OWNER', `state directory ${dir} must be a root-owned directory not writable by others`);
   }
   if (opts.exactMode && (st.mode & 0o7777) !== mode) fs.chmodSync(dir, mode);

@@ -53,7 +53,7 @@ const OTHER_USAGE: Array<[name: string, argv: string[]]> = [
   ['migrate-home--missing-user', ['migrate-home']],
   ['migrate-out--missing-user', ['migrate-out', '--to', 'plain']],
   ['migrate-out--missing-target', ['migrate-out', '-u', 'alice']],
-  ['migrate-out--fscrypt-not-yet', ['migrate-out', '-u', 'alice', '--to', 'fscrypt']],
+  ['migrate-out--bad-target', ['migrate-out', '-u', 'alice', '--to', 'zfs']],
   ['migrate-out--finish-and-yes', ['migrate-out', '-u', 'alice', '--finish', '--yes']],
   ['keys--too-many', ['keys', 'extra']],
   ['forget--not-a-sig', ['forget', 'not-a-sig']],

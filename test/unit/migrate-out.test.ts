@@ -14,7 +14,7 @@ import { AgentError } from '../../src/errors';
 import { DEFAULT_SALT, deriveKey, FNEK_SALT } from '../../src/formats/kdf';
 import type { MountInfoEntry } from '../../src/formats/mountinfo';
 import { exportKeysOf, exportTree, verifyTree } from '../../src/actions/export';
-import { parseMigrateOutJournal, plainLayout, type MigrateOutJournal } from '../../src/actions/migrate-out';
+import { parseMigrateOutJournal, migrateOutLayout, type MigrateOutJournal } from '../../src/actions/migrate-out';
 import { blockEncryptionOf, mountOf } from '../../src/os/block-encryption';
 import { WRITER_CIPHERS, writeLowerFile, writeLowerName } from '../helpers/ecryptfs-writer';
 
@@ -128,25 +128,28 @@ const journal = (over: Partial<MigrateOutJournal> = {}): MigrateOutJournal => ({
   target: 'plain',
   user: 'alice',
   uid: 1001,
-  ...plainLayout({ lower: '/home/alice/.Private', upper: '/home/alice/Private', configDir: '/home/alice/.ecryptfs' }),
+  ...migrateOutLayout({ lower: '/home/alice/.Private', upper: '/home/alice/Private', configDir: '/home/alice/.ecryptfs' }),
   phase: 'exported',
   started: '2026-12-07T21:00:00.000Z',
   ...over,
 });
 
-test('plainLayout: the copy beside the mount point, ~/.ecryptfs moved to .migrated-out', () => {
+test('migrateOutLayout: the copy beside the mount point, ~/.ecryptfs moved to .migrated-out', () => {
   const j = journal();
   assert.deepEqual([j.staging, j.keptConfigDir], ['/home/alice/Private.migrate-out', '/home/alice/.ecryptfs.migrated-out']);
-  assert.equal(plainLayout({ lower: '/h/.Private', upper: '/h/Secret/Box', configDir: '/h/.ecryptfs' }).staging, '/h/Secret/Box.migrate-out');
+  assert.equal(migrateOutLayout({ lower: '/h/.Private', upper: '/h/Secret/Box', configDir: '/h/.ecryptfs' }).staging, '/h/Secret/Box.migrate-out');
 });
 
 test('the journal: round trip; every damaged field is BAD_CONFIG with the way out', () => {
   const j = journal({ previousExpiry: '' });
   assert.deepEqual(parseMigrateOutJournal(JSON.stringify(j), 'f'), j);
+  const f = journal({ target: 'fscrypt', fscryptPolicy: '8467093d8208ea34faf239bcaf8cc47f' });
+  assert.deepEqual(parseMigrateOutJournal(JSON.stringify(f), 'f'), f);
   const bad: Array<[string, string]> = [
     ['not JSON', '{'],
     ['version 2', JSON.stringify({ ...j, version: 2 })],
-    ['target fscrypt', JSON.stringify({ ...j, target: 'fscrypt' })],
+    ['target zfs', JSON.stringify({ ...j, target: 'zfs' })],
+    ['fscryptPolicy malformed', JSON.stringify({ ...f, fscryptPolicy: '../x' })],
     ['staging is not absolute', JSON.stringify({ ...j, staging: 'Private.migrate-out' })],
     ['phase copied', JSON.stringify({ ...j, phase: 'copied' })],
     ['uid missing', JSON.stringify({ ...j, uid: -1 })],
@@ -191,4 +194,27 @@ test('blockEncryptionOf: dm-crypt at or below the device (LVM on LUKS), a plain 
   assert.deepEqual(blockEncryptionOf('/home/alice/Private', ms, sys), { mountPoint: '/home', source: '/dev/mapper/vg-home', encrypted: true, cryptDevice: 'dm-0' });
   assert.equal(blockEncryptionOf('/srv/data', ms, sys)?.encrypted, false);
   assert.equal(blockEncryptionOf('/root', ms, sys)?.encrypted, null);
+});
+
+test('exportTree and verifyTree with names kept at the top of the copy (fscrypt\'s recovery readme): kept there, a difference anywhere else', () => {
+  const lower = join(tmp, 'lower-keep');
+  lowerTree(lower);
+  const copy = join(tmp, 'copy-keep');
+  fs.mkdirSync(copy, { mode: 0o700 });
+  fs.writeFileSync(join(copy, 'fscrypt_recovery_readme.txt'), 'recovery passphrase: …\n');
+  const keys = exportKeysOf(PASS, DEFAULT_SALT);
+  try {
+    // without keep, a destination holding anything is refused, nothing written
+    assert.throws(() => exportTree(lower, copy, keys), (e: unknown) => e instanceof AgentError && e.code === 'ALREADY_EXISTS');
+    assert.deepEqual(fs.readdirSync(copy), ['fscrypt_recovery_readme.txt']);
+    const keep = ['fscrypt_recovery_readme.txt'];
+    assert.deepEqual(exportTree(lower, copy, keys, undefined, { keep }).problems, []);
+    assert.deepEqual(verifyTree(lower, copy, keys, { keep }).differences, []);
+    assert.match(verifyTree(lower, copy, keys).differences.join('\n'), /fscrypt_recovery_readme\.txt: not in the encrypted directory/);
+    // the kept name is kept at the top only
+    fs.writeFileSync(join(copy, 'sub', 'fscrypt_recovery_readme.txt'), 'x');
+    assert.match(verifyTree(lower, copy, keys, { keep }).differences.join('\n'), /sub\/fscrypt_recovery_readme\.txt: not in the encrypted directory/);
+  } finally {
+    keys.wipe();
+  }
 });

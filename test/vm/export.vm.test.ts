@@ -8,7 +8,10 @@
  * through the legacy provider) must export completely; twofish and cast6 must fail with the
  * typed "not supported yet" error and write no garbage. In the same boot, `migrate-out --to plain`
  * of a private directory set up by ecryptfs-setup-private, whose files the kernel wrote through a
- * login: the same files in ~/Private afterwards, and a login that unlocks nothing.
+ * login: the same files in ~/Private afterwards, and a login that unlocks nothing; and
+ * `migrate-out --to fscrypt` of such a directory on an ext4 image, with Debian's fscrypt and
+ * libpam-fscrypt installed in the guest (their .debs downloaded here, never installed on the host,
+ * whose PAM stacks every guest shares): a console login through pam_fscrypt shows the same files.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -17,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runChecksInVm } from './checks';
+import { guestDebs } from './prepare';
 import { deriveMountKeys } from '../../src/formats/auth-tok';
 import { DEFAULT_SALT } from '../../src/formats/kdf';
 
@@ -41,7 +45,7 @@ function describeTree(dir: string): { sums: string; meta: string } {
   return { sums, meta };
 }
 
-test('export: every kernel-written cipher/key size, names encrypted or not, read back here without the module; migrate-out --to plain of a kernel-written private directory', { timeout: 10 * 60_000 }, async (t) => {
+test('export: every kernel-written cipher/key size, names encrypted or not, read back here without the module; migrate-out --to plain and --to fscrypt of a kernel-written private directory', { timeout: 10 * 60_000 }, async (t) => {
   const body = readFileSync(join(REPO, 'test', 'vm', 'scripts', 'export-suite.sh'), 'utf8');
   const specs = (/^SPECS='([^']*)'/m.exec(body)?.[1] ?? '').split(' ').filter(Boolean);
   const literal = body.split('\n').filter((l) => /^check [a-z]\.[a-z0-9.-]+ /.test(l)).length;
@@ -51,7 +55,7 @@ test('export: every kernel-written cipher/key size, names encrypted or not, read
   const work = mkdtempSync(join(tmpdir(), 'export-vm-'));
   try {
     await runChecksInVm(t, {
-      script: `REPO='${REPO}'\n${toks}\n${body}`,
+      script: `REPO='${REPO}'\nFSCRYPT_DEBS='${guestDebs(['fscrypt', 'libpam-fscrypt']).join(' ')}'\n${toks}\n${body}`,
       mode: 'fast',
       timeoutMs: 8 * 60_000,
       expectedChecks: literal + specs.length * 2,

@@ -53,6 +53,24 @@ function run(cmd: string, args: string[], opts: { cwd?: string; input?: Buffer }
   return r.stdout.toString();
 }
 
+/**
+ * Debian packages for the guest to install itself (dpkg -i in the guest's overlay), kept in
+ * CACHE/debs: installing them on the host would change the host's PAM stacks, which every guest
+ * shares. Downloaded once; returns the .deb paths, in the order of `pkgs`.
+ */
+export function guestDebs(pkgs: readonly string[], cacheDir = cacheDirFromEnv()): string[] {
+  const debDir = join(cacheDir, 'debs');
+  mkdirSync(debDir, { recursive: true });
+  const find = (pkg: string): string | undefined => readdirSync(debDir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+  const missing = pkgs.filter((p) => find(p) === undefined);
+  if (missing.length > 0) run('apt-get', ['download', '-q', ...missing], { cwd: debDir });
+  return pkgs.map((p) => {
+    const f = find(p);
+    if (f === undefined) throw new Error(`apt-get download ${p} left no .deb in ${debDir}`);
+    return join(debDir, f);
+  });
+}
+
 /** The versioned kernel package that the linux-image-amd64 metapackage depends on. */
 function kernelPackage(log: (l: string) => void): string {
   const query = (): string | undefined => {

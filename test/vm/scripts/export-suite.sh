@@ -79,15 +79,19 @@ check e.copied-out bash -c "[ \$(ls -d $OUT/*.lower | wc -l) = 18 ]"
 #    the host test kills it at every step); afterwards a login unlocks nothing and shows the files.
 use_our_module
 CLI=$REPO/bin/ecryptfs-agent; U=eatout; UPW='Out-pw 77'; HU=/home/$U
-o_setup() { newuser $U "$UPW" && as $U env HOME=$HU keyctl session - ecryptfs-setup-private --nopwcheck -l "$UPW" -m out-mount-pass-9 > /tmp/o.setup 2>&1; }
-o_login_writes() {
-  fed "$UPW" pamtester eat-login $U authenticate open_session > /tmp/o.open 2>&1 && mounted $HU &&
-    cp -a /tmp/src /tmp/o-src && chown -R $U: /tmp/o-src && as $U cp -a --sparse=always /tmp/o-src/. $HU/Private/ &&
-    (cd $HU/Private && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) > /tmp/o.sums &&
-    pamtester eat-login $U close_session > /tmp/o.close 2>&1 && not_mounted $HU
+# reference_setup USER PASSWORD HOME MOUNT-PASSPHRASE: ecryptfs-setup-private's ~/Private for USER
+reference_setup() { as $1 env HOME=$3 keyctl session - ecryptfs-setup-private --nopwcheck -l "$2" -m "$4" > /tmp/setup.$1 2>&1 || { cat /tmp/setup.$1; return 1; }; }
+# login_writes USER PASSWORD HOME SUMS: a login with our module mounts ~/Private, the kernel writes
+# /tmp/src into it (as USER), SUMS gets the sha256 of every file, the logout unmounts
+login_writes() {
+  fed "$2" pamtester eat-login $1 authenticate open_session > /tmp/open.$1 2>&1 && mounted $3 &&
+    rm -rf /tmp/src.$1 && cp -a /tmp/src /tmp/src.$1 && chown -R $1: /tmp/src.$1 && as $1 cp -a --sparse=always /tmp/src.$1/. $3/Private/ &&
+    (cd $3/Private && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) > $4 &&
+    pamtester eat-login $1 close_session > /tmp/close.$1 2>&1 && not_mounted $3
 }
+o_setup() { newuser $U "$UPW" && reference_setup $U "$UPW" $HU out-mount-pass-9; }
 check o.setup-reference o_setup
-check o.login-writes-through-the-kernel o_login_writes
+check o.login-writes-through-the-kernel login_writes $U "$UPW" $HU /tmp/o.sums
 check o.migrate-out runs_into /tmp/o.mo bash -c "printf '%s\n' '$UPW' | $CLI migrate-out -u $U --to plain --yes"
 check o.same-files-in-private bash -c "cd $HU/Private && sha256sum --quiet --strict -c /tmp/o.sums && [ \$(find . -type f | wc -l) = \$(wc -l < /tmp/o.sums) ]"
 check o.all-owned-by-the-user bash -c "! find $HU/Private ! -user $U | grep ."
@@ -97,3 +101,70 @@ o_login_unlocks_nothing() {
 }
 check o.login-unlocks-nothing o_login_unlocks_nothing
 check o.finish-removes-the-ciphertext bash -c "$CLI migrate-out -u $U --finish > /tmp/o.fin 2>&1 && [ ! -e $HU/.Private ] && [ ! -e $HU/.ecryptfs.migrated-out ]"
+
+# f. migrate-out --to fscrypt, end to end: the home on an ext4 image (a loop device), ~/Private set
+#    up by the reference tools and written by the kernel through a login. Refused, nothing changed,
+#    while fscrypt is missing and while the ext4 lacks "encrypt"; then Debian's fscrypt and
+#    libpam-fscrypt installed in the guest (pam-auth-update adds pam_fscrypt to common-*), and the
+#    plan names the fscrypt setup it will run. Migrated; then, from a copy of the home as it was,
+#    killed at three of its journal steps (SIGKILL at the Nth rename, strace) and resumed to the same
+#    end. A console login through pam_fscrypt shows the same files; its logout locks them again.
+F=eatfs; FPW='Fs-pw 31'; FH=/srv/fshome/$F; FJ=/var/lib/ecryptfs-agent/migrate-out/$F.json
+f_ext4() { modprobe loop && modprobe ext4 && truncate -s 96M /tmp/fs.img && mkfs.ext4 -q /tmp/fs.img && mkdir -p /srv/fshome && mount -o loop /tmp/fs.img /srv/fshome; }
+check f.ext4-image-without-encrypt f_ext4
+f_setup() { useradd -m -d $FH -s /bin/bash $F && set_password $F "$FPW" && reference_setup $F "$FPW" $FH fs-mount-pass-3; }
+check f.setup-reference f_setup
+check f.login-writes-through-the-kernel login_writes $F "$FPW" $FH /tmp/f.sums
+# f_refused TEXT: migrate-out --to fscrypt --yes refused with TEXT, nothing of the user's changed
+f_refused() {
+  ! fed "$FPW" $CLI migrate-out -u $F --to fscrypt --yes > /tmp/f.refused 2>&1 && grep -q -- "$1" /tmp/f.refused &&
+    [ ! -e $FH/Private.migrate-out ] && [ ! -e $FJ ] && [ -f $FH/.ecryptfs/Private.sig ] || { cat /tmp/f.refused; return 1; }
+}
+check f.refused-without-fscrypt f_refused 'fscrypt is not installed'
+check f.install-fscrypt runs_into /tmp/f.dpkg dpkg -i $FSCRYPT_DEBS
+check f.pam-auth-update-adds-pam-fscrypt grep -q '^session.*pam_fscrypt.so' /etc/pam.d/common-session
+check f.refused-without-encrypt-feature f_refused 'lacks the ext4 "encrypt" feature'
+check f.refusal-names-tune2fs grep -q 'tune2fs -O encrypt /dev/loop' /tmp/f.refused
+check f.tune2fs-encrypt-while-mounted runs_into /tmp/f.tune2fs tune2fs -O encrypt "$(findmnt -n -o SOURCE /srv/fshome)"
+f_plan() {
+  ! $CLI migrate-out -u $F --to fscrypt > /tmp/f.plan 2>&1 && grep -q 'First: fscrypt setup --quiet' /tmp/f.plan &&
+    grep -q 'First: fscrypt setup /srv/fshome --quiet' /tmp/f.plan && grep -q 'Nothing was changed' /tmp/f.plan && [ ! -e /etc/fscrypt.conf ] || { cat /tmp/f.plan; return 1; }
+}
+check f.plan-names-the-fscrypt-setup f_plan
+cp -a $FH /tmp/f.home
+# f_migrated: the eCryptfs config aside, no staging left, ~/Private an fscrypt directory, locked,
+# holding the files and fscrypt's recovery readme (names unreadable while locked: counted)
+f_migrated() {
+  [ -f $FH/.ecryptfs.migrated-out/Private.sig ] && [ ! -e $FH/.ecryptfs ] && [ ! -e $FH/Private.migrate-out ] &&
+    fscrypt status $FH/Private > /tmp/f.status 2>&1 && grep -q 'Unlocked: No' /tmp/f.status &&
+    [ "$(ls -A $FH/Private | wc -l)" = "$(( $(ls -A /tmp/src | wc -l) + 1 ))" ] && [ "$(chage -l $F | grep 'Account expires')" = "$(chage -l root | grep 'Account expires')" ] ||
+    { cat /tmp/f.status; ls -la $FH $FH/Private; chage -l $F; return 1; }
+}
+f_migrate() { fed "$FPW" $CLI migrate-out -u $F --to fscrypt --yes > /tmp/f.out 2>&1 && f_migrated || { cat /tmp/f.out; return 1; }; }
+check f.migrate-out f_migrate
+check f.output-names-the-recovery-readme grep -q "recovery passphrase into $FH/Private/fscrypt_recovery_readme.txt" /tmp/f.out
+check f.fscrypt-set-up-on-both grep -q '"policy_version": "2"' /etc/fscrypt.conf
+# f_killed K: the home as it was before; a run SIGKILLed at its Kth rename (1 = the journal with
+# the account lock, 2 = exported, 3 = verified, 4 = ~/.ecryptfs aside, 5 = the copy into place, 6 =
+# switched); ~/.Private whole; then a run resumes to the same end
+f_killed() {
+  rm -rf $FH && cp -a /tmp/f.home $FH && rm -f $FJ || return 1
+  fed "$FPW" strace -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL:when=$1 $CLI migrate-out -u $F --to fscrypt --yes > /tmp/f.k 2>&1
+  local rc=$?; [ $rc = 137 ] || { echo "kill point $1: exit $rc"; cat /tmp/f.k; return 1; }
+  [ "$(ls $FH/.Private | wc -l)" = "$(ls /tmp/f.home/.Private | wc -l)" ] || { echo "kill point $1: ~/.Private changed"; return 1; }
+  echo "FIGURE kill point $1: journal $(grep -o '"phase": "[a-z]*"' $FJ), staging $([ -e $FH/Private.migrate-out ] && echo present || echo absent)" >> /tmp/f.figures
+  f_migrate
+}
+check f.killed-after-export-resumes f_killed 2
+check f.killed-after-verify-resumes f_killed 3
+check f.killed-before-the-copy-takes-its-place-resumes f_killed 5
+cat /tmp/f.figures
+# fscrypt allows one login protector per user: the runs after the first used theirs
+check f.one-login-protector-reused bash -c "fscrypt status / > /tmp/f.root; [ \$(grep -c 'login protector for $F\$' /tmp/f.root) = 1 ] || { cat /tmp/f.root; exit 1; }"
+f_login() {
+  login_as $F "$FPW" "cd ~/Private && sha256sum --quiet --strict -c /tmp/f.sums && test -s fscrypt_recovery_readme.txt && echo SUMS-$OK42" /tmp/f.login &&
+    grep -q 'SUMS-42' /tmp/f.login &&
+    not_mounted $FH && fscrypt status $FH/Private | grep -q 'Unlocked: No' || { cat /tmp/f.login; fscrypt status $FH/Private; return 1; }
+}
+check f.login-through-pam-fscrypt-shows-the-files-and-logout-locks f_login
+check f.finish-removes-the-ciphertext bash -c "$CLI migrate-out -u $F --finish > /tmp/f.fin 2>&1 && [ ! -e $FH/.Private ] && [ ! -e $FH/.ecryptfs.migrated-out ]"
