@@ -59,7 +59,7 @@ import { sigsNoLongerMounted, unmountPrivate } from './private-mount';
 import { openDirSafely } from '../os/safe-path';
 import { LOWER_FS_TYPES } from '../formats/paths';
 import { loadPrivateSetup, type PrivateSetup, setupSigs } from './private-setup';
-import { lstatOrNull, writeFileAtomic } from '../os/secure-file';
+import { lstatOrNull, onlyRootCanChange, writeFileAtomic } from '../os/secure-file';
 import { FLAG_FILE_MODE, newMountPassphrase, type SetupLayout, setupPrivate } from './setup';
 import { type MountHolder, processesUsingTree, renderHolders } from '../os/processes';
 import { checkKeysAreUsers, forgetKeys, insertMountKeys, possessUserKeyring, unwrapMountPassphrase, type UserKeyring } from './keys';
@@ -246,7 +246,7 @@ function checkFreshHome(user: UserInfo, layout: HomeLayout, ecryptfsRoot: string
     });
   }
   const rst = lstatOrNull(ecryptfsRoot);
-  if (rst !== null && (!rst.isDirectory() || rst.uid !== 0 || (rst.mode & 0o022) !== 0)) {
+  if (rst !== null && (!rst.isDirectory() || !onlyRootCanChange(rst))) {
     throw new AgentError('UNSAFE_PATH', `${ecryptfsRoot} must be a directory owned by root and writable only by root`);
   }
   const ust = lstatOrNull(layout.userDir);
@@ -416,7 +416,7 @@ function openWorkBase(path: string): DirHandle {
   fs.mkdirSync(path, { recursive: true, mode: 0o700 });
   const base = DirHandle.openPath(path);
   const st = base.statSelf();
-  if (!st.isDirectory() || st.uid !== 0n || (st.mode & 0o022n) !== 0n) {
+  if (!st.isDirectory() || !onlyRootCanChange(st)) {
     base.close();
     throw new AgentError('UNSAFE_PATH', `${path} must be a directory owned by root and writable only by root`, { hint: `Fix it (chown root: ${path}; chmod 700 ${path}), then run migrate-home again` });
   }
@@ -558,7 +558,7 @@ class RootOnlyMountPoint {
 function openHomeParent(home: string): DirHandle {
   const parent = DirHandle.openPath(dirname(home));
   const st = parent.statSelf();
-  if (st.uid !== 0n || (st.mode & 0o022n) !== 0n) {
+  if (!onlyRootCanChange(st)) {
     parent.close();
     throw new AgentError('UNSAFE_PATH', `${dirname(home)} must be owned by root and writable by root only: the home is renamed in it`);
   }
@@ -750,7 +750,7 @@ class Migration {
       const r = top.openDir(rootName);
       try {
         const st = r.statSelf();
-        if (st.uid !== 0n || (st.mode & 0o022n) !== 0n) throw new AgentError('UNSAFE_PATH', `${root} must be a directory owned by root and writable only by root`);
+        if (!onlyRootCanChange(st)) throw new AgentError('UNSAFE_PATH', `${root} must be a directory owned by root and writable only by root`);
         const name = basename(userDir);
         if (r.stat(name) === null) {
           r.mkdir(name, 0o755);

@@ -8,6 +8,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { AgentError } from '../errors';
 import { DEFAULT_RUN_DIR, USER_SOCKET_NAME } from '../os/service';
+import { onlyRootCanChange } from '../os/secure-file';
 import { parseUserReply, renderUserRequest, type UserRequest } from '../formats/protocol';
 import type { CliIO } from './command';
 
@@ -23,7 +24,7 @@ export function residentAgentListens(path: string = USER_SOCKET): boolean {
   try {
     const dir = lstatSync(join(path, '..'));
     const sock = lstatSync(path);
-    return dir.isDirectory() && dir.uid === 0 && (dir.mode & 0o022) === 0 && sock.isSocket() && sock.uid === 0;
+    return dir.isDirectory() && onlyRootCanChange(dir) && sock.isSocket() && sock.uid === 0;
   } catch {
     return false;
   }

@@ -26,7 +26,7 @@
 import * as fs from 'node:fs';
 import { AgentError, errnoOf, isAgentError } from '../errors';
 import { native } from './native';
-import { lstatOrNull } from './secure-file';
+import { lstatOrNull, onlyRootCanChange } from './secure-file';
 
 export const RESOLVE = { NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08 } as const;
 export const AT = { FDCWD: -100, SYMLINK_NOFOLLOW: 0x100, REMOVEDIR: 0x200, EMPTY_PATH: 0x1000 } as const;
@@ -238,7 +238,7 @@ export class DirHandle {
           if (!isAgentError(e, 'SYMLINK_REFUSED') || i === parts.length - 1) throw e;
           const st = dir.stat(name);
           const parent = dir.statSelf();
-          if (st === null || !st.isSymbolicLink() || st.uid !== 0n || parent.uid !== 0n || (parent.mode & 0o022n) !== 0n) throw e;
+          if (st === null || !st.isSymbolicLink() || st.uid !== 0n || !onlyRootCanChange(parent)) throw e;
           // root's own link: followed for this component only (a plain open through /proc/self/fd/N/NAME)
           const fd = nativeCall(() => `open ${show(path)}`, () => native().openat(AT.FDCWD, dir.procPath(name), O_RDONLY | O_DIRECTORY, 0));
           next = new DirHandle(fd, Buffer.from(`/${parts.slice(0, i + 1).join('/')}`));

@@ -8,6 +8,7 @@
 import { closeSync, constants as fsc, fstatSync, openSync } from 'node:fs';
 import { AgentError, errnoOf } from '../errors';
 import { call } from './native';
+import { onlyRootCanChange } from './secure-file';
 
 export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 
@@ -39,7 +40,7 @@ export function withFileLock<T>(path: string, fn: (fd: number) => T, opts: FileL
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new AgentError('NOT_REGULAR_FILE', `lock file ${path} is not a regular file`);
-    if (st.uid !== 0 || (st.mode & 0o022) !== 0) throw new AgentError('BAD_OWNER', `lock file ${path} must be owned by root and writable only by root`, { hint: `Remove ${path}; it is recreated` });
+    if (!onlyRootCanChange(st)) throw new AgentError('BAD_OWNER', `lock file ${path} must be owned by root and writable only by root`, { hint: `Remove ${path}; it is recreated` });
     const deadline = Date.now() + timeoutMs;
     let pause = 5;
     for (;;) {

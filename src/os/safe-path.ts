@@ -11,6 +11,7 @@ import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readFileSy
 import { AgentError } from '../errors';
 import { APPROVED_FS_TYPES, checkMountPointSyntax, LOWER_FS_TYPES } from '../formats/paths';
 import type { UserRef } from './credentials';
+import { onlyRootCanChange } from './secure-file';
 
 /** O_PATH (Linux): a handle on a name that needs only search permission on its directory. */
 export const O_PATH = 0o10000000;
@@ -86,7 +87,7 @@ function openComponent(fd: number, walked: string, name: string, role: string, p
       }
       if (last) throw new AgentError('SYMLINK_REFUSED', `${here} is a symbolic link; the ${role} itself must be a real directory`);
       const parent = fstatSync(fd);
-      if (st.uid !== 0 || parent.uid !== 0 || (parent.mode & 0o022) !== 0) {
+      if (st.uid !== 0 || !onlyRootCanChange(parent)) {
         throw new AgentError('SYMLINK_REFUSED', `${here} is a symbolic link that is not controlled by root; refusing to follow it`);
       }
       // Root-controlled indirection (e.g. /home -> /data/home): follow it for this component only.
