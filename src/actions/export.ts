@@ -90,6 +90,8 @@ export interface ExportSummary {
   passthrough: number;
   dirs: number;
   symlinks: number;
+  /** names of a file exported already (the lower file had several): made hard links of it */
+  hardlinks: number;
   bytes: number;
   problems: ExportProblem[];
 }
@@ -262,7 +264,9 @@ export function exportRights(lower: string, dest: string): ExportRights {
  */
 export function exportTree(lower: string, dest: string, keys: ExportKeys, onProblem?: (p: ExportProblem) => void, opts: TreeOptions = {}): ExportSummary {
   prepareDest(dest, opts.keep ?? []);
-  const summary: ExportSummary = { files: 0, passthrough: 0, dirs: 0, symlinks: 0, bytes: 0, problems: [] };
+  const summary: ExportSummary = { files: 0, passthrough: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, problems: [] };
+  // lower inode (one filesystem: the walk never leaves it) → where its plaintext was written
+  const written = new Map<number, Buffer>();
   const asRoot = process.geteuid?.() === 0;
   const rootDev = fs.statSync(lower).dev;
   const problem = (lowerPath: string, e: unknown): void => {
@@ -312,6 +316,10 @@ export function exportTree(lower: string, dest: string, keys: ExportKeys, onProb
       if (asRoot) fs.lchownSync(target, st.uid, st.gid);
       fs.lutimesSync(target, st.atime, st.mtime);
       summary.symlinks++;
+    } else if (st.isFile() && st.nlink > 1 && written.has(st.ino)) {
+      // eCryptfs keeps a hard link as a hard link of the lower file: the copy keeps it too
+      fs.linkSync(written.get(st.ino) as Buffer, target);
+      summary.hardlinks++;
     } else if (st.isFile()) {
       const fd = fs.openSync(lowerB, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
       try {
@@ -328,6 +336,7 @@ export function exportTree(lower: string, dest: string, keys: ExportKeys, onProb
           if (!done) fs.rmSync(target, { force: true });
         }
         setMeta(target, st, asRoot);
+        if (st.nlink > 1) written.set(st.ino, target);
       } finally {
         fs.closeSync(fd);
       }
@@ -343,6 +352,8 @@ export function exportTree(lower: string, dest: string, keys: ExportKeys, onProb
 /** What verifyTree found: counts of what matched, and every difference, named. */
 export interface VerifySummary {
   files: number;
+  /** names that are a hard link of a file verified already, in both trees */
+  hardlinks: number;
   dirs: number;
   symlinks: number;
   bytes: number;
@@ -358,7 +369,10 @@ const kindOf = (x: fs.Stats): string => (x.isDirectory() ? 'directory' : x.isSym
  * on both sides; never throws for one entry (it is a difference).
  */
 export function verifyTree(lower: string, copy: string, keys: ExportKeys, opts: TreeOptions = {}): VerifySummary {
-  const summary: VerifySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, differences: [] };
+  const summary: VerifySummary = { files: 0, hardlinks: 0, dirs: 0, symlinks: 0, bytes: 0, differences: [] };
+  // hard links: each lower inode with several names is one inode of the copy, and back
+  const copyOfLower = new Map<number, number>();
+  const lowerOfCopy = new Map<number, number>();
   const differ = (what: Buffer, why: string): void => {
     summary.differences.push(`${what.toString()}: ${why}`);
   };
@@ -401,7 +415,14 @@ export function verifyTree(lower: string, copy: string, keys: ExportKeys, opts: 
       const want = plainName(fs.readlinkSync(lowerB, { encoding: 'buffer' }), keys, true);
       if (!fs.readlinkSync(copyB, { encoding: 'buffer' }).equals(want)) throw new Error('its target differs');
       summary.symlinks++;
+    } else if (st.isFile() && (st.nlink > 1 || cp.nlink > 1) && (copyOfLower.has(st.ino) || lowerOfCopy.has(cp.ino))) {
+      if (copyOfLower.get(st.ino) !== cp.ino || lowerOfCopy.get(cp.ino) !== st.ino) throw new Error('hard links differ: not linked as its names are in the encrypted directory');
+      summary.hardlinks++; // its content was verified under its first name
     } else if (st.isFile()) {
+      if (st.nlink > 1 || cp.nlink > 1) {
+        copyOfLower.set(st.ino, cp.ino);
+        lowerOfCopy.set(cp.ino, st.ino);
+      }
       const h = createHash('sha256');
       const fd = fs.openSync(lowerB, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
       let bytes: number;

@@ -325,7 +325,18 @@ function plainSteps(user: UserInfo, j: MigrateOutJournal): TargetSteps {
  */
 function fscryptSteps(plan: MigrateOutPlan, ready: FscryptReadiness, j: MigrateOutJournal, password: Buffer, result: MigrateOutResult): TargetSteps {
   const { user } = plan;
-  const status = (dir: string): ReturnType<typeof fscryptStatus> => fscryptStatus(ready.bin, dir, user.name, ready.mount.mountPoint);
+  // fscrypt follows paths as root: it is run only on a real directory of the user's (between two
+  // runs, while the account was not locked, the user could have put a symlink in its place)
+  const ownDirectory = (dir: string): void => {
+    const st = asUser(user, () => lstatOrNull(dir));
+    if (st === null || !st.isDirectory() || st.uid !== user.uid) {
+      throw new AgentError('UNSAFE_PATH', `${dir} is not a directory of ${user.name}'s${st?.isSymbolicLink() ? ' (a symbolic link)' : ''}: fscrypt is not run on it`, { hint: `Move ${dir} away, then run migrate-out again` });
+    }
+  };
+  const status = (dir: string): ReturnType<typeof fscryptStatus> => {
+    ownDirectory(dir);
+    return fscryptStatus(ready.bin, dir, user.name, ready.mount.mountPoint);
+  };
   const loginProtector = (dir: string, s: NonNullable<ReturnType<typeof fscryptStatus>>): string => {
     if (s.loginProtector === null) {
       throw new AgentError('FSCRYPT', `${dir} (fscrypt policy ${s.policy}) has no login protector of ${user.name}`, { hint: `Move ${dir} away (it is not this migration's), then run migrate-out again` });
@@ -350,6 +361,7 @@ function fscryptSteps(plan: MigrateOutPlan, ready: FscryptReadiness, j: MigrateO
           fs.rmSync(j.staging, { recursive: true, force: true });
           fs.mkdirSync(j.staging, { mode: 0o700 });
         });
+        ownDirectory(j.staging);
         fscryptEncrypt(ready.bin, j.staging, user.name, password);
         s = status(j.staging);
         if (s === null) throw new AgentError('FSCRYPT', `fscrypt encrypt ${j.staging} left it unencrypted`);

@@ -96,6 +96,7 @@ export const exportCommand = defineCommand({
         io.out(
           `Exported ${source.lower} to ${dest}: ${s.files} file${s.files === 1 ? '' : 's'} (${s.bytes} bytes${s.passthrough > 0 ? `, ${s.passthrough} plaintext passthrough` : ''}), ` +
             `${s.dirs} director${s.dirs === 1 ? 'y' : 'ies'}, ${s.symlinks} symlink${s.symlinks === 1 ? '' : 's'}` +
+            `${s.hardlinks > 0 ? `, ${s.hardlinks} hard link${s.hardlinks === 1 ? '' : 's'}` : ''}` +
             `${s.problems.length > 0 ? `; ${s.problems.length} NOT exported (listed above)` : '; nothing left out'}.\n`,
         );
         return s.problems.length > 0 ? 1 : 0;

@@ -138,7 +138,7 @@ export const migrateOutCommand = defineCommand({
       const e = r.exported;
       io.out(
         `Migrated ${user.name} out of eCryptfs: ${j.upper} holds ${target === 'fscrypt' ? 'the files, encrypted by fscrypt and locked until a login' : 'the plaintext'}` +
-          `${e ? ` (${e.files} files, ${e.bytes} bytes, ${e.dirs} directories, ${e.symlinks} symlinks)` : ''}` +
+          `${e ? ` (${e.files} files, ${e.bytes} bytes, ${e.dirs} directories, ${e.symlinks} symlinks${e.hardlinks > 0 ? `, ${e.hardlinks} hard links` : ''})` : ''}` +
           `${r.verified ? ', every file verified (SHA-256)' : ''}.\n` +
           `${r.recoveryReadme === undefined ? '' : `fscrypt wrote a recovery passphrase into ${r.recoveryReadme}: ${user.name} should record it somewhere safe (a reinstalled system opens the directory only with it).\n`}` +
           `Kept until you remove them: ${j.lower} and ${j.keptConfigDir}. Once ${user.name} has checked their files:\n` +

@@ -218,3 +218,41 @@ test('exportTree and verifyTree with names kept at the top of the copy (fscrypt\
     keys.wipe();
   }
 });
+
+test('hard links: exportTree links the copy as the lower file is linked; verifyTree names links that differ either way', () => {
+  const lower = join(tmp, 'lower-links');
+  lowerTree(lower);
+  // a second and a third name of sub/big.bin, as the kernel keeps a link made through the mount
+  fs.linkSync(join(lower, name('sub'), name('big.bin')), join(lower, name('big-again')));
+  fs.linkSync(join(lower, name('sub'), name('big.bin')), join(lower, name('sub'), name('big-third')));
+  const keys = exportKeysOf(PASS, DEFAULT_SALT);
+  try {
+    const copy = join(tmp, 'copy-links');
+    const s = exportTree(lower, copy, keys);
+    assert.deepEqual([s.problems, s.files, s.hardlinks], [[], 4, 2]);
+    const ino = fs.statSync(join(copy, 'sub', 'big.bin')).ino;
+    assert.deepEqual([fs.statSync(join(copy, 'big-again')).ino, fs.statSync(join(copy, 'sub', 'big-third')).ino], [ino, ino]);
+    assert.equal(fs.statSync(join(copy, 'sub', 'big.bin')).nlink, 3);
+    const v = verifyTree(lower, copy, keys);
+    assert.deepEqual([v.differences, v.files, v.hardlinks], [[], 4, 2]);
+    // one name of the link made a separate file (the same bytes, the same mode): a difference
+    const again = join(copy, 'big-again');
+    const bytes = fs.readFileSync(again);
+    const mode = fs.statSync(again).mode & 0o7777;
+    fs.unlinkSync(again);
+    fs.writeFileSync(again, bytes);
+    fs.chmodSync(again, mode);
+    // (which names are named depends on the order the directories list them in)
+    const d = verifyTree(lower, copy, keys).differences;
+    assert.ok(d.length > 0 && d.every((x) => /(big-again|big\.bin|big-third): hard links differ: not linked as its names are in the encrypted directory$/.test(x)), d.join('\n'));
+    fs.unlinkSync(again);
+    fs.linkSync(join(copy, 'sub', 'big.bin'), again);
+    assert.deepEqual(verifyTree(lower, copy, keys).differences, []);
+    // and two separate lower files linked in the copy: a difference too
+    fs.unlinkSync(join(copy, 'one'));
+    fs.linkSync(join(copy, 'page-and-one'), join(copy, 'one'));
+    assert.match(verifyTree(lower, copy, keys).differences.join('\n'), /(one|page-and-one): (hard links differ|mode|\d+ bytes)/);
+  } finally {
+    keys.wipe();
+  }
+});

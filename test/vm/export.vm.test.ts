@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -36,6 +36,8 @@ interface Outcome {
   sums?: [want: string, got: string];
   meta?: [want: string, got: string];
   files?: string[];
+  /** size-4097 and its hard link sub/hardlink-4097 are one file in the export */
+  linked?: boolean;
 }
 
 /** What the guest's record() prints, computed the same way on the exported tree. */
@@ -72,6 +74,7 @@ test('export: every kernel-written cipher/key size, names encrypted or not, read
             o.sums = [readFileSync(join(out, `${name}.sums`), 'utf8'), got.sums];
             o.meta = [readFileSync(join(out, `${name}.meta`), 'utf8'), got.meta];
             o.files = readdirSync(dest);
+            o.linked = existsSync(join(dest, 'size-4097')) && statSync(join(dest, 'size-4097')).ino === statSync(join(dest, 'sub', 'hardlink-4097'), { throwIfNoEntry: false })?.ino;
           }
           outcomes.push(o);
         }
@@ -91,12 +94,13 @@ test('export: every kernel-written cipher/key size, names encrypted or not, read
         });
         continue;
       }
-      await t.test(`host export ${o.name}: every file byte for byte, modes, times, symlink, long name, sparse${o.name.endsWith('-plain') ? ', passthrough' : ''}`, () => {
+      await t.test(`host export ${o.name}: every file byte for byte, modes, times, symlink, hard link, long name, sparse${o.name.endsWith('-plain') ? ', passthrough' : ''}`, () => {
         assert.equal(o.status, 0, o.stderr);
         assert.ok(o.sums && o.meta, 'DEST was written');
         assert.equal(o.sums[1], o.sums[0]);
         assert.equal(o.meta[1], o.meta[0]);
         if (o.name.endsWith('-plain')) assert.match(o.sums[0], /\.\/passthrough\.txt\n/);
+        assert.equal(o.linked, true, 'size-4097 and sub/hardlink-4097 one file, as in the lower directory');
         assert.match(o.sums[0], new RegExp(`\\./${'n'.repeat(143)}\\n`));
       });
     }

@@ -30,6 +30,7 @@ head -c 10485761 /tmp/pattern > /tmp/big/big
 echo target > /tmp/src/sub/target.txt && ln -s sub/target.txt /tmp/src/link && head -c 100 /tmp/pattern > "/tmp/src/$LONG"
 truncate -s 30000 /tmp/src/sparse && printf x | dd of=/tmp/src/sparse bs=1 seek=20000 conv=notrunc 2> /dev/null
 chmod 0640 /tmp/src/size-1 && chmod 0751 /tmp/src/sub && touch -d '2001-02-03 04:05:06' /tmp/src/size-4096
+ln /tmp/src/size-4097 /tmp/src/sub/hardlink-4097   # cp -a keeps it: the kernel links the lower file
 # populate UPPER LOWER BIG fnek|plain: the tree written through the mount at UPPER; without name
 # encryption also a plaintext file put into LOWER, read through the mount (ecryptfs_passthrough).
 # (With name encryption the kernel looks a name up by its encrypted form: a plaintext lower name
@@ -95,6 +96,7 @@ check o.login-writes-through-the-kernel login_writes $U "$UPW" $HU /tmp/o.sums
 check o.migrate-out runs_into /tmp/o.mo bash -c "printf '%s\n' '$UPW' | $CLI migrate-out -u $U --to plain --yes"
 check o.same-files-in-private bash -c "cd $HU/Private && sha256sum --quiet --strict -c /tmp/o.sums && [ \$(find . -type f | wc -l) = \$(wc -l < /tmp/o.sums) ]"
 check o.all-owned-by-the-user bash -c "! find $HU/Private ! -user $U | grep ."
+check o.hard-link-kept test $HU/Private/size-4097 -ef $HU/Private/sub/hardlink-4097
 o_login_unlocks_nothing() {
   fed "$UPW" pamtester eat-login $U authenticate open_session close_session > /tmp/o.login 2>&1 && not_mounted $HU &&
     user_keyring_empty $U && [ -s $HU/Private/size-4097 ]
@@ -156,13 +158,23 @@ f_killed() {
   f_migrate
 }
 check f.killed-after-export-resumes f_killed 2
+# between two runs the account is not locked: a symlink the user put where the staging directory
+# was is not followed by fscrypt (run as root), and nothing is changed
+f_symlink() {
+  rm -rf $FH && cp -a /tmp/f.home $FH && rm -f $FJ || return 1
+  fed "$FPW" strace -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL:when=2 $CLI migrate-out -u $F --to fscrypt --yes > /tmp/f.k 2>&1
+  mkdir /tmp/f.target && chown $F: /tmp/f.target && mv $FH/Private.migrate-out /tmp/f.aside && as $F ln -s /tmp/f.target $FH/Private.migrate-out || return 1
+  ! fed "$FPW" $CLI migrate-out -u $F --to fscrypt --yes > /tmp/f.sym 2>&1 && grep -q 'is not a directory of eatfs.s (a symbolic link): fscrypt is not run on it' /tmp/f.sym &&
+    [ -z "$(ls -A /tmp/f.target)" ] && ! fscrypt status /tmp/f.target > /dev/null 2>&1 && [ -f $FH/.ecryptfs/Private.sig ] || { cat /tmp/f.sym; return 1; }
+}
+check f.symlinked-staging-refused f_symlink
 check f.killed-after-verify-resumes f_killed 3
 check f.killed-before-the-copy-takes-its-place-resumes f_killed 5
 cat /tmp/f.figures
 # fscrypt allows one login protector per user: the runs after the first used theirs
 check f.one-login-protector-reused bash -c "fscrypt status / > /tmp/f.root; [ \$(grep -c 'login protector for $F\$' /tmp/f.root) = 1 ] || { cat /tmp/f.root; exit 1; }"
 f_login() {
-  login_as $F "$FPW" "cd ~/Private && sha256sum --quiet --strict -c /tmp/f.sums && test -s fscrypt_recovery_readme.txt && echo SUMS-$OK42" /tmp/f.login &&
+  login_as $F "$FPW" "cd ~/Private && sha256sum --quiet --strict -c /tmp/f.sums && test -s fscrypt_recovery_readme.txt && test size-4097 -ef sub/hardlink-4097 && echo SUMS-$OK42" /tmp/f.login &&
     grep -q 'SUMS-42' /tmp/f.login &&
     not_mounted $FH && fscrypt status $FH/Private | grep -q 'Unlocked: No' || { cat /tmp/f.login; fscrypt status $FH/Private; return 1; }
 }
