@@ -299,6 +299,8 @@ export function migrateOut(plan: MigrateOutPlan, loginPassword: Buffer, opts: Mi
 
 /** What a target adds to the phases both share. */
 interface TargetSteps {
+  /** names in the staging directory that are not the copy's and stay (fscrypt's recovery readme) */
+  keep: readonly string[];
   /** Makes the staging directory ready for a whole new copy (a copy a killed run left is redone
    * whole: cheaper to reason about than a partial one). */
   prepareStaging(): void;
@@ -310,6 +312,7 @@ interface TargetSteps {
 
 function plainSteps(user: UserInfo, j: MigrateOutJournal): TargetSteps {
   return {
+    keep: [],
     prepareStaging: () => {
       asUser(user, () => fs.rmSync(j.staging, { recursive: true, force: true }));
     },
@@ -335,7 +338,11 @@ function fscryptSteps(plan: MigrateOutPlan, ready: FscryptReadiness, j: MigrateO
   };
   const status = (dir: string): ReturnType<typeof fscryptStatus> => {
     ownDirectory(dir);
-    return fscryptStatus(ready.bin, dir, user.name, ready.mount.mountPoint);
+    const s = fscryptStatus(ready.bin, dir, user.name, ready.mount.mountPoint);
+    if (s !== null && j.fscryptPolicy !== undefined && s.policy !== j.fscryptPolicy) {
+      throw new AgentError('FSCRYPT', `${dir} has fscrypt policy ${s.policy}, not ${j.fscryptPolicy}: not the directory this migration encrypted`, { hint: `Move ${dir} away, then run migrate-out again` });
+    }
+    return s;
   };
   const loginProtector = (dir: string, s: NonNullable<ReturnType<typeof fscryptStatus>>): string => {
     if (s.loginProtector === null) {
@@ -351,10 +358,11 @@ function fscryptSteps(plan: MigrateOutPlan, ready: FscryptReadiness, j: MigrateO
     fscryptUnlock(ready.bin, dir, user.name, loginProtector(dir, s), password);
   };
   return {
+    // it holds the one copy of the recovery passphrase fscrypt made
+    keep: [FSCRYPT_RECOVERY_README],
     prepareStaging: () => {
       fscryptSetup(ready.bin, ready.setup);
-      ready.setup = [];
-      let s = lstatOrNull(j.staging) === null ? null : status(j.staging);
+      let s = asUser(user, () => lstatOrNull(j.staging)) === null ? null : status(j.staging);
       if (s === null) {
         // none yet, or a killed run's plain directory from before `fscrypt encrypt` ended
         asUser(user, () => {
@@ -362,6 +370,7 @@ function fscryptSteps(plan: MigrateOutPlan, ready: FscryptReadiness, j: MigrateO
           fs.mkdirSync(j.staging, { mode: 0o700 });
         });
         ownDirectory(j.staging);
+        delete j.fscryptPolicy; // a new directory, a new policy (the old one moved away, or never written down)
         fscryptEncrypt(ready.bin, j.staging, user.name, password);
         s = status(j.staging);
         if (s === null) throw new AgentError('FSCRYPT', `fscrypt encrypt ${j.staging} left it unencrypted`);
@@ -370,7 +379,6 @@ function fscryptSteps(plan: MigrateOutPlan, ready: FscryptReadiness, j: MigrateO
       }
       loginProtector(j.staging, s);
       j.fscryptPolicy = s.policy;
-      // fscrypt's recovery readme holds the one copy of the recovery passphrase: it stays
       asUser(user, () => {
         for (const n of fs.readdirSync(j.staging)) if (n !== FSCRYPT_RECOVERY_README) fs.rmSync(join(j.staging, n), { recursive: true, force: true });
       });
@@ -378,7 +386,8 @@ function fscryptSteps(plan: MigrateOutPlan, ready: FscryptReadiness, j: MigrateO
     beforeVerify: () => relock(j.staging),
     afterSwitch: () => {
       const s = status(j.upper);
-      if (s === null || s.unlocked === 'No') return; // locked by a run killed after this
+      if (s === null) throw new AgentError('FSCRYPT', `${j.upper} is not encrypted by fscrypt: not the directory this migration verified`, { hint: `Check ${j.upper}; ${j.lower} is untouched` });
+      if (s.unlocked === 'No') return; // locked by a run killed after this
       // its name can be read while it is unlocked only
       const readme = join(j.upper, FSCRYPT_RECOVERY_README);
       if (asUser(user, () => lstatOrNull(readme)?.isFile() === true)) result.recoveryReadme = readme;
@@ -389,8 +398,7 @@ function fscryptSteps(plan: MigrateOutPlan, ready: FscryptReadiness, j: MigrateO
 
 function runPhases(plan: MigrateOutPlan, j: MigrateOutJournal, result: MigrateOutResult, keys: ExportKeys, steps: TargetSteps, done: (p: MigrateOutPhase, announce?: boolean) => void, opts: MigrateOutHooks): void {
   const { user } = plan;
-  // what stays in the staging directory beside the copy (fscrypt's recovery readme)
-  const keep = plan.fscrypt === undefined ? [] : [FSCRYPT_RECOVERY_README];
+  const { keep } = steps;
   if (phaseIndex(j.phase) < phaseIndex('exported')) {
     steps.prepareStaging();
     asUser(user, () => {

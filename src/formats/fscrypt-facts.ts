@@ -79,3 +79,17 @@ export function parseLoginProtector(text: string, user: string, localMount: stri
 
 /** The file fscrypt writes into a directory it gives a recovery passphrase (cmd/fscrypt/commands.go). */
 export const FSCRYPT_RECOVERY_README = 'fscrypt_recovery_readme.txt';
+
+/**
+ * What the admin is told about the PAM stacks, from whether Debian's common-auth and
+ * common-session call pam_fscrypt.so (null: the file is not there, as on other distributions);
+ * null when both do.
+ */
+export function pamFscryptNote(auth: boolean | null, session: boolean | null): string | null {
+  if (auth === null && session === null) {
+    return "Make sure the login stacks call pam_fscrypt.so in auth and session (see fscrypt's README): without it no login unlocks the directory.";
+  }
+  const missing = [auth !== true ? 'common-auth' : '', session !== true ? 'common-session' : ''].filter(Boolean);
+  if (missing.length === 0) return null;
+  return `pam_fscrypt.so is not in /etc/pam.d/${missing.join(' nor /etc/pam.d/')}: no login unlocks the directory until it is (Debian: pam-auth-update --enable fscrypt).`;
+}

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AgentError } from '../errors';
-import { EXT4_SUPERBLOCK_BYTES, EXT4_SUPERBLOCK_OFFSET, parseExt4Superblock, parseFscryptStatus, parseLoginProtector, type FscryptDirStatus } from '../formats/fscrypt-facts';
+import { EXT4_SUPERBLOCK_BYTES, EXT4_SUPERBLOCK_OFFSET, pamFscryptNote, parseExt4Superblock, parseFscryptStatus, parseLoginProtector, type FscryptDirStatus } from '../formats/fscrypt-facts';
 import type { MountInfoEntry } from '../formats/mountinfo';
 import { mountOf } from './block-encryption';
 import { lstatOrNull, onlyRootCanChange } from './secure-file';
@@ -20,6 +20,7 @@ import { lstatOrNull, onlyRootCanChange } from './secure-file';
 const FSCRYPT_BINS = ['/usr/bin/fscrypt', '/usr/local/bin/fscrypt', '/bin/fscrypt'];
 const PAM_DIRS = ['/lib/security', '/lib64/security', '/usr/lib/security', '/usr/lib64/security'];
 const FSCRYPT_CONF = '/etc/fscrypt.conf';
+const PAM_CONF_DIR = '/etc/pam.d';
 /** fscrypt keeps login protectors on the root filesystem (actions.LoginProtectorMountpoint) */
 const LOGIN_PROTECTOR_MOUNT = '/';
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
@@ -95,10 +96,9 @@ function pamFileCalls(file: string, module: string): boolean | null {
 
 /**
  * Everything fscrypt needs for an encrypted directory in `dir`, checked without changing
- * anything; a typed error names what is missing and how to add it. `pamDir` is
- * for tests.
+ * anything; a typed error names what is missing and how to add it.
  */
-export function checkFscryptReady(dir: string, mounts: readonly MountInfoEntry[], opts: { pamDir?: string } = {}): FscryptReadiness {
+export function checkFscryptReady(dir: string, mounts: readonly MountInfoEntry[]): FscryptReadiness {
   const bin = trustedFile(FSCRYPT_BINS);
   if (bin === null) {
     throw new AgentError('NOT_FOUND', 'fscrypt is not installed (or not root-owned)', { hint: 'Install it: apt install fscrypt libpam-fscrypt (the login unlock comes with libpam-fscrypt)' });
@@ -129,16 +129,8 @@ export function checkFscryptReady(dir: string, mounts: readonly MountInfoEntry[]
   if (!fs.existsSync(FSCRYPT_CONF)) setup.push(['setup', '--quiet']); // also sets up / for login protectors
   else if (!fs.existsSync(join(LOGIN_PROTECTOR_MOUNT, '.fscrypt'))) setup.push(['setup', LOGIN_PROTECTOR_MOUNT, '--quiet']);
   if (mount.mountPoint !== LOGIN_PROTECTOR_MOUNT && !fs.existsSync(join(mount.mountPoint, '.fscrypt'))) setup.push(['setup', mount.mountPoint, '--quiet']);
-  const notes: string[] = [];
-  const pamDir = opts.pamDir ?? '/etc/pam.d';
-  const auth = pamFileCalls(join(pamDir, 'common-auth'), 'pam_fscrypt.so');
-  const session = pamFileCalls(join(pamDir, 'common-session'), 'pam_fscrypt.so');
-  if (auth === null && session === null) {
-    notes.push('Make sure the login stacks call pam_fscrypt.so in auth and session (see fscrypt\'s README): without it no login unlocks the directory.');
-  } else if (auth !== true || session !== true) {
-    notes.push(`pam_fscrypt.so is not in ${pamDir}/${auth !== true ? 'common-auth' : 'common-session'}: no login unlocks the directory until it is (Debian: pam-auth-update --enable fscrypt).`);
-  }
-  return { bin, mount, device, setup, notes };
+  const note = pamFscryptNote(pamFileCalls(join(PAM_CONF_DIR, 'common-auth'), 'pam_fscrypt.so'), pamFileCalls(join(PAM_CONF_DIR, 'common-session'), 'pam_fscrypt.so'));
+  return { bin, mount, device, setup, notes: note === null ? [] : [note] };
 }
 
 /**

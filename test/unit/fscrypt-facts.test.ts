@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AgentError } from '../../src/errors';
-import { parseExt4Superblock, parseFscryptStatus, parseLoginProtector } from '../../src/formats/fscrypt-facts';
+import { pamFscryptNote, parseExt4Superblock, parseFscryptStatus, parseLoginProtector } from '../../src/formats/fscrypt-facts';
 import { checkPassphraseForFscrypt } from '../../src/os/fscrypt';
 
 function superblock(opts: { magic?: number; logBlock?: number; incompat?: number } = {}): Buffer {
@@ -66,4 +66,12 @@ test('checkPassphraseForFscrypt: the bytes fscrypt\'s line reader edits or ends 
   for (const b of [0x0a, 0x0d, 0x03, 0x04, 0x08, 0x7f]) {
     assert.throws(() => checkPassphraseForFscrypt(Buffer.from([0x61, b, 0x62])), (e: unknown) => e instanceof AgentError && e.code === 'USAGE', `byte ${b}`);
   }
+});
+
+test('pamFscryptNote: nothing when both Debian stacks call it; each missing one named; a general word where there are none', () => {
+  assert.equal(pamFscryptNote(true, true), null);
+  assert.match(pamFscryptNote(false, true) ?? '', /^pam_fscrypt\.so is not in \/etc\/pam\.d\/common-auth: .*pam-auth-update --enable fscrypt/);
+  assert.match(pamFscryptNote(true, false) ?? '', /not in \/etc\/pam\.d\/common-session:/);
+  assert.match(pamFscryptNote(false, false) ?? '', /not in \/etc\/pam\.d\/common-auth nor \/etc\/pam\.d\/common-session:/);
+  assert.match(pamFscryptNote(null, null) ?? '', /^Make sure the login stacks call pam_fscrypt\.so in auth and session/);
 });
