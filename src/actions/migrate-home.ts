@@ -391,7 +391,9 @@ export function setExpiry(user: string, value: string): void {
     const r = spawnSync('usermod', ['--expiredate', value, '--', user], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
     last = r.error ? r.error.message : `${r.stderr?.toString('utf8').trim() ?? ''} (exit ${r.status})`;
     if (!r.error && r.status === 0 && readExpiry(user) === value) return;
-    if (r.error || !/lock|try again/i.test(last)) break;
+    // another tool holding /etc/shadow's lock clears within seconds; any other failure is tried
+    // three times (an account left locked is the one outcome to avoid), then reported
+    if (r.error || (!/lock|try again/i.test(last) && attempt >= 3)) break;
     sleepMs(500);
   }
   throw new AgentError('IO', `cannot set the account expiry of ${user} to ${describeExpiry(value)} (usermod --expiredate '${value}' ${user}): ${last}`);

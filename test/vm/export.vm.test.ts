@@ -59,6 +59,8 @@ test('export: every kernel-written cipher/key size, names encrypted or not, read
     await runChecksInVm(t, {
       script: `REPO='${REPO}'\nFSCRYPT_DEBS='${guestDebs(['fscrypt', 'libpam-fscrypt']).join(' ')}'\n${toks}\n${body}`,
       mode: 'fast',
+      // the ext4 image of section f, the kernel-written trees and fscrypt's Argon2 (64 MiB a hash) share the guest's RAM
+      memoryMb: 2048,
       timeoutMs: 8 * 60_000,
       expectedChecks: literal + specs.length * 2,
       collect: (share) => {

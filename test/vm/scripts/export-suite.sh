@@ -142,7 +142,8 @@ f_migrated() {
     [ "$(ls -A $FH/Private | wc -l)" = "$(( $(ls -A /tmp/src | wc -l) + 1 ))" ] && [ "$(chage -l $F | grep 'Account expires')" = "$(chage -l root | grep 'Account expires')" ] ||
     { cat /tmp/f.status; ls -la $FH $FH/Private; chage -l $F; return 1; }
 }
-f_migrate() { fed "$FPW" $CLI migrate-out -u $F --to fscrypt --yes > /tmp/f.out 2>&1 && f_migrated || { cat /tmp/f.out; return 1; }; }
+# (on failure the last lines first: check shows 600 characters)
+f_migrate() { fed "$FPW" $CLI migrate-out -u $F --to fscrypt --yes > /tmp/f.out 2>&1 && f_migrated || { tail -n 3 /tmp/f.out; free -m; df -h /tmp / /srv/fshome; return 1; }; }
 check f.migrate-out f_migrate
 check f.output-names-the-recovery-readme grep -q "recovery passphrase into $FH/Private/fscrypt_recovery_readme.txt" /tmp/f.out
 check f.fscrypt-set-up-on-both grep -q '"policy_version": "2"' /etc/fscrypt.conf
@@ -150,7 +151,8 @@ check f.fscrypt-set-up-on-both grep -q '"policy_version": "2"' /etc/fscrypt.conf
 # the account lock, 2 = exported, 3 = verified, 4 = ~/.ecryptfs aside, 5 = the copy into place, 6 =
 # switched); ~/.Private whole; then a run resumes to the same end
 f_killed() {
-  rm -rf $FH && cp -a /tmp/f.home $FH && rm -f $FJ || return 1
+  # the image lives in the guest's RAM (tmpfs): blocks freed by the last run are given back
+  rm -rf $FH && { fstrim /srv/fshome || true; } && cp -a /tmp/f.home $FH && rm -f $FJ || return 1
   fed "$FPW" strace -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL:when=$1 $CLI migrate-out -u $F --to fscrypt --yes > /tmp/f.k 2>&1
   local rc=$?; [ $rc = 137 ] || { echo "kill point $1: exit $rc"; cat /tmp/f.k; return 1; }
   [ "$(ls $FH/.Private | wc -l)" = "$(ls /tmp/f.home/.Private | wc -l)" ] || { echo "kill point $1: ~/.Private changed"; return 1; }
