@@ -63,6 +63,7 @@ export function guestDebs(pkgs: readonly string[], cacheDir = cacheDirFromEnv())
   mkdirSync(debDir, { recursive: true });
   const find = (pkg: string): string | undefined => readdirSync(debDir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
   const missing = pkgs.filter((p) => find(p) === undefined);
+  // apt drops privileges to _apt for downloads; a root-owned cache dir is fine, apt falls back
   if (missing.length > 0) run('apt-get', ['download', '-q', ...missing], { cwd: debDir });
   return pkgs.map((p) => {
     const f = find(p);
@@ -235,19 +236,10 @@ export async function prepareVm(opts: PrepareOptions = {}): Promise<VmImage> {
   const vmlinuz = join(rootDir, 'boot', `vmlinuz-${kver}`);
   const ecryptfsKo = join(rootDir, 'lib/modules', kver, 'kernel/fs/ecryptfs/ecryptfs.ko');
   if (!existsSync(vmlinuz) || !existsSync(ecryptfsKo)) {
-    const debDir = join(cacheDir, 'debs');
-    mkdirSync(debDir, { recursive: true });
-    let deb = readdirSync(debDir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
-    if (!deb) {
-      log(`apt-get download ${pkg}`);
-      // apt drops privileges to _apt for downloads; a root-owned cache dir is fine, apt falls back.
-      run('apt-get', ['download', '-q', pkg], { cwd: debDir });
-      deb = readdirSync(debDir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
-      if (!deb) throw new Error(`apt-get download ${pkg} left no .deb in ${debDir}`);
-    }
-    log(`dpkg-deb -x ${deb}`);
+    const [deb] = guestDebs([pkg], cacheDir); // the same cache of .debs the guests install from
+    log(`dpkg-deb -x ${basename(deb as string)}`);
     rmSync(rootDir, { recursive: true, force: true });
-    run('dpkg-deb', ['-x', join(debDir, deb), rootDir]);
+    run('dpkg-deb', ['-x', deb as string, rootDir]);
     if (!existsSync(ecryptfsKo)) throw new Error(`${pkg} ships no ecryptfs.ko`);
   } else {
     log(`kernel tree present: ${rootDir}`);
